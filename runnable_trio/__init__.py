@@ -1,0 +1,73 @@
+"""runnable_trio: pipelines of async functions on Trio, streaming their events in real time.
+
+Layers, each importing only from the ones below it:
+
+    facade          __init__ (this file)
+    steps, runner   _task, _stub, _parallel, _map, _conditional, _loop, _runner, _stream
+    services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry
+    base            _errors, _returns, _convert, _groups, _pipeline (the step/pipeline graph)
+
+``_pipeline`` is the one exception: its streaming methods import ``_stream`` when called.
+"""
+
+from ._catalog import Catalog as Catalog
+from ._errors import EventError as EventError
+from ._errors import ExecutionFailedError as ExecutionFailedError
+from ._errors import ParameterError as ParameterError
+from ._errors import PipelineDefinitionError as PipelineDefinitionError
+from ._errors import ReturnsError as ReturnsError
+from ._errors import RunConfigurationError as RunConfigurationError
+from ._errors import RunnableError as RunnableError
+from ._errors import StepError as StepError
+from ._errors import StepTimeoutError as StepTimeoutError
+from ._errors import TerminatedWithFailure as TerminatedWithFailure
+from ._events import Lifecycle as Lifecycle
+from ._pipeline import AsyncPipeline as AsyncPipeline
+from ._retry import Retry as Retry
+from ._returns import TaskReturns as TaskReturns
+from ._returns import json as json
+from ._returns import metric as metric
+from ._returns import pickled as pickled
+from ._runlog import Attempt as Attempt
+from ._runlog import BranchLog as BranchLog
+from ._runlog import RunLog as RunLog
+from ._runlog import Status as Status
+from ._runlog import StepLog as StepLog
+from ._store import MemoryRunLogStore as MemoryRunLogStore
+from ._store import RunLogStore as RunLogStore
+from ._stream import EventStream as EventStream
+from ._stream import StreamingRun as StreamingRun
+from ._stub import Stub as Stub
+from ._task import AsyncPythonTask as AsyncPythonTask
+
+__all__ = [
+    "AsyncPipeline",
+    "AsyncPythonTask",
+    "Attempt",
+    "BranchLog",
+    "Catalog",
+    "EventError",
+    "EventStream",
+    "ExecutionFailedError",
+    "Lifecycle",
+    "MemoryRunLogStore",
+    "ParameterError",
+    "PipelineDefinitionError",
+    "ReturnsError",
+    "Retry",
+    "RunConfigurationError",
+    "RunLog",
+    "RunLogStore",
+    "RunnableError",
+    "Status",
+    "StepError",
+    "StepLog",
+    "StepTimeoutError",
+    "StreamingRun",
+    "Stub",
+    "TaskReturns",
+    "TerminatedWithFailure",
+    "json",
+    "metric",
+    "pickled",
+]

@@ -1,0 +1,105 @@
+"""The library's exceptions.
+
+Every error the library raises on purpose derives from :class:`RunnableError`::
+
+    RunnableError
+    ├── PipelineDefinitionError   a pipeline or step was built wrong (raised at build time)
+    ├── RunConfigurationError     bad arguments to execute_streaming()/stream(): parameters,
+    │                             parameter files, configuration files, run ids
+    ├── StepError                 a step could not run or its result was unusable; chained
+    │   ├── ParameterError          (``__cause__``) to the user's exception where there is one
+    │   ├── ReturnsError
+    │   ├── EventError
+    │   ├── StepTimeoutError
+    │   └── TerminatedWithFailure
+    └── ExecutionFailedError      what the consumer of a stream receives when the run failed
+
+``PipelineDefinitionError`` and ``RunConfigurationError`` are also ``ValueError`` so that code
+catching the usual exception for "bad argument" keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EventError",
+    "ExecutionFailedError",
+    "ParameterError",
+    "PipelineDefinitionError",
+    "ReturnsError",
+    "RunConfigurationError",
+    "RunnableError",
+    "StepError",
+    "StepTimeoutError",
+    "TerminatedWithFailure",
+]
+
+
+class RunnableError(Exception):
+    """The root of every exception this library raises on purpose."""
+
+
+class PipelineDefinitionError(RunnableError, ValueError):
+    """A pipeline or one of its steps was built with a value it cannot run."""
+
+
+class RunConfigurationError(RunnableError, ValueError):
+    """An argument of ``execute_streaming()`` / ``stream()`` cannot be used."""
+
+
+class StepError(RunnableError):
+    """A step failed for a reason the framework detected.
+
+    Attributes:
+        step: the dotted path of the step, e.g. ``translate.spanish.spanish_task``.
+    """
+
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        super().__init__(f"step {step!r}: {message}")
+
+
+class ParameterError(StepError):
+    """A task's argument is missing or cannot be converted to its annotation."""
+
+
+class ReturnsError(StepError):
+    """A task's result cannot be mapped onto its ``returns``."""
+
+
+class EventError(StepError):
+    """A task's generator yielded something that is not an event dict."""
+
+
+class StepTimeoutError(StepError):
+    """A step ran past its ``timeout`` or stayed silent past its ``idle_timeout``."""
+
+    def __init__(self, step: str, kind: str, seconds: float) -> None:
+        self.kind = kind
+        self.seconds = seconds
+        super().__init__(step, f"{kind} of {seconds:g} s exceeded")
+
+
+class TerminatedWithFailure(StepError):
+    """A step with ``terminate_with_failure=True`` ended its pipeline."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step, "terminated the pipeline with failure (terminate_with_failure)")
+
+
+class ExecutionFailedError(RunnableError):
+    """The run failed; raised to the consumer of the stream after the last event.
+
+    ``__cause__`` is what failed: the exception itself, or an ``ExceptionGroup`` when several
+    concurrent branches failed.
+
+    Attributes:
+        run_id: the id of the failed run (its run log can be read by this id).
+        step: the dotted path of the step that failed, or ``None`` if the run failed before
+            any step started.
+    """
+
+    def __init__(self, run_id: str, step: str | None, reason: str) -> None:
+        self.run_id = run_id
+        self.step = step
+        where = f" at step {step!r}" if step else ""
+        super().__init__(f"run {run_id!r} failed{where}: {reason}")

@@ -1,0 +1,182 @@
+"""Parameters: where a run's initial values come from, and how they reach a task's arguments.
+
+A run's parameters are its own. They are read once, synchronously, when ``execute_streaming()``
+or ``stream()`` is called, from three sources, later ones winning:
+
+1. ``parameters_file``: a YAML mapping;
+2. ``RUNNABLE_PRM_<name>`` environment variables: JSON-decoded (the literal string when that
+   fails); the name is lower-cased, as in the reference;
+3. the ``parameters`` mapping.
+
+Reading the environment at the call, before any checkpoint, is what makes the reference's
+"set ``os.environ``, then call" pattern safe when requests run concurrently: nothing is read
+later, and nothing is ever written to the environment.
+
+A task's arguments bind by name. An annotated argument is converted with the library's cattrs
+converter (int, float, bool, list[...], dict[...], attrs classes, dataclasses ...); a
+``**kwargs`` argument receives every parameter not bound otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import yaml
+
+from ._convert import converter
+from ._errors import ParameterError, RunConfigurationError
+
+__all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
+
+ENV_PREFIX = "RUNNABLE_PRM_"
+
+
+def load_parameters(
+    parameters: Mapping[str, Any] | None,
+    parameters_file: str | os.PathLike[str],
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, Any]:
+    """Merge the three sources into a new dict (file < environment < ``parameters``).
+
+    Raises:
+        RunConfigurationError: the file is missing or not a YAML mapping, or ``parameters``
+            is not a mapping with str keys.
+    """
+    values: dict[str, Any] = {}
+    if parameters_file:
+        values.update(_read_parameters_file(Path(parameters_file)))
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
+            values[key[len(ENV_PREFIX) :].lower()] = _decode_env(raw)
+    if parameters is not None:
+        if not isinstance(parameters, Mapping):
+            raise RunConfigurationError(
+                f"'parameters' must be a mapping of names to values (got {parameters!r})"
+            )
+        _check_names(parameters, "'parameters'")
+        values.update(parameters)
+    return values
+
+
+def _decode_env(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _read_parameters_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunConfigurationError(f"cannot read parameters_file {str(path)!r}: {exc}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RunConfigurationError(f"parameters_file {str(path)!r} is not YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise RunConfigurationError(
+            f"parameters_file {str(path)!r} must hold a mapping of names to values "
+            f"(got {type(loaded).__name__})"
+        )
+    _check_names(loaded, f"parameters_file {str(path)!r}")
+    return loaded
+
+
+def _check_names(values: Mapping[Any, Any], source: str) -> None:
+    for name in values:
+        if not isinstance(name, str) or not name:
+            raise RunConfigurationError(f"{source}: parameter names must be non-empty str (got {name!r})")
+
+
+@attrs.frozen
+class _Argument:
+    name: str
+    annotation: Any  # a type to convert to, or None to pass the value unchanged
+    required: bool
+
+
+def _conversion_target(annotation: Any) -> Any:
+    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+        return None
+    if isinstance(annotation, str):  # an annotation that could not be resolved
+        return None
+    return annotation
+
+
+@attrs.frozen
+class Binder:
+    """How to call one function with parameters; built once per task, when it is built."""
+
+    arguments: tuple[_Argument, ...]
+    takes_rest: bool  # the function has **kwargs
+
+    @classmethod
+    def of(cls, function: Callable[..., Any]) -> Binder:
+        try:
+            signature = inspect.signature(function, eval_str=True)
+        except (NameError, TypeError, SyntaxError):
+            signature = inspect.signature(function)
+        arguments = []
+        takes_rest = False
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                takes_rest = True
+            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+                arguments.append(
+                    _Argument(
+                        parameter.name,
+                        _conversion_target(parameter.annotation),
+                        parameter.default is inspect.Parameter.empty,
+                    )
+                )
+        return cls(tuple(arguments), takes_rest)
+
+    def bind(self, values: Mapping[str, Any], step: str) -> dict[str, Any]:
+        """The keyword arguments for a call, converted to the annotations.
+
+        Raises:
+            ParameterError: a required argument has no parameter, or a value cannot be
+                converted to its argument's annotation.
+        """
+        kwargs: dict[str, Any] = {}
+        for argument in self.arguments:
+            if argument.name in values:
+                kwargs[argument.name] = self._convert(argument, values[argument.name], step)
+            elif argument.required:
+                available = ", ".join(sorted(values)) or "none"
+                raise ParameterError(
+                    step,
+                    f"no parameter for required argument {argument.name!r} "
+                    f"(available parameters: {available})",
+                )
+        if self.takes_rest:
+            for name, value in values.items():
+                kwargs.setdefault(name, value)
+        return kwargs
+
+    @staticmethod
+    def _convert(argument: _Argument, value: Any, step: str) -> Any:
+        target = argument.annotation
+        if target is None or type(value) is target:
+            return value
+        try:
+            return converter.structure(value, target)
+        except Exception as exc:  # cattrs raises several kinds; all mean "cannot convert"
+            detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
+                exc, cattrs.BaseValidationError
+            ) else str(exc)
+            raise ParameterError(
+                step,
+                f"argument {argument.name!r} expects {getattr(target, '__name__', target)!s}, "
+                f"cannot convert {value!r}: {detail}",
+            ) from exc

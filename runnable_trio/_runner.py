@@ -1,0 +1,211 @@
+"""The runner: running a pipeline's steps in order, and the policy shared by every step.
+
+A step is run by :func:`run_step`, which wraps the step's own ``_execute`` with what every kind
+of step shares: its record in the run log, lifecycle events, attempts under the retry policy,
+the hard ``timeout`` (a cancel scope per attempt), ``on_failure`` and ``terminate_with_*``.
+Composite steps run their branches with :func:`run_branch`, each in a child :class:`Scope`, in a
+nursery of their own; this module opens no nursery, so the tree of tasks follows the pipeline.
+
+Errors propagate as exceptions, unchanged: a task's ``ValueError`` is what its pipeline, the
+enclosing Parallel and finally the run fail with. Where an exception was first recorded is
+remembered by the run context, so the consumer's ``ExecutionFailedError`` can name the step.
+Cancellation and ``KeyboardInterrupt`` are recorded as ``CANCELLED`` and never swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._errors import StepTimeoutError, TerminatedWithFailure
+from ._events import EventSink, Lifecycle
+from ._retry import NO_RETRY, Retry
+from ._runlog import BranchLog, RunLog, Status, StepLog
+from ._store import RunLogStore
+
+if TYPE_CHECKING:
+    from ._pipeline import AsyncPipeline, BaseStep
+
+__all__ = ["RunContext", "Scope", "join_path", "run_branch", "run_pipeline", "run_step"]
+
+logger = logging.getLogger("runnable_trio")
+
+ON_FAILURE = "%on_failure"
+
+
+def join_path(prefix: str, name: str) -> str:
+    """The dotted path of ``name`` inside ``prefix`` (e.g. ``translate.spanish``)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+@attrs.define
+class Scope:
+    """The parameters visible to a pipeline, and the ones it has assigned itself.
+
+    A branch starts with a copy of its parent's values; what it gives back is ``assigned``,
+    the names set through ``returns`` inside it, not what it inherited.
+    """
+
+    values: dict[str, Any]
+    assigned: dict[str, Any] = attrs.field(factory=dict)
+
+    def child(self, **bound: Any) -> Scope:
+        """A scope for a branch: a copy of these values plus ``bound`` (e.g. a Map item)."""
+        return Scope({**self.values, **bound})
+
+    def publish(self, values: Mapping[str, Any], log: StepLog) -> None:
+        """Assign a step's results here and record them as the step's outputs."""
+        self.values.update(values)
+        self.assigned.update(values)
+        log.assigned.update(values)
+        if log.attempts:
+            log.attempts[-1].parameters_out.update(values)
+
+
+@attrs.define(eq=False)
+class RunContext:
+    """What every step of one run shares."""
+
+    run_id: str
+    sink: EventSink
+    store: RunLogStore
+    run_log: RunLog
+    log_level: int = logging.WARNING
+    #: Steps of an earlier attempt at this run that succeeded, by path: reused, not re-run.
+    reuse: Mapping[str, StepLog] = attrs.field(factory=dict)
+    _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
+
+    def note_failure(self, exc: BaseException, path: str) -> None:
+        """Remember the innermost step an exception was recorded at."""
+        self._origins.setdefault(id(exc), (exc, path))
+
+    def failure_origin(self, exc: BaseException) -> str | None:
+        """The path of the step ``exc`` was first recorded at, if any."""
+        found = self._origins.get(id(exc))
+        return found[1] if found is not None and found[0] is exc else None
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        if level >= self.log_level:
+            logger.log(level, message, *args)
+
+
+async def run_pipeline(
+    ctx: RunContext, pipeline: AsyncPipeline, scope: Scope, prefix: str, steps: dict[str, StepLog]
+) -> None:
+    """Run the steps of ``pipeline`` in order in ``scope``, recording them into ``steps``.
+
+    Raises:
+        Exception: what the failing step raised (after its ``on_failure``, if any, failed).
+    """
+    for step in pipeline.steps:
+        if not await run_step(ctx, step, scope, prefix, steps):
+            return
+
+
+async def run_branch(
+    ctx: RunContext, pipeline: AsyncPipeline, scope: Scope, prefix: str, branch: BranchLog
+) -> None:
+    """Run a composite step's branch, keeping ``branch.status`` up to date."""
+    try:
+        await run_pipeline(ctx, pipeline, scope, prefix, branch.steps)
+    except Exception:
+        branch.status = Status.FAIL
+        raise
+    except BaseException:
+        branch.status = Status.CANCELLED
+        raise
+    branch.status = Status.SUCCESS
+
+
+async def run_step(
+    ctx: RunContext, step: BaseStep, scope: Scope, prefix: str, steps: dict[str, StepLog]
+) -> bool:
+    """Run one step with the shared policy. Returns whether its pipeline goes on.
+
+    Cancellation: the step's attempts are cancelled; its record says ``CANCELLED``.
+    """
+    path = join_path(prefix, step.name)
+    earlier = ctx.reuse.get(path)
+    if earlier is not None:
+        steps[step.name] = earlier
+        scope.values.update(earlier.assigned)
+        scope.assigned.update(earlier.assigned)
+        return _after_success(step, path)
+
+    log = StepLog(step.name, step.kind, path)
+    steps[step.name] = log
+    ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
+    await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
+    try:
+        await _attempts(ctx, step, scope, path, log)
+    except Exception as exc:
+        log.status = Status.FAIL
+        ctx.note_failure(exc, path)
+        ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
+        await ctx.sink.lifecycle(
+            Lifecycle.STEP_FAILED, path, error_type=type(exc).__name__, error=str(exc)
+        )
+        await ctx.store.step_finished(ctx.run_log, log)
+        if step.on_failure is None:
+            raise
+        recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
+        await run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
+        return False  # recovered: the rest of this pipeline is skipped
+    except BaseException:
+        log.status = Status.CANCELLED
+        raise
+    log.status = Status.SUCCESS
+    ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
+    await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
+    await ctx.store.step_finished(ctx.run_log, log)
+    return _after_success(step, path)
+
+
+def _after_success(step: BaseStep, path: str) -> bool:
+    if step.terminate_with_failure:
+        raise TerminatedWithFailure(path)
+    return not step.terminate_with_success
+
+
+async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
+    policy: Retry = getattr(step, "retry", None) or NO_RETRY
+    number = 0
+    while True:
+        number += 1
+        attempt = log.new_attempt()
+        try:
+            await _attempt(ctx, step, scope, path, log)
+        except Exception as exc:
+            attempt.end(Status.FAIL, exc)
+            if number >= policy.attempts:
+                raise
+            delay = policy.delay(number)
+            await ctx.sink.lifecycle(
+                Lifecycle.STEP_RETRYING,
+                path,
+                attempt=number,
+                error_type=type(exc).__name__,
+                error=str(exc),
+                delay=delay,
+            )
+            await trio.sleep(delay)
+        except BaseException:
+            attempt.end(Status.CANCELLED)
+            raise
+        else:
+            attempt.end(Status.SUCCESS)
+            return
+
+
+async def _attempt(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
+    if step.timeout is None:
+        await step._execute(ctx, scope, path, log)
+        return
+    with trio.move_on_after(step.timeout) as cancel_scope:
+        await step._execute(ctx, scope, path, log)
+    if cancel_scope.cancelled_caught:
+        raise StepTimeoutError(path, "timeout", step.timeout)

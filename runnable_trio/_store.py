@@ -1,0 +1,68 @@
+"""Run-log stores: where run records are kept.
+
+The runner talks to a store through :class:`RunLogStore` only: it creates the record when the
+run starts, reports each finished step (so a durable store can make it durable at once), and
+finishes the record when the run ends, shielded from cancellation. The in-memory store keeps
+the live record objects themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._errors import RunConfigurationError
+from ._runlog import RunLog, StepLog
+
+__all__ = ["MemoryRunLogStore", "RunLogStore"]
+
+
+class RunLogStore(Protocol):
+    """What the runner needs from a run-log store."""
+
+    def exists(self, run_id: str) -> bool:
+        """Whether a run with this id is already recorded (checked before a run starts)."""
+        ...
+
+    async def create(self, run_log: RunLog) -> None:
+        """Record a new run. Raises ``RunConfigurationError`` if the id is taken."""
+        ...
+
+    async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
+        """A step (at any depth) has ended; ``run_log`` already contains it."""
+        ...
+
+    async def finish(self, run_log: RunLog) -> None:
+        """The run has ended; ``run_log.status`` is final. Called shielded from cancellation."""
+        ...
+
+    def load(self, run_id: str) -> RunLog:
+        """The record of a run. Raises ``KeyError`` if there is none."""
+        ...
+
+
+class MemoryRunLogStore:
+    """Keeps run records in this process, for tests and for callers who want no files."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunLog] = {}
+
+    def exists(self, run_id: str) -> bool:
+        return run_id in self._runs
+
+    async def create(self, run_log: RunLog) -> None:
+        if run_log.run_id in self._runs:
+            raise RunConfigurationError(f"a run with id {run_log.run_id!r} already exists")
+        self._runs[run_log.run_id] = run_log
+
+    async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
+        pass  # the live record is the stored one
+
+    async def finish(self, run_log: RunLog) -> None:
+        pass
+
+    def load(self, run_id: str) -> RunLog:
+        return self._runs[run_id]
+
+    def runs(self) -> list[RunLog]:
+        """Every recorded run, newest first."""
+        return sorted(self._runs.values(), key=lambda r: r.started_at, reverse=True)

@@ -1,0 +1,337 @@
+"""Streaming a run: ``stream()`` (an ``async with``) and ``execute_streaming()`` (an iterator).
+
+Both start from :func:`prepare_run`, which does everything that can fail on bad input
+synchronously, at the call: parameters are read (this is the "before its first checkpoint" of
+the execution contract), the run id is made or checked, the configuration is loaded.
+
+``stream()`` owns the run's nursery: the run is a child task, the caller's block is the
+nursery body, so leaving the block cancels the run and waits for it to end.
+
+``execute_streaming()`` returns a :class:`StreamingRun`: a plain async iterator, with no
+``async with`` to own a nursery. It runs the run in one Trio *system task* of its own, started
+by the first ``__anext__``, so that no ``yield`` ever sits inside a nursery or cancel scope
+(the trap trio's ``as_safe_channel`` exists to avoid). The run never outlives the iterator: it
+is cancelled and awaited when ``__anext__`` is cancelled or raises and on ``aclose()``, and
+cancelled when the iterator is garbage-collected (``break`` without ``aclose``).
+
+Both consume events through :class:`EventStream`, one channel hop from the producing task. Its
+``__anext__`` takes ``receive_nowait`` while events are buffered, after a cancellation check,
+so a burst of buffered events costs no trip through the scheduler.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+import trio
+
+from ._config import load_configuration
+from ._errors import ExecutionFailedError, RunConfigurationError
+from ._events import META_KEY, Event, EventSink, Lifecycle
+from ._groups import reraise_single
+from ._params import load_parameters
+from ._runid import new_run_id, validate_run_id
+from ._runlog import RunLog, Status
+from ._runner import RunContext, Scope, run_pipeline
+from ._store import RunLogStore
+
+if TYPE_CHECKING:
+    from ._pipeline import AsyncPipeline
+
+__all__ = ["EventStream", "PreparedRun", "StreamingRun", "open_stream", "prepare_run"]
+
+DEFAULT_BUFFER_SIZE = 256
+
+
+def _log_level(value: int | str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        level = logging.getLevelName(value.upper())
+        if isinstance(level, int):
+            return level
+    raise RunConfigurationError(f"log_level must be a logging level name or number (got {value!r})")
+
+
+def prepare_run(
+    pipeline: AsyncPipeline,
+    *,
+    configuration_file: str,
+    run_id: str,
+    tag: str,
+    parameters_file: str,
+    log_level: int | str,
+    parameters: Mapping[str, Any] | None,
+    attribution: bool,
+    buffer_size: int | None,
+    store: RunLogStore | None = None,
+) -> PreparedRun:
+    """Everything a run needs, checked and read now (synchronously).
+
+    Raises:
+        RunConfigurationError: for any unusable argument, before anything runs.
+    """
+    if buffer_size is None:
+        buffer_size = DEFAULT_BUFFER_SIZE
+    elif isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+        raise RunConfigurationError(f"buffer_size must be an int >= 1 (got {buffer_size!r})")
+    if not isinstance(tag, str):
+        raise RunConfigurationError(f"tag must be a str (got {tag!r})")
+    values = load_parameters(parameters, parameters_file)
+    configuration = load_configuration(configuration_file)
+    if store is None:
+        store = configuration.make_store()
+    run_id = validate_run_id(run_id) if run_id else new_run_id()
+    if store.exists(run_id):
+        raise RunConfigurationError(f"a run with id {run_id!r} already exists")
+    return PreparedRun(
+        pipeline=pipeline,
+        run_log=RunLog(
+            run_id=run_id, tag=tag, pipeline_name=pipeline.name, parameters_in=dict(values)
+        ),
+        parameters=values,
+        store=store,
+        log_level=_log_level(log_level),
+        attribution=bool(attribution),
+        buffer_size=buffer_size,
+    )
+
+
+@attrs.define(eq=False)
+class PreparedRun:
+    """One run, ready to execute; afterwards it holds how the run ended."""
+
+    pipeline: AsyncPipeline
+    run_log: RunLog
+    parameters: dict[str, Any]
+    store: RunLogStore
+    log_level: int
+    attribution: bool
+    buffer_size: int
+    error: Exception | None = None
+    failed_step: str | None = None
+    finished: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run_log.run_id
+
+    async def execute(self, send: trio.MemorySendChannel[Event]) -> None:
+        """Run the pipeline, sending its events; never raises an ``Exception``.
+
+        A failure is kept in ``error`` for the consumer. The run log's final status is
+        written shielded from cancellation before the channel closes, so a consumer that saw
+        the end of the stream reads a final status.
+
+        Cancellation: the pipeline is cancelled, the run ends ``CANCELLED``, and
+        ``Cancelled`` propagates.
+        """
+        sink = EventSink(send, self.run_id, self.attribution)
+        run_log = self.run_log
+        ctx = RunContext(self.run_id, sink, self.store, run_log, self.log_level)
+        scope = Scope(dict(self.parameters))
+        try:
+            await self.store.create(run_log)
+            await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
+            await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
+        except Exception as exc:
+            self.error = exc
+            self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
+            run_log.failed_step = self.failed_step
+            run_log.parameters_out = dict(scope.values)
+            run_log.end(Status.FAIL, exc)
+            await sink.lifecycle(
+                Lifecycle.RUN_FAILED,
+                "",
+                failed_step=self.failed_step,
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+        except BaseException:
+            run_log.end(Status.CANCELLED)
+            sink.lifecycle_nowait(Lifecycle.RUN_CANCELLED, "")
+            raise
+        else:
+            run_log.parameters_out = dict(scope.values)
+            run_log.end(Status.SUCCESS)
+            await sink.lifecycle(Lifecycle.RUN_COMPLETED, "")
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.store.finish(run_log)
+            self.finished = True
+            send.close()
+
+    def failure(self) -> ExecutionFailedError | None:
+        """The error the consumer receives, chained to the cause, if the run failed."""
+        if self.error is None:
+            return None
+        failure = ExecutionFailedError(
+            self.run_id, self.failed_step, f"{type(self.error).__name__}: {self.error}"
+        )
+        failure.__cause__ = self.error
+        return failure
+
+
+class EventStream:
+    """The consumer side of a run: ``async for event in events``.
+
+    After the last event, raises ``ExecutionFailedError`` if the run failed.
+
+    Attributes:
+        run_id: the run's id.
+        run_log: the run's live record; final once the stream has ended.
+        last_seq: the sequence number of the last event received (0 before the first).
+    """
+
+    __slots__ = ("_receive", "_run", "_stamp", "last_seq")
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[Event], run: PreparedRun) -> None:
+        self._receive = receive
+        self._run = run
+        self._stamp = run.attribution
+        self.last_seq = 0
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def run_log(self) -> RunLog:
+        return self._run.run_log
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            event = self._receive.receive_nowait()
+        except trio.WouldBlock:
+            try:
+                event = await self._receive.receive()
+            except trio.EndOfChannel:
+                self._end()
+        except trio.EndOfChannel:
+            self._end()
+        self.last_seq += 1
+        if self._stamp:
+            event[META_KEY]["seq"] = self.last_seq
+        return event
+
+    async def receive(self) -> Event:
+        """The next event. Raises ``trio.EndOfChannel`` after the last one."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise trio.EndOfChannel from None
+
+    def _end(self) -> NoReturn:
+        failure = self._run.failure()
+        if failure is not None:
+            raise failure
+        raise StopAsyncIteration
+
+
+@asynccontextmanager
+async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
+    """Run ``run`` in a nursery owned by the caller's ``async with`` block."""
+    send, receive = trio.open_memory_channel[Event](run.buffer_size)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run.execute, send, name=f"runnable_trio run {run.run_id}")
+            try:
+                yield EventStream(receive, run)
+            finally:
+                if not run.finished:
+                    nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The run task raises nothing but Cancelled, so what the group holds came from the
+        # caller's block: give it back as it was raised.
+        reraise_single(group)
+
+
+class StreamingRun:
+    """The iterator ``execute_streaming()`` returns: ``async for event in run:``.
+
+    Safe to ``break`` out of: leaving the iteration in any way cancels the run.
+
+    Attributes:
+        run_id: the run's id (known before the run starts).
+        run_log: the run's live record; final once the iteration has ended.
+    """
+
+    def __init__(self, run: PreparedRun) -> None:
+        self._run = run
+        self._events: EventStream | None = None
+        self._cancel_scope = trio.CancelScope()
+        self._done = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._closed = False
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def run_log(self) -> RunLog:
+        return self._run.run_log
+
+    def __aiter__(self) -> StreamingRun:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._events is None:
+            if self._closed:
+                raise StopAsyncIteration
+            self._start()
+            assert self._events is not None
+        try:
+            return await self._events.__anext__()
+        except (StopAsyncIteration, ExecutionFailedError):
+            raise  # the run has ended
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the run if it is still going, and wait for it to end."""
+        self._closed = True
+        if self._events is not None:
+            await self._abort()
+
+    def _start(self) -> None:
+        send, receive = trio.open_memory_channel[Event](self._run.buffer_size)
+        self._events = EventStream(receive, self._run)
+        self._token = trio.lowlevel.current_trio_token()
+        trio.lowlevel.spawn_system_task(
+            self._main,
+            send,
+            name=f"runnable_trio run {self.run_id}",
+            context=contextvars.copy_context(),
+        )
+
+    async def _main(self, send: trio.MemorySendChannel[Event]) -> None:
+        try:
+            with self._cancel_scope:
+                await self._run.execute(send)
+        finally:
+            self._done.set()
+
+    async def _abort(self) -> None:
+        self._cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self._done.wait()
+
+    def __del__(self) -> None:
+        # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the
+        # Trio thread; nobody is left to wait for it.
+        if self._token is not None and not self._done.is_set():
+            try:
+                self._token.run_sync_soon(self._cancel_scope.cancel)
+            except trio.RunFinishedError:
+                pass

@@ -1,0 +1,236 @@
+"""``AsyncPythonTask``: a step that calls one Python function.
+
+The function may be an ``async def`` (awaited; its return value maps onto ``returns``
+positionally), an async generator function (its events are streamed; the ``stream_end_type``
+event maps onto ``returns`` by key name), or a plain ``def`` (run in a worker thread with
+``trio.to_thread.run_sync``, never on the event loop; a thread cannot be interrupted, so
+cancelling such a step waits for the function to return). A sync generator function is
+rejected when the task is built: its events could not be streamed without blocking the loop.
+
+``idle_timeout`` is a cancel scope whose deadline moves forward each time the generator
+yields; time spent waiting for a slow consumer does not count against it.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import math
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._catalog import Catalog
+from ._errors import EventError, ReturnsError, StepTimeoutError
+from ._params import Binder
+from ._pipeline import BaseStep, check_seconds, checked_init, definition_error
+from ._retry import Retry
+from ._returns import ReturnKind, TaskReturns
+
+if TYPE_CHECKING:
+    from ._runner import RunContext, Scope
+    from ._runlog import StepLog
+
+__all__ = ["AsyncPythonTask"]
+
+
+class _Kind(enum.Enum):
+    COROUTINE = "coroutine"
+    GENERATOR = "async generator"
+    SYNC = "sync"
+
+
+def _function_kind(function: Callable[..., Any]) -> _Kind | None:
+    """The kind of a callable, or None for a sync generator function."""
+    target = function
+    if not inspect.isfunction(target) and not isinstance(target, functools.partial):
+        target = getattr(type(function), "__call__", function)
+    if inspect.isasyncgenfunction(target):
+        return _Kind.GENERATOR
+    if inspect.iscoroutinefunction(target):
+        return _Kind.COROUTINE
+    if inspect.isgeneratorfunction(target):
+        return None
+    return _Kind.SYNC
+
+
+def _returns_converter(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return tuple(TaskReturns(item) if isinstance(item, str) and item else item for item in value)
+    return value
+
+
+def _check_returns(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+    expected = "a list of str or TaskReturns (json(...), pickled(...), metric(...))"
+    if not isinstance(value, tuple):
+        raise definition_error(instance, "returns", expected, value)
+    names: set[str] = set()
+    for item in value:
+        if not isinstance(item, TaskReturns):
+            raise definition_error(instance, "returns", expected, item)
+        if item.name in names:
+            raise definition_error(instance, "returns", "a list of distinct names", item.name)
+        names.add(item.name)
+
+
+def _check_function(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not callable(value):
+        raise definition_error(instance, "function", "a callable", value)
+    if _function_kind(value) is None:
+        raise definition_error(
+            instance,
+            "function",
+            "an async def, an async generator function or a plain def; a sync generator's "
+            "events cannot be streamed (make it an async generator)",
+            value,
+        )
+
+
+def _check_end_type(instance: AsyncPythonTask, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise definition_error(instance, "stream_end_type", "a non-empty str", value)
+
+
+def _check_retry(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Retry):
+        raise definition_error(instance, "retry", "a Retry or None", value)
+
+
+def _check_catalog(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Catalog):
+        raise definition_error(instance, "catalog", "a Catalog or None", value)
+
+
+@checked_init
+@attrs.frozen(kw_only=True)
+class AsyncPythonTask(BaseStep):
+    """A step that calls ``function`` with parameters bound by name.
+
+    Args:
+        name: the step's name (unique within its pipeline, no ``.`` or ``%``).
+        function: an ``async def``, an async generator function or a plain ``def``.
+        returns: names (or ``json``/``pickled``/``metric`` kinds) the results are kept as.
+        stream_end_type: the ``type`` of the generator event holding the results.
+        catalog: files to get from and put into the run's catalog.
+        retry: a :class:`Retry` policy; by default a failure is final.
+        idle_timeout: seconds a generator may stay silent before the step fails.
+        on_failure, terminate_with_success, terminate_with_failure, timeout: see
+            :class:`BaseStep`.
+    """
+
+    kind = "task"
+
+    function: Callable[..., Any] = attrs.field(kw_only=False, validator=_check_function)
+    returns: Sequence[TaskReturns] = attrs.field(
+        default=(), converter=_returns_converter, validator=_check_returns
+    )
+    stream_end_type: str = attrs.field(default="done", validator=_check_end_type)
+    catalog: Catalog | None = attrs.field(default=None, validator=_check_catalog)
+    retry: Retry | None = attrs.field(default=None, validator=_check_retry)
+    idle_timeout: float | None = attrs.field(default=None, validator=check_seconds)
+    _binder: Binder = attrs.field(init=False, repr=False, eq=False)
+    _kind: _Kind = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        kind = _function_kind(self.function)
+        assert kind is not None  # the validator rejected sync generators
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_binder", Binder.of(self.function))
+
+    async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        kwargs = self._binder.bind(scope.values, path)
+        log.attempts[-1].parameters_in.update(kwargs)
+        if self._kind is _Kind.GENERATOR:
+            values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
+        else:
+            if self._kind is _Kind.COROUTINE:
+                result = await self._call_coroutine(kwargs)
+            else:
+                result = await trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
+            values = self._positional_values(result, path)
+        scope.publish(values, log)
+        metrics = {r.name: values[r.name] for r in self.returns if r.kind is ReturnKind.METRIC}
+        log.attempts[-1].metrics.update(metrics)
+
+    # Extension points: how the user's function is driven. The asyncio layer (compat/)
+    # overrides these to run asyncio-flavoured functions on the host loop.
+
+    async def _call_coroutine(self, kwargs: dict[str, Any]) -> Any:
+        return await self.function(**kwargs)
+
+    def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
+        generator: AsyncGenerator[Any, None] = self.function(**kwargs)
+        return generator
+
+    async def _stream(self, ctx: RunContext, kwargs: dict[str, Any], path: str) -> Mapping[str, Any] | None:
+        """Forward the generator's events; return its last ``stream_end_type`` event."""
+        end_type = self.stream_end_type
+        emit = ctx.sink.emit
+        end: Mapping[str, Any] | None = None
+        idle = self.idle_timeout
+        async with aclosing(self._open_generator(kwargs)) as generator:
+            if idle is None:
+                async for event in generator:
+                    if self._check_event(event, path) == end_type:
+                        end = event
+                    await emit(event, path)
+                return end
+            with trio.CancelScope(deadline=trio.current_time() + idle) as silence:
+                async for event in generator:
+                    if self._check_event(event, path) == end_type:
+                        end = event
+                    silence.deadline = math.inf  # waiting for the consumer is not silence
+                    await emit(event, path)
+                    silence.deadline = trio.current_time() + idle
+            if silence.cancelled_caught:
+                raise StepTimeoutError(path, "idle_timeout", idle)
+        return end
+
+    @staticmethod
+    def _check_event(event: object, path: str) -> str:
+        if type(event) is dict or isinstance(event, dict):
+            event_type = event.get("type")
+            if type(event_type) is str:
+                return event_type
+        text = repr(event)
+        if len(text) > 200:
+            text = text[:200] + "..."
+        raise EventError(path, f"yielded {text}; events must be dicts with a str 'type'")
+
+    def _end_event_values(self, end: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+        if not self.returns:
+            return {}
+        if end is None:
+            raise ReturnsError(
+                path,
+                f"the generator ended without a {self.stream_end_type!r} event, so "
+                f"{', '.join(r.name for r in self.returns)} could not be set",
+            )
+        missing = [r.name for r in self.returns if r.name not in end]
+        if missing:
+            present = ", ".join(repr(k) for k in end if k != "type") or "none"
+            raise ReturnsError(
+                path,
+                f"the {self.stream_end_type!r} event has no {', '.join(map(repr, missing))} "
+                f"(its keys: {present})",
+            )
+        return {r.name: end[r.name] for r in self.returns}
+
+    def _positional_values(self, result: Any, path: str) -> dict[str, Any]:
+        if not self.returns:
+            return {}
+        if len(self.returns) == 1:
+            return {self.returns[0].name: result}
+        if not isinstance(result, tuple | list) or len(result) != len(self.returns):
+            got = f"{len(result)} values" if isinstance(result, tuple | list) else repr(result)
+            raise ReturnsError(
+                path,
+                f"returns names {len(self.returns)} values "
+                f"({', '.join(r.name for r in self.returns)}) but the function returned {got}",
+            )
+        return {r.name: value for r, value in zip(self.returns, result, strict=True)}
