@@ -56,7 +56,9 @@ def load_configuration(path: str) -> Configuration:
     try:
         return converter.structure(raw, Configuration)
     except Exception as exc:
-        details = "; ".join(cattrs.transform_error(exc)) if isinstance(
-            exc, cattrs.BaseValidationError
-        ) else str(exc)
+        details = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
         raise RunConfigurationError(f"configuration_file {path!r}: {details}") from exc

@@ -15,6 +15,7 @@ lifecycle events (``run.started``, ``step.failed`` ...) are streamed too.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -72,10 +73,8 @@ class EventSink:
         """Send a framework event if there is room; for paths that must not wait (cancellation)."""
         if self.attribution:
             meta = {"run_id": self.run_id, "step": step, "ts": time.time()}
-            try:
+            # Nobody may be listening any more, or the consumer may be far behind.
+            with contextlib.suppress(
+                trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+            ):
                 self._send.send_nowait({"type": type_, **fields, META_KEY: meta})
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # nobody is listening any more, or the consumer is far behind
-
-    async def aclose(self) -> None:
-        await self._send.aclose()

@@ -95,7 +95,9 @@ def _read_parameters_file(path: Path) -> dict[str, Any]:
 def _check_names(values: Mapping[Any, Any], source: str) -> None:
     for name in values:
         if not isinstance(name, str) or not name:
-            raise RunConfigurationError(f"{source}: parameter names must be non-empty str (got {name!r})")
+            raise RunConfigurationError(
+                f"{source}: parameter names must be non-empty str (got {name!r})"
+            )
 
 
 @attrs.frozen
@@ -172,9 +174,11 @@ class Binder:
         try:
             return converter.structure(value, target)
         except Exception as exc:  # cattrs raises several kinds; all mean "cannot convert"
-            detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
-                exc, cattrs.BaseValidationError
-            ) else str(exc)
+            detail = (
+                "; ".join(cattrs.transform_error(exc))
+                if isinstance(exc, cattrs.BaseValidationError)
+                else str(exc)
+            )
             raise ParameterError(
                 step,
                 f"argument {argument.name!r} expects {getattr(target, '__name__', target)!s}, "

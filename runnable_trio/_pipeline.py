@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -24,8 +24,8 @@ import attrs
 from ._errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
-    from ._runner import RunContext, Scope
     from ._runlog import StepLog
+    from ._runner import RunContext, Scope
     from ._stream import EventStream, StreamingRun
 
 __all__ = ["AsyncPipeline", "BaseStep", "checked_init", "definition_error"]
@@ -33,9 +33,13 @@ __all__ = ["AsyncPipeline", "BaseStep", "checked_init", "definition_error"]
 _C = TypeVar("_C", bound=type)
 
 
-def definition_error(owner: object, field: str, expected: str, got: object) -> PipelineDefinitionError:
+def definition_error(
+    owner: object, field: str, expected: str, got: object
+) -> PipelineDefinitionError:
     """Build the uniform build-time error: who, which field, what was expected, what was given."""
-    return PipelineDefinitionError(f"{_describe(owner)}: {field!r} must be {expected} (got {got!r})")
+    return PipelineDefinitionError(
+        f"{_describe(owner)}: {field!r} must be {expected} (got {got!r})"
+    )
 
 
 def _describe(owner: object) -> str:
@@ -49,7 +53,7 @@ def checked_init(cls: _C) -> _C:
 
     attrs would raise a bare ``TypeError`` that names neither the step nor the accepted keywords.
     """
-    original = cls.__init__
+    original: Callable[..., None] = vars(cls)["__init__"]
     accepted = {a.alias for a in attrs.fields(cls) if a.init}
 
     @functools.wraps(original)
@@ -91,10 +95,10 @@ def check_seconds(instance: object, attribute: attrs.Attribute[Any], value: obje
     """Validate an optional duration in seconds: ``None`` or a positive finite number."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        0 < value < math.inf
-    ):
-        raise definition_error(instance, attribute.name, "a positive number of seconds or None", value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+        raise definition_error(
+            instance, attribute.name, "a positive number of seconds or None", value
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -269,4 +273,3 @@ class AsyncPipeline:
                 buffer_size=buffer_size,
             )
         )
-

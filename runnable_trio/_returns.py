@@ -8,14 +8,14 @@ metrics of the attempt.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import attrs
 
 __all__ = ["ReturnKind", "TaskReturns", "json", "metric", "pickled"]
 
 
-class ReturnKind(str, Enum):
+class ReturnKind(StrEnum):
     JSON = "json"
     PICKLED = "pickled"
     METRIC = "metric"

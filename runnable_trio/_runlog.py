@@ -12,7 +12,7 @@ branch (Parallel key, Map index, Loop iteration, or ``%on_failure``), each holdi
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import attrs
@@ -20,7 +20,7 @@ import attrs
 __all__ = ["Attempt", "BranchLog", "CatalogEntry", "RunLog", "Status", "StepLog", "utc_now"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PROCESSING = "PROCESSING"
     SUCCESS = "SUCCESS"
     FAIL = "FAIL"

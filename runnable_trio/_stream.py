@@ -21,6 +21,7 @@ so a burst of buffered events costs no trip through the scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -331,7 +332,5 @@ class StreamingRun:
         # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the
         # Trio thread; nobody is left to wait for it.
         if self._token is not None and not self._done.is_set():
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._cancel_scope.cancel)
-            except trio.RunFinishedError:
-                pass

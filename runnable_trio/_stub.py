@@ -9,8 +9,8 @@ import attrs
 from ._pipeline import BaseStep
 
 if TYPE_CHECKING:
-    from ._runner import RunContext, Scope
     from ._runlog import StepLog
+    from ._runner import RunContext, Scope
 
 __all__ = ["Stub"]
 

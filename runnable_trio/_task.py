@@ -32,8 +32,8 @@ from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
 
 if TYPE_CHECKING:
-    from ._runner import RunContext, Scope
     from ._runlog import StepLog
+    from ._runner import RunContext, Scope
 
 __all__ = ["AsyncPythonTask"]
 
@@ -48,7 +48,7 @@ def _function_kind(function: Callable[..., Any]) -> _Kind | None:
     """The kind of a callable, or None for a sync generator function."""
     target = function
     if not inspect.isfunction(target) and not isinstance(target, functools.partial):
-        target = getattr(type(function), "__call__", function)
+        target = type(function).__call__  # a callable object: look at its method
     if inspect.isasyncgenfunction(target):
         return _Kind.GENERATOR
     if inspect.iscoroutinefunction(target):
@@ -60,11 +60,15 @@ def _function_kind(function: Callable[..., Any]) -> _Kind | None:
 
 def _returns_converter(value: object) -> object:
     if isinstance(value, list | tuple):
-        return tuple(TaskReturns(item) if isinstance(item, str) and item else item for item in value)
+        return tuple(
+            TaskReturns(item) if isinstance(item, str) and item else item for item in value
+        )
     return value
 
 
-def _check_returns(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_returns(
+    instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object
+) -> None:
     expected = "a list of str or TaskReturns (json(...), pickled(...), metric(...))"
     if not isinstance(value, tuple):
         raise definition_error(instance, "returns", expected, value)
@@ -77,7 +81,9 @@ def _check_returns(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], v
         names.add(item.name)
 
 
-def _check_function(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_function(
+    instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if not callable(value):
         raise definition_error(instance, "function", "a callable", value)
     if _function_kind(value) is None:
@@ -90,7 +96,9 @@ def _check_function(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], 
         )
 
 
-def _check_end_type(instance: AsyncPythonTask, attribute: attrs.Attribute[str], value: object) -> None:
+def _check_end_type(
+    instance: AsyncPythonTask, attribute: attrs.Attribute[str], value: object
+) -> None:
     if not isinstance(value, str) or not value:
         raise definition_error(instance, "stream_end_type", "a non-empty str", value)
 
@@ -100,7 +108,9 @@ def _check_retry(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], val
         raise definition_error(instance, "retry", "a Retry or None", value)
 
 
-def _check_catalog(instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_catalog(
+    instance: AsyncPythonTask, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value is not None and not isinstance(value, Catalog):
         raise definition_error(instance, "catalog", "a Catalog or None", value)
 
@@ -167,7 +177,9 @@ class AsyncPythonTask(BaseStep):
         generator: AsyncGenerator[Any, None] = self.function(**kwargs)
         return generator
 
-    async def _stream(self, ctx: RunContext, kwargs: dict[str, Any], path: str) -> Mapping[str, Any] | None:
+    async def _stream(
+        self, ctx: RunContext, kwargs: dict[str, Any], path: str
+    ) -> Mapping[str, Any] | None:
         """Forward the generator's events; return its last ``stream_end_type`` event."""
         end_type = self.stream_end_type
         emit = ctx.sink.emit

@@ -11,4 +11,3 @@ import pytest
 def _isolated_cwd(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Runs write .run_log_store/ and .catalog/ in the working folder: keep each test's own.
     monkeypatch.chdir(tmp_path)
-
