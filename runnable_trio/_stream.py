@@ -309,19 +309,17 @@ class StreamingRun:
         send, receive = trio.open_memory_channel[Event](self._run.buffer_size)
         self._events = EventStream(receive, self._run)
         self._token = trio.lowlevel.current_trio_token()
+        # The task must not refer to this iterator, or dropping the iterator would not
+        # collect it and __del__ could never cancel the run.
         trio.lowlevel.spawn_system_task(
-            self._main,
+            _execute_in_scope,
+            self._run,
             send,
+            self._cancel_scope,
+            self._done,
             name=f"runnable_trio run {self.run_id}",
             context=contextvars.copy_context(),
         )
-
-    async def _main(self, send: trio.MemorySendChannel[Event]) -> None:
-        try:
-            with self._cancel_scope:
-                await self._run.execute(send)
-        finally:
-            self._done.set()
 
     async def _abort(self) -> None:
         self._cancel_scope.cancel()
@@ -334,3 +332,16 @@ class StreamingRun:
         if self._token is not None and not self._done.is_set():
             with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._cancel_scope.cancel)
+
+
+async def _execute_in_scope(
+    run: PreparedRun,
+    send: trio.MemorySendChannel[Event],
+    cancel_scope: trio.CancelScope,
+    done: trio.Event,
+) -> None:
+    try:
+        with cancel_scope:
+            await run.execute(send)
+    finally:
+        done.set()

@@ -46,15 +46,15 @@ class _Kind(enum.Enum):
 
 def _function_kind(function: Callable[..., Any]) -> _Kind | None:
     """The kind of a callable, or None for a sync generator function."""
-    target = function
-    if not inspect.isfunction(target) and not isinstance(target, functools.partial):
-        target = type(function).__call__  # a callable object: look at its method
-    if inspect.isasyncgenfunction(target):
-        return _Kind.GENERATOR
-    if inspect.iscoroutinefunction(target):
-        return _Kind.COROUTINE
-    if inspect.isgeneratorfunction(target):
-        return None
+    for target in (function, getattr(type(function), "__call__", None)):
+        # inspect sees through bound methods and functools.partial; the second pass
+        # looks at the __call__ of a callable object.
+        if inspect.isasyncgenfunction(target):
+            return _Kind.GENERATOR
+        if inspect.iscoroutinefunction(target):
+            return _Kind.COROUTINE
+        if inspect.isgeneratorfunction(target):
+            return None
     return _Kind.SYNC
 
 
