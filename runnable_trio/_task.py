@@ -46,7 +46,7 @@ class _Kind(enum.Enum):
 
 def _function_kind(function: Callable[..., Any]) -> _Kind | None:
     """The kind of a callable, or None for a sync generator function."""
-    for target in (function, getattr(type(function), "__call__", None)):
+    for target in (function, type(function).__call__):
         # inspect sees through bound methods and functools.partial; the second pass
         # looks at the __call__ of a callable object.
         if inspect.isasyncgenfunction(target):

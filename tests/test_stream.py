@@ -217,7 +217,7 @@ async def test_failure_comes_after_every_earlier_event(surface: str) -> None:
     assert error.step == "gen"
     assert isinstance(error.__cause__, ValueError)
     assert str(error.__cause__) == "model crashed"
-    assert "run 'r-1' failed at step 'gen': ValueError: model crashed" == str(error)
+    assert str(error) == "run 'r-1' failed at step 'gen': ValueError: model crashed"
 
 
 async def test_failed_run_is_recorded_with_error_text() -> None:
@@ -238,7 +238,8 @@ async def test_failed_run_is_recorded_with_error_text() -> None:
         "ValueError",
         "model crashed",
     )
-    assert attempt.ended_at is not None and attempt.ended_at >= attempt.started_at
+    assert attempt.ended_at is not None
+    assert attempt.ended_at >= attempt.started_at
 
 
 async def test_keyboard_interrupt_is_not_swallowed() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.lowlevel
 
 from runnable_trio import (
     AsyncPipeline,
@@ -42,7 +43,7 @@ async def failure(pipeline: AsyncPipeline, **kwargs: Any) -> ExecutionFailedErro
 
 async def test_coroutine_result_maps_onto_returns() -> None:
     async def fetch() -> dict[str, Any]:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return {"status": "complete"}
 
     events, log = await run(AsyncPythonTask("fetch", fetch, returns=["result"]).as_async_pipeline())
@@ -91,7 +92,8 @@ async def test_sync_function_runs_in_a_worker_thread() -> None:
         AsyncPythonTask("sync", blocking, returns=["y"]).as_async_pipeline(), parameters={"x": 4}
     )
     assert log.parameters_out["y"] == 8
-    assert seen and seen[0] != loop_thread
+    assert seen
+    assert seen[0] != loop_thread
 
 
 async def test_nested_and_callable_object_functions() -> None:
