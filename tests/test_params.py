@@ -1,0 +1,124 @@
+"""Parameters: sources, precedence, environment decoding, read once at the call."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runnable_trio import AsyncPythonTask, RunConfigurationError
+from runnable_trio._params import load_parameters
+
+
+def test_precedence_parameters_over_environment_over_file(tmp_path: Path) -> None:
+    file = tmp_path / "params.yaml"
+    file.write_text("a: from-file\nb: from-file\nc: from-file\n")
+    environ = {"RUNNABLE_PRM_b": '"from-env"', "RUNNABLE_PRM_c": '"from-env"'}
+    values = load_parameters({"c": "from-parameters"}, file, environ)
+    assert values == {"a": "from-file", "b": "from-env", "c": "from-parameters"}
+
+
+def test_environment_values_are_json_decoded_or_kept_literal() -> None:
+    environ = {
+        "RUNNABLE_PRM_n": "5",
+        "RUNNABLE_PRM_items": "[1, 2]",
+        "RUNNABLE_PRM_obj": '{"k": true}',
+        "RUNNABLE_PRM_prompt": "Hello, how are you?",
+        "RUNNABLE_PRM_": "ignored: no name",
+        "OTHER": "ignored",
+    }
+    assert load_parameters(None, "", environ) == {
+        "n": 5,
+        "items": [1, 2],
+        "obj": {"k": True},
+        "prompt": "Hello, how are you?",
+    }
+
+
+def test_environment_names_are_lower_cased() -> None:
+    assert load_parameters(None, "", {"RUNNABLE_PRM_Prompt": "x"}) == {"prompt": "x"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- a\n- b\n", "must hold a mapping of names to values (got list)"),
+        ("a: [unclosed\n", "is not YAML"),
+        ("1: x\n", "parameter names must be non-empty str (got 1)"),
+    ],
+)
+def test_bad_parameters_file(tmp_path: Path, content: str, message: str) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text(content)
+    with pytest.raises(RunConfigurationError, match=re.escape(message)):
+        load_parameters(None, file, {})
+
+
+def test_missing_parameters_file(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigurationError, match="cannot read parameters_file"):
+        load_parameters(None, tmp_path / "nope.yaml", {})
+
+
+def test_empty_parameters_file_is_no_parameters(tmp_path: Path) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text("")
+    assert load_parameters(None, file, {}) == {}
+
+
+async def test_environment_is_read_at_the_call_not_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    async def use(prompt: str) -> None:
+        seen.append(prompt)
+
+    pipeline = AsyncPythonTask("use", use).as_async_pipeline()
+    monkeypatch.setenv("RUNNABLE_PRM_prompt", "first request")
+    run = pipeline.execute_streaming()
+    monkeypatch.setenv("RUNNABLE_PRM_prompt", "second request")  # another request's value
+    async for _ in run:
+        pass
+    assert seen == ["first request"]
+    assert run.run_log.parameters_in == {"prompt": "first request"}
+
+
+async def test_runs_never_write_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    async def produce() -> str:
+        return "value"
+
+    before = dict(os.environ)
+    pipeline = AsyncPythonTask("p", produce, returns=["secret"]).as_async_pipeline()
+    async for _ in pipeline.execute_streaming(parameters={"x": 1}):
+        pass
+    assert dict(os.environ) == before
+
+
+async def test_parameters_file_through_the_pipeline(tmp_path: Path) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text("text: hello\n")
+    seen: list[str] = []
+
+    async def use(text: str) -> None:
+        seen.append(text)
+
+    async for _ in (
+        AsyncPythonTask("use", use).as_async_pipeline().execute_streaming(parameters_file=str(file))
+    ):
+        pass
+    assert seen == ["hello"]
+
+
+async def test_parameters_given_are_not_mutated() -> None:
+    async def produce() -> int:
+        return 2
+
+    given = {"x": 1}
+    pipeline = AsyncPythonTask("p", produce, returns=["x"]).as_async_pipeline()
+    run = pipeline.execute_streaming(parameters=given)
+    async for _ in run:
+        pass
+    assert given == {"x": 1}
+    assert run.run_log.parameters_out == {"x": 2}
