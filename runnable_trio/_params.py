@@ -52,9 +52,9 @@ def load_parameters(
     values: dict[str, Any] = {}
     if parameters_file:
         values.update(_read_parameters_file(Path(parameters_file)))
-    for key, raw in environ.items():
-        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
-            values[key[len(ENV_PREFIX) :].lower()] = _decode_env(raw)
+    # Iterate over the names only: os.environ decodes every value it hands out.
+    for key in [k for k in environ if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)]:
+        values[key[len(ENV_PREFIX) :].lower()] = _decode_env(environ[key])
     if parameters is not None:
         if not isinstance(parameters, Mapping):
             raise RunConfigurationError(
