@@ -128,6 +128,9 @@ async def run_step(
 
     Cancellation: the step's attempts are cancelled; its record says ``CANCELLED``.
     """
+    # Steps whose functions never wait would otherwise run a whole pipeline without one
+    # chance to notice a cancellation.
+    await trio.lowlevel.checkpoint_if_cancelled()
     path = join_path(prefix, step.name)
     earlier = ctx.reuse.get(path)
     if earlier is not None:
