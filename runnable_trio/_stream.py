@@ -138,6 +138,12 @@ class PreparedRun:
         scope = Scope(dict(self.parameters))
         try:
             await self.store.create(run_log)
+        except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
+            self.error = exc
+            self.finished = True
+            send.close()
+            return
+        try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
             await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
