@@ -453,3 +453,41 @@ def test_buffer_is_bounded_by_default() -> None:
     from runnable_trio._stream import DEFAULT_BUFFER_SIZE
 
     assert 0 < DEFAULT_BUFFER_SIZE < math.inf
+
+
+async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> None:
+    from runnable_trio import MemoryRunLogStore, RunLog
+    from runnable_trio._stream import StreamingRun, prepare_run
+
+    class Taken(MemoryRunLogStore):
+        finished: list[RunLog] = []  # noqa: RUF012
+
+        def exists(self, run_id: str) -> bool:
+            return False  # the id is taken only after the check, by a concurrent run
+
+        async def create(self, run_log: RunLog) -> None:
+            raise RunConfigurationError(f"a run with id {run_log.run_id!r} already exists")
+
+        async def finish(self, run_log: RunLog) -> None:
+            self.finished.append(run_log)
+
+    store = Taken()
+    run = StreamingRun(
+        prepare_run(
+            AsyncPythonTask("n", noop).as_async_pipeline(),
+            configuration_file="",
+            run_id="taken",
+            tag="",
+            parameters_file="",
+            log_level="WARNING",
+            parameters=None,
+            attribution=False,
+            buffer_size=None,
+            store=store,
+        )
+    )
+    with pytest.raises(ExecutionFailedError) as caught:
+        async for _ in run:
+            pass
+    assert isinstance(caught.value.__cause__, RunConfigurationError)
+    assert store.finished == []
