@@ -1,0 +1,306 @@
+"""What is measured: cases (a workload with its sizes), implementations, metrics, targets.
+
+A case runs every implementation it lists, each in a fresh process. Our implementations
+(``ours``, ``compat``) may appear several times with different options (``execute_streaming``
+and ``stream()``...); each becomes a row of the table, beside the same baselines. Targets are
+DESIGN.md's "Performance targets", attached to a row and metric; a target may compare against
+another figure of the same run (the reference's, plain Trio's, a smaller size's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BASELINES", "Case", "Impl", "Lookup", "Metric", "Target", "plan"]
+
+#: ``lookup(case key, implementation label, metric key)``: that figure's median, or None.
+Lookup = Callable[[str, str, str], float | None]
+
+TRIO, ASYNCIO, REFERENCE = "plain Trio", "plain asyncio", "reference"
+BASELINES = (TRIO, ASYNCIO, REFERENCE)
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation of a case: a ``workloads/`` module and its extra arguments."""
+
+    label: str
+    module: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ours(self) -> bool:
+        return self.module in ("ours", "compat")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # "events/s", "s" or "MiB"
+    higher_is_better: bool = False
+    #: How a None figure reads (the workload saw nothing happen in its wait).
+    none_text: str = "none"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on one figure: ``limit(lookup)`` is the bound, None if it cannot be known."""
+
+    text: str
+    limit: Callable[[Lookup], float | None]
+    at_least: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    workload: str
+    params: Mapping[str, Any]
+    impls: tuple[Impl, ...]
+    metrics: tuple[Metric, ...]
+    #: Targets by (our implementation's label, metric key).
+    targets: Mapping[tuple[str, str], tuple[Target, ...]] = field(default_factory=dict)
+    #: Cases of one group differ only in size (``scale``): an implementation that timed out
+    #: at one size is not run at larger ones.
+    group: str = ""
+    scale: int = 0
+
+
+def _fixed(value: float) -> Callable[[Lookup], float]:
+    return lambda lookup: value
+
+
+def _of(
+    case: str, impl: str, metric: str, factor: float = 1.0, plus: float = 0.0
+) -> Callable[[Lookup], float | None]:
+    def limit(lookup: Lookup) -> float | None:
+        base = lookup(case, impl, metric)
+        return None if base is None else base * factor + plus
+
+    return limit
+
+
+_BASE = (Impl(TRIO, "plain_trio"), Impl(ASYNCIO, "plain_asyncio"), Impl(REFERENCE, "reference"))
+
+EVENTS_PER_S = Metric("events_per_s", "events/s (marginal)", "events/s", higher_is_better=True)
+PER_STEP = Metric("per_step_s", "per step (marginal)", "s")
+FIXED = Metric("fixed_s", "one-step run", "s")
+WALL = Metric("wall_s", "wall time", "s")
+RSS = Metric("rss_growth_mib", "peak RSS growth", "MiB")
+
+
+def _w1(n: int) -> Case:
+    key = f"W1 stream N={n:,}"
+    ours = {
+        "execute_streaming": {"api": "execute_streaming", "attribution": False},
+        "stream()": {"api": "stream", "attribution": False},
+        "execute_streaming, attribution": {"api": "execute_streaming", "attribution": True},
+        "stream(), attribution": {"api": "stream", "attribution": True},
+    }
+    return Case(
+        key,
+        "W1",
+        {"n": n},
+        tuple(Impl(label, "ours", params) for label, params in ours.items()) + _BASE,
+        (EVENTS_PER_S,),
+        {
+            ("execute_streaming", EVENTS_PER_S.key): (
+                Target("≥ reference", _of(key, REFERENCE, EVENTS_PER_S.key), at_least=True),
+            ),
+            ("stream()", EVENTS_PER_S.key): (
+                Target("≥ 1.5x reference", _of(key, REFERENCE, EVENTS_PER_S.key, 1.5), True),
+            ),
+        },
+    )
+
+
+def _w2(k: int, store: str, flat_from: int | None) -> Case:
+    key = f"W2 chain K={k}, {store} store"
+    per_step = 50e-6 if store == "memory" else 200e-6
+    targets = [Target(f"≤ {per_step * 1e6:.0f} µs", _fixed(per_step))]
+    if flat_from is not None:
+        smaller = f"W2 chain K={flat_from}, {store} store"
+        targets.append(Target(f"≤ 1.2x K={flat_from}", _of(smaller, "ours", PER_STEP.key, 1.2)))
+    return Case(
+        key,
+        "W2",
+        {"k": k},
+        (
+            Impl("ours", "ours", {"store": store}),
+            Impl(TRIO, "plain_trio"),
+            Impl(ASYNCIO, "plain_asyncio"),
+            Impl(REFERENCE, "reference", {"store": store}),
+        ),
+        (PER_STEP, FIXED),
+        {("ours", PER_STEP.key): tuple(targets)},
+        group=f"W2 {store}",
+        scale=k,
+    )
+
+
+def _within_ideal(ideal: float) -> Target:
+    return Target(f"≤ {ideal * 1.05:.3g} s (ideal +5 %)", _fixed(ideal * 1.05))
+
+
+def _w3(branches: int) -> Case:
+    return Case(
+        f"W3 parallel B={branches:,}",
+        "W3",
+        {"branches": branches},
+        (Impl("ours", "ours"), *_BASE),
+        (WALL,),
+        {("ours", WALL.key): (_within_ideal(0.2),)} if branches <= 1000 else {},
+        group="W3",
+        scale=branches,
+    )
+
+
+def _w4(items: int, limit: int | None) -> Case:
+    key = f"W4 map M={items:,}" + (f", max_concurrency={limit}" if limit else "")
+    targets: dict[tuple[str, str], tuple[Target, ...]] = {}
+    if items <= 1000:
+        ideal = 0.1 * (math.ceil(items / limit) if limit else 1)
+        targets[("ours", WALL.key)] = (_within_ideal(ideal),)
+    elif items == 10_000:
+        targets[("ours", WALL.key)] = (Target("≤ 2x plain Trio", _of(key, TRIO, WALL.key, 2)),)
+        targets[("ours", RSS.key)] = (Target("≤ 2x plain Trio", _of(key, TRIO, RSS.key, 2)),)
+    return Case(
+        key,
+        "W4",
+        {"items": items, "limit": limit},
+        (Impl("ours", "ours"), *_BASE),
+        (WALL, RSS),
+        targets,
+        group=f"W4 limit={limit}",
+        scale=items,
+    )
+
+
+def _w5() -> Case:
+    cold = Metric("cold_s", "first event, first run", "s")
+    warm = Metric("warm_s", "first event, warm (median of 20)", "s")
+    under = (Target("≤ 0.5 ms", _fixed(0.5e-3)),)
+    return Case(
+        "W5 first event",
+        "W5",
+        {},
+        (
+            Impl("execute_streaming", "ours", {"api": "execute_streaming"}),
+            Impl("stream()", "ours", {"api": "stream"}),
+            *_BASE,
+        ),
+        (cold, warm),
+        {("execute_streaming", warm.key): under, ("stream()", warm.key): under},
+    )
+
+
+def _w6(branches: int) -> Case:
+    metric = Metric(
+        "cancel_s", "leave → last branch ended", "s", none_text="not ended 1 s after leaving"
+    )
+    within = (Target("≤ 5 ms", _fixed(5e-3)),)
+    return Case(
+        f"W6 cancel {branches} live branches",
+        "W6",
+        {"branches": branches},
+        (
+            Impl("execute_streaming, break", "ours", {"api": "execute_streaming"}),
+            Impl("stream(), leave block", "ours", {"api": "stream"}),
+            *_BASE,
+        ),
+        (metric,),
+        {
+            ("execute_streaming, break", metric.key): within,
+            ("stream(), leave block", metric.key): within,
+        },
+    )
+
+
+def _w7(n: int, flat_from: int | None) -> Case:
+    targets: dict[tuple[str, str], tuple[Target, ...]] = {}
+    if flat_from is not None:
+        smaller = f"W7 slow consumer N={flat_from:,}"
+        targets[("ours", RSS.key)] = (
+            Target(f"flat: ≤ N={flat_from:,} + 2 MiB", _of(smaller, "ours", RSS.key, plus=2.0)),
+        )
+    return Case(
+        f"W7 slow consumer N={n:,}",
+        "W7",
+        {"n": n},
+        (Impl("ours", "ours"), *_BASE),
+        (RSS, WALL),
+        targets,
+        group="W7",
+        scale=n,
+    )
+
+
+def _w8_stream(n: int) -> Case:
+    key = f"W8 asyncio host, stream N={n:,}"
+    metric = Metric("s_per_event", "per event (marginal)", "s")
+    return Case(
+        key,
+        "W8",
+        {"part": "stream", "n": n},
+        (
+            Impl("compat, asyncio.run", "compat"),
+            Impl(ASYNCIO, "plain_asyncio"),
+            Impl(REFERENCE, "reference"),
+        ),
+        (metric,),
+        {
+            ("compat, asyncio.run", metric.key): (
+                Target("≤ native + 30 µs", _of(key, ASYNCIO, metric.key, plus=30e-6)),
+            )
+        },
+    )
+
+
+def _w8_parallel(branches: int) -> Case:
+    return Case(
+        f"W8 asyncio host, parallel B={branches:,}",
+        "W8",
+        {"part": "parallel", "branches": branches},
+        (Impl("compat, asyncio.run", "compat"), Impl(ASYNCIO, "plain_asyncio")),
+        (WALL,),
+        {("compat, asyncio.run", WALL.key): (_within_ideal(0.2),)},
+        group="W8 parallel",
+        scale=branches,
+    )
+
+
+def plan(quick: bool) -> list[Case]:
+    """Every case, smaller sizes first (so a timeout can spare the larger ones)."""
+    if quick:
+        steps, branches, stream_n, slow_n = (50, 500), (10, 1000), 20_000, (20_000, 200_000)
+        maps: tuple[tuple[int, int | None], ...] = ((100, None), (10_000, None), (1000, 100))
+        w8_branches: tuple[int, ...] = (1000,)
+    else:
+        steps, branches, stream_n, slow_n = (
+            (50, 500),
+            (10, 100, 1000),
+            100_000,
+            (100_000, 1_000_000),
+        )
+        maps = (
+            (100, None),
+            (1000, None),
+            (10_000, None),
+            (100_000, None),
+            (1000, 100),
+            (10_000, 100),
+        )
+        w8_branches = (10, 100, 1000)
+    cases = [_w1(stream_n)]
+    for store in ("memory", "file"):
+        cases += [_w2(k, store, steps[0] if k != steps[0] else None) for k in steps]
+    cases += [_w3(b) for b in branches]
+    cases += [_w4(items, limit) for items, limit in maps]
+    cases += [_w5(), _w6(100)]
+    cases += [_w7(n, slow_n[0] if n != slow_n[0] else None) for n in slow_n]
+    cases += [_w8_stream(stream_n)] + [_w8_parallel(b) for b in w8_branches]
+    return cases

@@ -1,0 +1,1 @@
+"""The workloads, one module per implementation; each maps ``W1``... to one function."""

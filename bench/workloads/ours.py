@@ -1,0 +1,241 @@
+"""W1-W7 on runnable_trio, written as a user of the library writes them.
+
+Each ``wN_*`` function runs one measurement under ``trio.run`` and returns its metrics. The
+run log store is the library's default unless the workload is about the store (W2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+from _probe import marginal_rate, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+
+from runnable_trio import AsyncPipeline, AsyncPythonTask
+
+__all__ = ["WORKLOADS"]
+
+Event = dict[str, Any]
+
+
+async def _produce(n: int) -> AsyncIterator[Event]:
+    for i in range(n):
+        yield {"type": "chunk", "i": i}
+
+
+async def _step(x: int) -> int:
+    return x + 1
+
+
+async def _sleep_02() -> None:
+    await trio.sleep(0.2)
+
+
+async def _sleep_item(item: int) -> None:
+    await trio.sleep(0.1)
+
+
+async def _drain(
+    pipeline: AsyncPipeline,
+    api: str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    attribution: bool = False,
+    configuration_file: str = "",
+) -> float:
+    """Consume a whole run; the seconds from the call to the end of the stream."""
+    start = now()
+    if api == "stream":
+        async with pipeline.stream(
+            parameters=parameters,
+            attribution=attribution,
+            configuration_file=configuration_file,
+        ) as events:
+            async for _ in events:
+                pass
+    else:
+        async for _ in pipeline.execute_streaming(
+            configuration_file, parameters=parameters, attribution=attribution
+        ):
+            pass
+    return now() - start
+
+
+def w1_stream(n: int, api: str, attribution: bool) -> dict[str, float]:
+    """One task yielding ``n`` events: events per second, fixed costs excluded."""
+    pipeline = AsyncPythonTask(name="produce", function=_produce).as_async_pipeline()
+
+    async def main() -> dict[str, float]:
+        await _drain(pipeline, api, {"n": 100}, attribution=attribution)
+        small = await _drain(pipeline, api, {"n": n // 10}, attribution=attribution)
+        large = await _drain(pipeline, api, {"n": n}, attribution=attribution)
+        return {"events_per_s": marginal_rate(n // 10, small, n, large)}
+
+    return trio.run(main)
+
+
+def _chain(k: int) -> AsyncPipeline:
+    return AsyncPipeline(
+        [AsyncPythonTask(name=f"s{i}", function=_step, returns=["x"]) for i in range(k)]
+    )
+
+
+def w2_chain(k: int, store: str) -> dict[str, float]:
+    """``k`` trivial steps passing ``x`` along: the marginal seconds per step."""
+    config = Path(f"bench-{store}.yaml")
+    config.write_text(f"run_log_store:\n  type: {store}\n", encoding="utf-8")
+    one, many = _chain(1), _chain(k)
+
+    async def run(pipeline: AsyncPipeline) -> float:
+        return await _drain(pipeline, "execute_streaming", {"x": 0}, configuration_file=str(config))
+
+    async def main() -> dict[str, float]:
+        await run(one)
+        fixed = median([await run(one) for _ in range(5)])
+        total = median([await run(many) for _ in range(5)])
+        return {"per_step_s": (total - fixed) / (k - 1), "fixed_s": fixed}
+
+    return trio.run(main)
+
+
+def w3_parallel(branches: int) -> dict[str, float]:
+    """``branches`` branches each sleeping 0.2 s: wall time."""
+    from runnable_trio import Parallel
+
+    def fan(width: int) -> AsyncPipeline:
+        task = AsyncPythonTask(name="sleep", function=_sleep_02)
+        return AsyncPipeline(
+            [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(width)})]
+        )
+
+    async def main() -> dict[str, float]:
+        await _drain(fan(1), "execute_streaming")
+        return {"wall_s": await _drain(fan(branches), "execute_streaming")}
+
+    return trio.run(main)
+
+
+def w4_map(items: int, limit: int | None) -> dict[str, float]:
+    """A Map over ``items`` items each sleeping 0.1 s: wall time and peak memory growth."""
+    from runnable_trio import Map
+
+    options = {} if limit is None else {"max_concurrency": limit}
+    branch = AsyncPythonTask(name="sleep", function=_sleep_item).as_async_pipeline()
+    pipeline = AsyncPipeline(
+        [Map("each", iterate_on="items", iterate_as="item", branch=branch, **options)]
+    )
+    values = list(range(items))
+
+    async def main() -> dict[str, float]:
+        await _drain(pipeline, "execute_streaming", {"items": [0]})
+        before = rss_mib()
+        reset_peak_rss()
+        wall = await _drain(pipeline, "execute_streaming", {"items": values})
+        return {"wall_s": wall, "rss_growth_mib": peak_rss_mib() - before}
+
+    return trio.run(main)
+
+
+async def _one_event() -> AsyncIterator[Event]:
+    yield {"type": "first"}
+
+
+async def _first_event(pipeline: AsyncPipeline, api: str) -> float:
+    start = now()
+    first = None
+    if api == "stream":
+        async with pipeline.stream() as events:
+            async for _ in events:
+                first = first or now()
+    else:
+        async for _ in pipeline.execute_streaming():
+            first = first or now()
+    assert first is not None
+    return first - start
+
+
+def w5_first_event(api: str, warm_runs: int = 20) -> dict[str, float]:
+    """Seconds from the call to the first user event: the first run, then warm runs."""
+    pipeline = AsyncPythonTask(name="first", function=_one_event).as_async_pipeline()
+
+    async def main() -> dict[str, float]:
+        cold = await _first_event(pipeline, api)
+        warm = [await _first_event(pipeline, api) for _ in range(warm_runs + 3)][3:]
+        return {"cold_s": cold, "warm_s": median(warm)}
+
+    return trio.run(main)
+
+
+def w6_cancel(branches: int, api: str) -> dict[str, float | None]:
+    """Leave a run whose ``branches`` branches are all live: seconds until the last ended."""
+    from runnable_trio import Parallel
+
+    async def main() -> dict[str, float | None]:
+        finished: list[float] = []
+        all_finished = trio.Event()
+
+        async def live() -> AsyncIterator[Event]:
+            yield {"type": "live"}
+            try:
+                await trio.sleep_forever()
+            finally:
+                finished.append(now())
+                if len(finished) == branches:
+                    all_finished.set()
+
+        task = AsyncPythonTask(name="live", function=live)
+        pipeline = AsyncPipeline(
+            [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(branches)})]
+        )
+        seen = 0
+        if api == "stream":
+            async with pipeline.stream() as events:
+                async for _ in events:
+                    seen += 1
+                    if seen == branches:
+                        left = now()
+                        break
+        else:
+            async for _ in pipeline.execute_streaming():
+                seen += 1
+                if seen == branches:
+                    left = now()
+                    break  # the iterator is dropped here: that must cancel the run
+        with trio.move_on_after(1.0):
+            await all_finished.wait()
+        if not all_finished.is_set():
+            return {"cancel_s": None}
+        return {"cancel_s": max(finished) - left}
+
+    return trio.run(main)
+
+
+def w7_slow_consumer(n: int) -> dict[str, float]:
+    """``n`` events to a consumer sleeping 1 ms every 1,000: peak memory growth."""
+    pipeline = AsyncPythonTask(name="produce", function=_produce).as_async_pipeline()
+
+    async def main() -> dict[str, float]:
+        before = rss_mib()
+        reset_peak_rss()
+        start = now()
+        seen = 0
+        async for _ in pipeline.execute_streaming(parameters={"n": n}):
+            seen += 1
+            if seen % 1000 == 0:
+                await trio.sleep(0.001)
+        return {"rss_growth_mib": peak_rss_mib() - before, "wall_s": now() - start}
+
+    return trio.run(main)
+
+
+WORKLOADS = {
+    "W1": w1_stream,
+    "W2": w2_chain,
+    "W3": w3_parallel,
+    "W4": w4_map,
+    "W5": w5_first_event,
+    "W6": w6_cancel,
+    "W7": w7_slow_consumer,
+}
