@@ -11,6 +11,8 @@ Layers, each importing only from the ones below it:
 """
 
 from ._catalog import Catalog as Catalog
+from ._conditional import Conditional as Conditional
+from ._errors import BranchError as BranchError
 from ._errors import EventError as EventError
 from ._errors import ExecutionFailedError as ExecutionFailedError
 from ._errors import ParameterError as ParameterError
@@ -22,6 +24,9 @@ from ._errors import StepError as StepError
 from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import TerminatedWithFailure as TerminatedWithFailure
 from ._events import Lifecycle as Lifecycle
+from ._loop import Loop as Loop
+from ._map import Map as Map
+from ._parallel import Parallel as Parallel
 from ._pipeline import AsyncPipeline as AsyncPipeline
 from ._retry import Retry as Retry
 from ._returns import TaskReturns as TaskReturns
@@ -44,13 +49,18 @@ __all__ = [
     "AsyncPipeline",
     "AsyncPythonTask",
     "Attempt",
+    "BranchError",
     "BranchLog",
     "Catalog",
+    "Conditional",
     "EventError",
     "EventStream",
     "ExecutionFailedError",
     "Lifecycle",
+    "Loop",
+    "Map",
     "MemoryRunLogStore",
+    "Parallel",
     "ParameterError",
     "PipelineDefinitionError",
     "ReturnsError",

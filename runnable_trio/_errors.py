@@ -11,6 +11,7 @@ Every error the library raises on purpose derives from :class:`RunnableError`::
     │   ├── ReturnsError
     │   ├── EventError
     │   ├── StepTimeoutError
+    │   ├── BranchError
     │   └── TerminatedWithFailure
     └── ExecutionFailedError      what the consumer of a stream receives when the run failed
 
@@ -21,6 +22,7 @@ catching the usual exception for "bad argument" keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "BranchError",
     "EventError",
     "ExecutionFailedError",
     "ParameterError",
@@ -77,6 +79,14 @@ class StepTimeoutError(StepError):
         self.kind = kind
         self.seconds = seconds
         super().__init__(step, f"{kind} of {seconds:g} s exceeded")
+
+
+class BranchError(StepError):
+    """A composite step cannot choose or combine its branches.
+
+    For example: no ``Conditional`` branch matches the value, or two ``Parallel`` branches
+    assigned the same name.
+    """
 
 
 class TerminatedWithFailure(StepError):

@@ -1,0 +1,227 @@
+"""What the composite steps share: their base class, build-time checks, fan-out and fan-in.
+
+Fan-out runs one branch per task in a nursery opened inside the composite step, so the task tree
+follows the pipeline and leaving a run cancels every branch at once. Each branch starts from a
+child :class:`Scope` (a copy of its parent's values plus what is bound for it) and gives back
+the names it assigned; the composite decides how those merge into its own scope.
+
+Failure policy. With ``fail_fast`` (the default) the first failing branch cancels its siblings:
+trio's nursery does exactly that. Without it, a branch's ``Exception`` is kept and the others
+run on; the step fails once all have ended. Either way, one failed branch raises its exception
+unchanged, and several raise one ``ExceptionGroup`` of their exceptions (a nested composite's
+group stays a member, never flattened), so ``ExecutionFailedError.__cause__`` is the real story.
+``Cancelled``, ``KeyboardInterrupt`` and ``SystemExit`` are never collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+import trio
+
+from ._groups import raise_without_context, reraise_single
+from ._pipeline import AsyncPipeline, BaseStep, definition_error
+from ._runlog import BranchLog
+from ._runner import join_path, run_branch
+from ._task import AsyncPythonTask
+
+if TYPE_CHECKING:
+    from ._runlog import StepLog
+    from ._runner import RunContext, Scope
+
+__all__ = [
+    "CompositeStep",
+    "branches_converter",
+    "check_bool",
+    "check_branches",
+    "check_name_field",
+    "check_pipeline",
+    "check_positive_int",
+    "fan_out",
+    "names_assigned",
+]
+
+
+@attrs.frozen(kw_only=True)
+class CompositeStep(BaseStep):
+    """A step that runs pipelines of its own (its branches)."""
+
+    def pipelines(self) -> Iterable[AsyncPipeline]:
+        """Every pipeline this step may run as a branch."""
+        raise NotImplementedError
+
+
+def names_assigned(pipeline: AsyncPipeline) -> tuple[str, ...]:
+    """The names ``pipeline`` can assign, in order of first appearance.
+
+    A task assigns its ``returns``; a composite step what its branches can assign; a step's
+    ``on_failure`` pipeline what it can assign. Map uses this to give a list for every name,
+    even when no item assigned it (an empty list of items gives empty lists).
+    """
+    names: dict[str, None] = {}
+    for step in pipeline.steps:
+        if isinstance(step, AsyncPythonTask):
+            names.update(dict.fromkeys(r.name for r in step.returns))
+        elif isinstance(step, CompositeStep):
+            for branch in step.pipelines():
+                names.update(dict.fromkeys(names_assigned(branch)))
+        if step.on_failure is not None:
+            names.update(dict.fromkeys(names_assigned(step.on_failure)))
+    return tuple(names)
+
+
+# Build-time checks.
+
+
+def branches_converter(value: object) -> object:
+    # A private copy, so changing the caller's dict later cannot change the step; anything
+    # else is kept for the validator to name.
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def check_branches(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
+    """``branches``: a non-empty dict of path-safe str keys to ``AsyncPipeline``."""
+    expected = "a non-empty dict of branch names to AsyncPipeline"
+    if not isinstance(value, dict) or not value:
+        raise definition_error(instance, attribute.name, expected, value)
+    for key, pipeline in value.items():
+        if not isinstance(key, str) or not key or "." in key or "%" in key:
+            raise definition_error(
+                instance,
+                attribute.name,
+                "keyed by non-empty str free of '.' and '%' (they separate step paths)",
+                key,
+            )
+        if not isinstance(pipeline, AsyncPipeline):
+            raise definition_error(
+                instance,
+                f"{attribute.name}[{key!r}]",
+                "an AsyncPipeline (use step.as_async_pipeline() for one step)",
+                pipeline,
+            )
+
+
+def check_pipeline(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A field holding one branch pipeline."""
+    if not isinstance(value, AsyncPipeline):
+        raise definition_error(
+            instance,
+            attribute.name,
+            "an AsyncPipeline (use step.as_async_pipeline() for one step)",
+            value,
+        )
+
+
+def check_name_field(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A field holding a parameter name."""
+    if not isinstance(value, str) or not value:
+        raise definition_error(
+            instance, attribute.name, "a non-empty str (a parameter name)", value
+        )
+
+
+def check_positive_int(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An int >= 1; ``None`` is accepted where the field's default is ``None``."""
+    if value is None and attribute.default is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "an int >= 1" + (" or None" if attribute.default is None else "")
+        raise definition_error(instance, attribute.name, expected, value)
+
+
+def check_bool(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A field holding a bool."""
+    if not isinstance(value, bool):
+        raise definition_error(instance, attribute.name, "a bool", value)
+
+
+# Fan-out and fan-in.
+
+
+async def fan_out(
+    ctx: RunContext,
+    log: StepLog,
+    path: str,
+    branches: Iterable[tuple[str, AsyncPipeline, Scope]],
+    *,
+    fail_fast: bool,
+    max_concurrency: int | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``branches`` concurrently, each recorded as ``log.branches[key]``.
+
+    ``branches`` is consumed lazily, one item as each branch starts, so a Map over many items
+    makes each child scope only when its item starts.
+
+    Args:
+        ctx: the run.
+        log: the composite step's record.
+        path: the composite step's path; a branch's steps live under ``path.key``.
+        branches: ``(key, pipeline, scope)`` for each branch, in order.
+        fail_fast: cancel the other branches at the first failure (else let them finish).
+        max_concurrency: at most this many branches running at once (None: no limit).
+
+    Returns:
+        The names each branch assigned, in the order the branches were given.
+
+    Raises:
+        Exception: the one failed branch's exception, or an ``ExceptionGroup`` of several.
+
+    Cancellation: every running branch is cancelled and no further branch starts.
+    """
+    results: list[dict[str, Any]] = []
+    failures: list[tuple[int, Exception]] = []
+    limiter = None if max_concurrency is None else trio.CapacityLimiter(max_concurrency)
+
+    async def run_one(index: int, pipeline: AsyncPipeline, scope: Scope, record: BranchLog) -> None:
+        try:
+            await run_branch(ctx, pipeline, scope, join_path(path, record.name), record)
+        except Exception as exc:
+            if fail_fast:
+                raise
+            failures.append((index, exc))
+        else:
+            results[index] = scope.assigned
+        finally:
+            if limiter is not None:
+                limiter.release_on_behalf_of(index)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for index, (key, pipeline, scope) in enumerate(branches):
+                if limiter is not None:
+                    # Waiting here, not in the branch, keeps at most max_concurrency tasks
+                    # alive and starts items in input order.
+                    await limiter.acquire_on_behalf_of(index)
+                record = log.branches[key] = BranchLog(key)
+                results.append({})
+                nursery.start_soon(run_one, index, pipeline, scope, record, name=record.name)
+    except BaseExceptionGroup as group:
+        _raise_branch_failures(group, path)
+    if failures:
+        failures.sort(key=lambda failure: failure[0])
+        _raise_collected([exc for _, exc in failures], path)
+    return results
+
+
+def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
+    """Raise what a fan-out nursery's group means: one failure, several, or a cancellation."""
+    _, failed = group.split(trio.Cancelled)
+    if failed is None or any(not isinstance(exc, Exception) for exc in _leaves(failed)):
+        reraise_single(group)  # a cancellation, KeyboardInterrupt or SystemExit: not ours
+    _raise_collected([exc for exc in failed.exceptions if isinstance(exc, Exception)], path)
+
+
+def _raise_collected(failures: list[Exception], path: str) -> NoReturn:
+    if len(failures) == 1:
+        raise_without_context(failures[0])
+    raise ExceptionGroup(f"step {path!r}: {len(failures)} branches failed", failures) from None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
