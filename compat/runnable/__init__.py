@@ -1,0 +1,39 @@
+"""runnable: runnable_trio for asyncio applications, a drop-in for the reference's async API.
+
+Layers, each importing only from the ones below it:
+
+    facade          __init__ (this file)
+    steps           _task (asyncio-flavoured task functions), _steps (the other step kinds)
+    pipeline        _pipeline (execute_streaming/stream from asyncio or Trio)
+    bridges         _guest (Trio as a guest of the asyncio loop), _aio (asyncio work awaited
+                    from Trio)
+
+This package takes the import name ``runnable``: do not install it beside AstraZeneca's
+``runnable``. It is the only part of the project that imports asyncio (and trio-asyncio, lazily,
+on a Trio host).
+"""
+
+from runnable_trio import Catalog as Catalog
+from runnable_trio import ExecutionFailedError as ExecutionFailedError
+from runnable_trio import json as json
+from runnable_trio import metric as metric
+from runnable_trio import pickled as pickled
+
+from ._aio import HostCancelledError as HostCancelledError
+from ._pipeline import AsyncPipeline as AsyncPipeline
+from ._pipeline import HostRun as HostRun
+from ._steps import Stub as Stub
+from ._task import AsyncPythonTask as AsyncPythonTask
+
+__all__ = [
+    "AsyncPipeline",
+    "AsyncPythonTask",
+    "Catalog",
+    "ExecutionFailedError",
+    "HostCancelledError",
+    "HostRun",
+    "Stub",
+    "json",
+    "metric",
+    "pickled",
+]

@@ -1,0 +1,210 @@
+"""Awaiting asyncio work from Trio code, when both run on the same thread.
+
+Two situations share this module: on an asyncio host, the Trio engine is a guest on the host
+loop (``_guest.py``); on a Trio host, asyncio code runs on a trio-asyncio loop. Either way
+there is one thread, Trio's run is active on it, and an asyncio loop is running on it, so a
+Trio task can start an asyncio task on that loop and sleep until the task is done, and the
+asyncio side can wake the Trio task with ``trio.lowlevel.reschedule`` (Trio allows sync-colored
+calls from the host between guest ticks).
+
+Cancellation crosses both ways. A Trio cancellation cancels the asyncio task and *waits for it
+to end*, so the function's ``finally`` blocks have run before the step is over. An asyncio
+``CancelledError`` that was not caused by the run (a task cancelled from outside, or the
+function raising it) becomes :class:`HostCancelledError`, an ordinary exception that fails the
+step: a ``CancelledError`` must never pass into Trio, where it would look like a crash, nor be
+swallowed, which would leave the step waiting forever.
+
+An async generator is driven by one asyncio task that runs ahead of the Trio side by at most
+``capacity`` events (a bounded hand-off), so a fast generator costs one wake-up per burst of
+events rather than one asyncio task per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import outcome
+import trio
+
+from runnable_trio import RunnableError
+
+__all__ = ["HostCancelledError", "await_on_loop", "iterate_on_loop"]
+
+T = TypeVar("T")
+
+#: Events an asyncio generator may run ahead of the Trio task forwarding them.
+GENERATOR_CAPACITY = 32
+
+_STOP: Any = object()
+
+
+class HostCancelledError(RunnableError):
+    """The asyncio task running a step's function was cancelled, but not by the run.
+
+    It fails the step (with the ``CancelledError`` as ``__cause__``) instead of hanging it.
+    """
+
+
+async def _wait_until_done(future: asyncio.Future[Any]) -> None:
+    """Sleep (in Trio) until ``future`` is done.
+
+    Cancellation: the future is cancelled and still waited for; then ``trio.Cancelled`` is
+    raised.
+    """
+    if future.done():
+        await trio.lowlevel.checkpoint()
+        return
+    task = trio.lowlevel.current_task()
+    raise_cancel: Callable[[], Any] | None = None
+
+    def on_done(_: asyncio.Future[Any]) -> None:
+        trio.lowlevel.reschedule(task)
+
+    def abort(raise_cancel_arg: Callable[[], Any]) -> trio.lowlevel.Abort:
+        nonlocal raise_cancel
+        raise_cancel = raise_cancel_arg
+        future.cancel()
+        return trio.lowlevel.Abort.FAILED  # keep sleeping until the asyncio side has ended
+
+    future.add_done_callback(on_done)
+    await trio.lowlevel.wait_task_rescheduled(abort)
+    if raise_cancel is not None:
+        raise_cancel()
+
+
+async def await_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` as an asyncio task on ``loop`` and return its result, from Trio.
+
+    Raises:
+        HostCancelledError: the asyncio task was cancelled by something other than the run.
+        Exception: whatever the coroutine raised.
+
+    Cancellation: the asyncio task is cancelled, waited for, and ``trio.Cancelled`` raised.
+    """
+    try:
+        task = loop.create_task(coroutine)
+    except BaseException:
+        coroutine.close()  # never started: avoid "coroutine was never awaited"
+        raise
+    await _wait_until_done(task)
+    try:
+        return task.result()
+    except asyncio.CancelledError as exc:
+        raise HostCancelledError(
+            "the asyncio task running this step's function was cancelled outside the run"
+        ) from exc
+
+
+class _Feeder:
+    """One asyncio task driving an async generator; its items wait in a bounded deque."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, generator: AsyncGenerator[Any, None], capacity: int
+    ) -> None:
+        self._generator = generator
+        self._capacity = capacity
+        self._loop = loop
+        self._items: collections.deque[Any] = collections.deque()
+        self._end: outcome.Outcome[Any] | None = None
+        self._reader: trio.lowlevel.Task | None = None  # the Trio task waiting for items
+        self._room: asyncio.Future[None] | None = None  # the driver waiting for room
+        self._closing = False
+        self._task = loop.create_task(self._drive())
+
+    async def _drive(self) -> None:
+        items = self._items
+        try:
+            async with contextlib.aclosing(self._generator) as generator:
+                async for item in generator:
+                    items.append(item)
+                    self._wake_reader()
+                    if len(items) >= self._capacity:
+                        self._room = self._loop.create_future()
+                        await self._room
+                    if self._closing:
+                        break
+            self._end = outcome.Value(_STOP)
+        except asyncio.CancelledError as exc:
+            if not self._closing:
+                cancelled = HostCancelledError(
+                    "the asyncio task running this step's generator was cancelled outside the run"
+                )
+                cancelled.__cause__ = exc
+                self._end = outcome.Error(cancelled)
+        except Exception as exc:
+            self._end = outcome.Error(exc)
+        finally:
+            if self._end is None:
+                self._end = outcome.Value(_STOP)
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            trio.lowlevel.reschedule(reader)
+
+    async def next(self) -> Any:
+        """The next item, or ``_STOP``; raises what the generator raised.
+
+        Cancellation: raises ``trio.Cancelled``; the generator keeps its place.
+        """
+        while True:
+            if self._items:
+                item = self._items.popleft()
+                room = self._room
+                # Wake the driver once half the buffer is free: one wake-up per burst.
+                if room is not None and len(self._items) <= self._capacity // 2:
+                    self._room = None
+                    if not room.done():
+                        room.set_result(None)
+                return item
+            if self._end is not None:
+                return self._end.unwrap()
+            self._reader = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                self._reader = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+
+    async def close(self) -> None:
+        """Stop the generator (its ``finally`` runs on its loop) and wait until it has.
+
+        Cancellation: the generator is still waited for; then ``trio.Cancelled`` is raised.
+        """
+        if self._task.done():
+            return
+        self._closing = True
+        self._task.cancel()
+        await _wait_until_done(self._task)
+
+
+async def iterate_on_loop(
+    loop: asyncio.AbstractEventLoop,
+    generator: AsyncGenerator[Any, None],
+    capacity: int = GENERATOR_CAPACITY,
+) -> AsyncGenerator[Any, None]:
+    """Iterate, from Trio, over an asyncio async generator running on ``loop``.
+
+    Raises:
+        HostCancelledError: the generator's asyncio task was cancelled outside the run.
+        Exception: whatever the generator raised.
+
+    Cancellation: closing this generator (``aclose()``) cancels the asyncio one and waits
+    for its ``finally`` blocks to have run.
+    """
+    feeder = _Feeder(loop, generator, capacity)
+    try:
+        while True:
+            item = await feeder.next()
+            if item is _STOP:
+                return
+            yield item
+    finally:
+        await feeder.close()

@@ -1,0 +1,336 @@
+"""The Trio engine as a guest of a running asyncio loop.
+
+Trio allows one run per thread, and a guest run (``trio.lowlevel.start_guest_run``) lives on
+its host loop's callbacks: no thread of its own for the engine, no second loop. So each asyncio
+loop gets at most one guest run, shared by every stream started from that loop: started on first
+use, it ends when its last stream ends (a later stream starts a new one). A keeper task on the
+host loop owns the run's end: when ``asyncio.run`` shuts the loop down it cancels the keeper,
+which cancels every stream still running and waits until the guest run has finished, so a loop
+is never closed under a live Trio run.
+
+Each stream is a task in the guest run's nursery. Its events cross to asyncio through a
+bounded deque that only this thread touches: the Trio side appends and resolves the consumer's
+future; the asyncio side pops and reschedules the Trio task when half the room is free. Trio's
+documented rule that the host may call sync-colored Trio functions between guest ticks is what
+makes ``reschedule`` and ``CancelScope.cancel`` safe to call from asyncio code here.
+
+Leaving a stream in any way (``break``, ``aclose()``, the consumer task cancelled, an
+``asyncio.timeout``) cancels that stream's Trio task and, except for ``break`` (which leaves
+nobody to wait), waits for it to end, so its run log is final when the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import contextvars
+import sys
+import weakref
+from collections.abc import AsyncIterable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import outcome
+import trio
+
+from runnable_trio import ExecutionFailedError
+
+__all__ = ["HostStream", "host_loop"]
+
+Event = dict[str, Any]
+EventSource = Callable[[], AbstractAsyncContextManager[AsyncIterable[Event]]]
+
+# Set in each stream's Trio task, inherited by every task of its run.
+_ASYNCIO_LOOP = contextvars.ContextVar[asyncio.AbstractEventLoop | None](
+    "runnable_asyncio_loop", default=None
+)
+
+# The live guest run of each asyncio loop.
+_GUESTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Guest] = weakref.WeakKeyDictionary()
+
+
+def host_loop() -> asyncio.AbstractEventLoop | None:
+    """In a Trio task of a run started from asyncio code: that code's loop, else ``None``."""
+    return _ASYNCIO_LOOP.get()
+
+
+class _Guest:
+    """One guest run of Trio on ``loop`` and the count of streams using it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.accepting = True
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._cancel_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._users = 0
+        self._idle: trio.Event | None = None
+
+    def start(self) -> None:
+        try:
+            trio.lowlevel.start_guest_run(
+                self._main,
+                run_sync_soon_threadsafe=self.loop.call_soon_threadsafe,
+                run_sync_soon_not_threadsafe=self.loop.call_soon,
+                done_callback=self._on_done,
+                host_uses_signal_set_wakeup_fd=True,
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(
+                "runnable: cannot start the Trio engine on this asyncio loop: a Trio run is "
+                "already active in this thread (from Trio code, use runnable_trio directly)"
+            ) from exc
+        self.loop.create_task(self._keep(), name="runnable: Trio guest run keeper")
+
+    async def _main(self) -> None:
+        with self._cancel_scope:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.ready.set_result(None)
+                while self._users:
+                    self._idle = trio.Event()
+                    await self._idle.wait()
+                # Decided within this tick, so no stream can slip in between: a stream that
+                # finds the guest closing waits for it to end and starts a new one.
+                self.accepting = False
+
+    def _on_done(self, result: outcome.Outcome[None]) -> None:
+        self.accepting = False
+        if _GUESTS.get(self.loop) is self:
+            del _GUESTS[self.loop]
+        if self.loop.is_closed():
+            return
+        if not self.ready.done():
+            self.ready.cancel()
+        if isinstance(result, outcome.Error):
+            # Streams catch their own errors, so this is a fault in this module.
+            self.loop.call_exception_handler(
+                {"message": "runnable: the Trio guest run crashed", "exception": result.error}
+            )
+        self.done.set_result(None)
+
+    async def _keep(self) -> None:
+        try:
+            await asyncio.shield(self.done)
+        except asyncio.CancelledError:
+            # The host loop is shutting down: end every stream and let the guest finish
+            # before the loop closes.
+            self.accepting = False
+            self._cancel_scope.cancel()
+            while not self.done.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self.done)
+            raise
+
+    def acquire(self) -> None:
+        self._users += 1
+
+    def release(self) -> None:
+        self._users -= 1
+        if not self._users and self._idle is not None:
+            self._idle.set()
+
+    def spawn(self, function: Callable[[], Any], name: str) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(function, name=name)
+
+
+class _TrioAsyncioHost:
+    """A trio-asyncio loop: Trio already runs this thread, so a stream is a system task."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def release(self) -> None:
+        pass  # no guest run to end
+
+    def spawn(self, function: Callable[[], Any], name: str) -> None:
+        trio.lowlevel.spawn_system_task(function, name=name, context=contextvars.copy_context())
+
+
+def _is_trio_asyncio_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    # Only look if trio-asyncio was imported: importing it changes asyncio for the process.
+    trio_asyncio = sys.modules.get("trio_asyncio")
+    return trio_asyncio is not None and isinstance(loop, trio_asyncio.BaseTrioEventLoop)
+
+
+async def _join_host(loop: asyncio.AbstractEventLoop) -> _Guest | _TrioAsyncioHost:
+    """Where a stream started from ``loop`` runs, with one more user counted."""
+    if _is_trio_asyncio_loop(loop):
+        return _TrioAsyncioHost(loop)
+    while True:
+        guest = _GUESTS.get(loop)
+        if guest is None:
+            guest = _Guest(loop)
+            guest.start()
+            _GUESTS[loop] = guest
+        if guest.accepting:
+            guest.acquire()
+            try:
+                await asyncio.shield(guest.ready)
+            except BaseException:
+                guest.release()
+                raise
+            return guest
+        await asyncio.shield(guest.done)  # it is ending: wait, then start the next one
+
+
+class _Bridge:
+    """The state one stream's Trio task and its asyncio consumer share.
+
+    Kept apart from :class:`HostStream` so that the Trio task does not keep the consumer's
+    object alive: dropping the iterator must be able to collect it and cancel the run.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, run_id: str, capacity: int) -> None:
+        self.loop = loop
+        self.run_id = run_id
+        self.capacity = capacity
+        self.items: collections.deque[Event] = collections.deque()
+        self.end: BaseException | None = None
+        self.finished = False
+        self.cancel_scope = trio.CancelScope()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.consumer: asyncio.Future[None] | None = None  # the consumer waiting for events
+        self.producer: trio.lowlevel.Task | None = None  # the Trio task waiting for room
+
+    async def serve(self, host: _Guest | _TrioAsyncioHost, source: EventSource) -> None:
+        """In Trio: move the source's events into ``items``; record how it ended."""
+        _ASYNCIO_LOOP.set(self.loop)
+        items = self.items
+        try:
+            with self.cancel_scope:
+                async with source() as events:
+                    async for event in events:
+                        items.append(event)
+                        self.wake_consumer()
+                        if len(items) >= self.capacity:
+                            await self._wait_for_room()
+        except Exception as exc:  # ExecutionFailedError, or a source that failed to open
+            self.end = exc
+        except BaseException:
+            # Cancelled from outside this stream (its own cancel scope catches the consumer's
+            # cancellation): the host loop is shutting down.
+            self.end = ExecutionFailedError(
+                self.run_id, None, "the run was cancelled: its event loop is shutting down"
+            )
+            raise
+        finally:
+            self.finished = True
+            host.release()
+            self.wake_consumer()
+            if not self.done.done():
+                self.done.set_result(None)
+
+    async def _wait_for_room(self) -> None:
+        self.producer = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self.producer = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def wake_consumer(self) -> None:
+        consumer = self.consumer
+        if consumer is not None:
+            self.consumer = None
+            if not consumer.done():
+                consumer.set_result(None)
+
+    def take(self) -> Event:
+        event = self.items.popleft()
+        producer = self.producer
+        # Wake the producer once half the room is free: one wake-up per burst of events.
+        if producer is not None and len(self.items) <= self.capacity // 2:
+            self.producer = None
+            trio.lowlevel.reschedule(producer)
+        return event
+
+    async def wait_done(self) -> None:
+        """Wait (in asyncio) until the Trio task has ended, whatever cancels the waiter."""
+        while not self.done.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.done)
+
+
+class HostStream:
+    """The asyncio consumer's iterator over events produced in the loop's Trio guest run.
+
+    Args:
+        source: called in Trio; an async context manager giving the events (it owns the
+            run: leaving it cancels the run and waits for it).
+        run_id: the run's id (named in the error raised if the loop shuts down mid-run).
+        capacity: events that may wait for the consumer on the asyncio side.
+    """
+
+    def __init__(self, source: EventSource, run_id: str, capacity: int) -> None:
+        self._source = source
+        self._run_id = run_id
+        self._capacity = max(2, capacity)
+        self._bridge: _Bridge | None = None
+        self._closed = False
+
+    def __aiter__(self) -> HostStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        bridge = self._bridge
+        if bridge is None:
+            if self._closed:
+                raise StopAsyncIteration
+            bridge = await self._start()
+        while True:
+            if bridge.items:
+                return bridge.take()
+            if bridge.finished:
+                if bridge.end is not None:
+                    raise bridge.end
+                raise StopAsyncIteration
+            waiter = bridge.loop.create_future()
+            bridge.consumer = waiter
+            try:
+                await waiter
+            except BaseException:
+                bridge.consumer = None
+                await self._abort(bridge)
+                raise
+
+    async def aclose(self) -> None:
+        """Cancel the run if it is still going, and wait for it to end.
+
+        Cancellation: the wait goes on until the run has ended; then the cancellation
+        propagates.
+        """
+        self._closed = True
+        if self._bridge is not None:
+            await self._abort(self._bridge)
+
+    async def _start(self) -> _Bridge:
+        loop = asyncio.get_running_loop()
+        try:
+            host = await _join_host(loop)
+        except BaseException:
+            self._closed = True
+            raise
+        bridge = _Bridge(loop, self._run_id, self._capacity)
+        source = self._source  # the task must not refer to self (see _Bridge)
+        host.spawn(lambda: bridge.serve(host, source), name=f"runnable run {self._run_id}")
+        self._bridge = bridge
+        return bridge
+
+    @staticmethod
+    async def _abort(bridge: _Bridge) -> None:
+        if not bridge.finished:
+            bridge.cancel_scope.cancel()
+        await bridge.wait_done()
+
+    def __del__(self) -> None:
+        # Dropped without aclose() (``break`` out of ``async for``): cancel the run. This may
+        # run in the garbage collector, in any thread: go through the loop.
+        bridge = self._bridge
+        if bridge is not None and not bridge.finished:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+                bridge.loop.call_soon_threadsafe(bridge.cancel_scope.cancel)

@@ -1,0 +1,85 @@
+"""``AsyncPythonTask`` for asyncio-flavoured functions.
+
+The step is runnable_trio's task; only how the function is driven changes. Its coroutines and
+async generators run as asyncio tasks:
+
+- on an asyncio host (``asyncio.run``, uvicorn), on the host loop itself, the one the Trio
+  engine is a guest of, so objects bound to that loop (a client made at start-up, a lock, a
+  queue) work inside the function;
+- on a Trio host (``trio.run``, Hypercorn's Trio worker), on a trio-asyncio loop: the one the
+  caller opened (``trio_asyncio.open_loop()``), or else one opened around the step.
+
+trio-asyncio is imported only on the second path: importing it patches asyncio's loop functions
+for the whole process (``asyncio.new_event_loop()`` then builds trio-asyncio loops), which an
+asyncio application must not get as a side effect of ``import runnable``.
+
+A plain ``def`` still runs in a worker thread, as in runnable_trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import runnable_trio
+
+from ._aio import await_on_loop, iterate_on_loop
+from ._guest import host_loop
+from ._pipeline import CompatStep
+
+if TYPE_CHECKING:
+    from runnable_trio._runlog import StepLog
+    from runnable_trio._runner import RunContext, Scope
+
+__all__ = ["AsyncPythonTask"]
+
+
+async def _call(function: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any]) -> Any:
+    # Called inside the asyncio task, so the function itself starts in asyncio context.
+    return await function(**kwargs)
+
+
+def _trio_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    import trio_asyncio  # type: ignore[import-untyped]
+
+    loop: asyncio.AbstractEventLoop | None = trio_asyncio.current_loop.get()
+    return loop
+
+
+def _current_loop() -> asyncio.AbstractEventLoop:
+    loop = host_loop() or _trio_asyncio_loop()
+    assert loop is not None, "_execute opens a loop before the function is called"
+    return loop
+
+
+class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
+    """runnable_trio's task, calling an asyncio-flavoured function (see the module docstring).
+
+    Arguments are those of :class:`runnable_trio.AsyncPythonTask`.
+    """
+
+    __slots__ = ()
+
+    async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        if host_loop() is not None or _trio_asyncio_loop() is not None:
+            await super()._execute(ctx, scope, path, log)
+            return
+        import trio_asyncio
+
+        # A Trio host with no asyncio loop: open one around the step. The step's own error
+        # is carried past the loop's nurseries, which would wrap it in exception groups.
+        failure: Exception | None = None
+        async with trio_asyncio.open_loop():
+            try:
+                await super()._execute(ctx, scope, path, log)
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def _call_coroutine(self, kwargs: dict[str, Any]) -> Any:
+        return await await_on_loop(_current_loop(), _call(self.function, kwargs))
+
+    def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
+        return iterate_on_loop(_current_loop(), self.function(**kwargs))

@@ -1,0 +1,160 @@
+"""compat/ on a Trio host: asyncio-flavoured task functions run through trio-asyncio.
+
+Also the other mixed case: asyncio code running on a trio-asyncio loop (inside a Trio run)
+that calls ``execute_streaming()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import sniffio
+import trio
+import trio_asyncio
+from runnable import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    ExecutionFailedError,
+    HostCancelledError,
+    HostRun,
+)
+
+from runnable_trio import Status, StreamingRun
+
+flavours: list[str] = []
+
+
+async def llm(prompt: str) -> AsyncIterator[dict[str, Any]]:
+    flavours.append(sniffio.current_async_library())
+    yield {"type": "status", "status": "thinking"}
+    for word in prompt.split():
+        await asyncio.sleep(0)
+        yield {"type": "chunk", "text": word}
+    yield {"type": "done", "full_text": f"Response to: {prompt}"}
+
+
+async def shout(full_text: str) -> str:
+    flavours.append(sniffio.current_async_library())
+    await asyncio.sleep(0)
+    return full_text.upper()
+
+
+PIPELINE = AsyncPipeline(
+    [
+        AsyncPythonTask("llm", llm, returns=["full_text"]),
+        AsyncPythonTask("shout", shout, returns=["loud"]),
+    ]
+)
+
+
+async def test_asyncio_functions_run_through_trio_asyncio() -> None:
+    flavours.clear()
+    run = PIPELINE.execute_streaming(parameters={"prompt": "hi there"})
+    assert isinstance(run, StreamingRun)  # from Trio: runnable_trio's own iterator
+    events = [event async for event in run]
+    assert [e["type"] for e in events] == ["status", "chunk", "chunk", "done"]
+    assert run.run_log.parameters_out["loud"] == "RESPONSE TO: HI THERE"
+    assert flavours == ["asyncio", "asyncio"]
+    assert sniffio.current_async_library() == "trio"
+
+
+async def test_functions_use_the_callers_trio_asyncio_loop() -> None:
+    seen = []
+
+    async def where() -> None:
+        seen.append(asyncio.get_running_loop())
+
+    pipeline = AsyncPythonTask("where", where).as_async_pipeline()
+    async with trio_asyncio.open_loop() as loop, pipeline.stream() as events:
+        assert [event async for event in events] == []
+    assert seen == [loop]
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.finalized = False
+        self.produced = 0
+
+    async def endless(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                self.produced += 1
+                yield {"type": "tick"}
+                await asyncio.sleep(0.001)
+        finally:
+            await asyncio.sleep(0)  # cleanup that itself awaits on the asyncio side
+            self.finalized = True
+
+    async def sleeper(self) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0)
+            self.finalized = True
+
+
+@pytest.mark.parametrize("function", [Probe.endless, Probe.sleeper])
+async def test_trio_cancellation_cancels_the_asyncio_function_and_waits(
+    function: Callable[[Probe], Any],
+) -> None:
+    probe = Probe()
+    pipeline = AsyncPythonTask("f", function.__get__(probe)).as_async_pipeline()
+    with trio.move_on_after(0.05):
+        async with pipeline.stream() as events:
+            async for _ in events:
+                pass
+    assert probe.finalized
+    assert events.run_log.status is Status.CANCELLED
+    produced = probe.produced
+    await trio.sleep(0.02)
+    assert probe.produced == produced
+
+
+@pytest.mark.parametrize("kind", ["coroutine", "generator"])
+async def test_cancelled_error_inside_the_function_fails_the_step(kind: str) -> None:
+    async def coroutine() -> None:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError
+
+    async def generator() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "chunk"}
+        raise asyncio.CancelledError
+
+    function = coroutine if kind == "coroutine" else generator
+    with trio.fail_after(2):  # never hangs
+        with pytest.raises(ExecutionFailedError) as caught:
+            async for _ in AsyncPythonTask("f", function).as_async_pipeline().execute_streaming():
+                pass
+    assert isinstance(caught.value.__cause__, HostCancelledError)
+
+
+async def test_failure_chains_the_functions_exception() -> None:
+    async def broken() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("model crashed")
+
+    with pytest.raises(ExecutionFailedError) as caught:
+        async for _ in AsyncPythonTask("f", broken).as_async_pipeline().execute_streaming():
+            pass
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.step == "f"
+
+
+async def test_streaming_from_asyncio_code_on_a_trio_asyncio_loop() -> None:
+    # asyncio-flavoured code inside a Trio run: the stream runs in that Trio run, and the
+    # task functions on the caller's loop.
+    async def consume() -> tuple[list[dict[str, Any]], Any]:
+        assert sniffio.current_async_library() == "asyncio"
+        run = PIPELINE.execute_streaming(parameters={"prompt": "a b"})
+        assert isinstance(run, HostRun)
+        return [event async for event in run], run.run_log
+
+    flavours.clear()
+    async with trio_asyncio.open_loop():
+        events, run_log = await trio_asyncio.aio_as_trio(consume)()
+    assert events[-1] == {"type": "done", "full_text": "Response to: a b"}
+    assert run_log.status is Status.SUCCESS
+    assert flavours == ["asyncio", "asyncio"]
