@@ -97,8 +97,9 @@ def check_branches(instance: BaseStep, attribute: attrs.Attribute[Any], value: o
         if not isinstance(pipeline, AsyncPipeline):
             raise definition_error(
                 instance,
-                f"{attribute.name}[{key!r}]",
-                "an AsyncPipeline (use step.as_async_pipeline() for one step)",
+                attribute.name,
+                f"a dict of AsyncPipeline (use step.as_async_pipeline() for one step), but "
+                f"branch {key!r} is not",
                 pipeline,
             )
 
