@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-__all__ = ["marginal_rate", "median", "now", "peak_rss_mib", "reset_peak_rss", "rss_mib"]
+__all__ = ["marginal", "median", "now", "peak_rss_mib", "reset_peak_rss", "rss_mib"]
 
 now: Callable[[], float] = time.perf_counter
 
@@ -38,9 +38,22 @@ def reset_peak_rss() -> None:
         clear_refs.write("5")
 
 
-def marginal_rate(small: int, small_s: float, large: int, large_s: float) -> float:
-    """Units per second between two runs of different sizes: fixed costs cancel out."""
-    return (large - small) / (large_s - small_s)
+async def marginal(
+    run: Callable[[int], Awaitable[float]], small: int, large: int, repeats: int = 3
+) -> tuple[float, float]:
+    """Seconds per unit between runs of two sizes, and the small run's seconds.
+
+    ``run(size)`` returns the seconds one run of that size took. Fixed costs (starting a run,
+    writing its record) cancel out of the difference. After one warm-up, the two sizes
+    alternate ``repeats`` times and each side's median is taken, so drift hits both alike.
+    """
+    await run(small)
+    smalls, larges = [], []
+    for _ in range(repeats):
+        smalls.append(await run(small))
+        larges.append(await run(large))
+    small_s = statistics.median(smalls)
+    return (statistics.median(larges) - small_s) / (large - small), small_s
 
 
 def median(values: Iterable[float]) -> float:

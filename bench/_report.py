@@ -21,7 +21,8 @@ class Outcome:
     """What the repeats of one implementation of one case gave."""
 
     values: dict[str, list[float | None]] = field(default_factory=dict)
-    #: "ok"; "timeout" or "error" (then not repeated); "skipped" (never run, ``message`` says why).
+    #: "ok"; "timeout" or "error" (``message`` says which; not repeated); "settled" (the
+    #: workload saw nothing happen, e.g. no cancellation: not repeated); "skipped" (never run).
     status: str = "ok"
     message: str = ""
 
@@ -73,7 +74,7 @@ def _cell(outcome: Outcome | None, metric: Metric) -> str:
         text += f" ({fmt(min(figures), metric.unit)} - {fmt(max(figures), metric.unit)})"
     if len(figures) < len(values):
         text += f"; {len(values) - len(figures)}x {metric.none_text}"
-    if outcome.status != "ok":
+    if outcome.message:
         text += f"; then {outcome.message}"
     return text
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -44,15 +45,21 @@ def _git(cwd: Path, *args: str) -> str:
 class Runner:
     """Runs measurements in fresh processes and keeps their outcomes."""
 
-    def __init__(self, timeout: float, reference: Path | None, reference_note: str) -> None:
+    def __init__(self, timeout: float, reference: Path | None, at: str | None) -> None:
         self.timeout = timeout
         self.pythons = {"reference": reference}
-        self.reference_note = reference_note
         self.outcomes: dict[tuple[str, str], Outcome] = {}
         self.root = Path(tempfile.mkdtemp(prefix="runnable-bench-"))
-        _git(self.root, "init", "-q")
-        _git(self.root, "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+        self.env = dict(os.environ)
+        if at is not None:
+            library = _snapshot(at, self.root / "library")
+            self.env["PYTHONPATH"] = os.pathsep.join([str(library), str(library / "compat")])
+        work = self.root / "work"
+        work.mkdir()
+        _git(work, "init", "-q")
+        _git(work, "-c", "user.name=bench", "-c", "user.email=bench@localhost",
              "commit", "-q", "--allow-empty", "-m", "bench")  # fmt: skip
+        self.work = work
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -82,7 +89,7 @@ class Runner:
     def _measure(self, case: Case, impl: Impl, outcome: Outcome, round_index: int) -> None:
         python = self.pythons.get(impl.module) or Path(sys.executable)
         params = json.dumps({**case.params, **impl.params})
-        workdir = Path(tempfile.mkdtemp(dir=self.root))
+        workdir = Path(tempfile.mkdtemp(dir=self.work))
         out = workdir / "metrics.json"
         command = [str(python), str(CHILD), impl.module, case.workload, params, str(out)]
         started = time.perf_counter()
@@ -93,6 +100,7 @@ class Runner:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=None if impl.module == "reference" else self.env,
         )
         try:
             _, stderr = child.communicate(timeout=self.timeout)
@@ -102,7 +110,10 @@ class Runner:
             outcome.status, outcome.message = "timeout", f"timeout (> {self.timeout:g} s)"
         else:
             if child.returncode == 0:
-                outcome.add(json.loads(out.read_text(encoding="utf-8")))
+                metrics = json.loads(out.read_text(encoding="utf-8"))
+                outcome.add(metrics)
+                if all(value is None for value in metrics.values()):
+                    outcome.status = "settled"  # nothing happened in the wait: no need to repeat
             else:
                 lines = [line for line in stderr.splitlines() if line.strip()]
                 outcome.status = "error"
@@ -113,7 +124,7 @@ class Runner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         elapsed = time.perf_counter() - started
-        shown = outcome.message if outcome.status != "ok" else json.dumps(outcome.values)
+        shown = outcome.message or json.dumps(outcome.values)
         _log(f"[round {round_index + 1}] {case.key} / {impl.label}: {elapsed:.1f} s  {shown[:160]}")
 
 
@@ -134,10 +145,30 @@ def _machine() -> str:
     )
 
 
-def _revision() -> str:
+def _snapshot(rev: str, into: Path) -> Path:
+    """The library (runnable_trio/ and compat/) as committed at ``rev``, unpacked into ``into``."""
+    into.mkdir()
+    archive = into / "library.tar"
+    done = subprocess.run(
+        ["git", "archive", "-o", str(archive), rev, "runnable_trio", "compat"],
+        cwd=BENCH.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"--at {rev}: {done.stderr.strip()}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _revision(at: str | None) -> str:
+    if at is not None:
+        return f"{_git(BENCH, 'rev-parse', '--short', at)} (committed, via --at {at})"
     commit = _git(BENCH, "rev-parse", "--short", "HEAD") or "unknown"
     dirty = _git(BENCH.parent, "status", "--porcelain", "--", "runnable_trio", "compat")
-    return commit + (" (with uncommitted library changes)" if dirty else "")
+    return commit + (" plus uncommitted library changes in the working tree" if dirty else "")
 
 
 def _report(
@@ -145,6 +176,7 @@ def _report(
     outcomes: Mapping[tuple[str, str], Outcome],
     *,
     argv: Sequence[str],
+    at: str | None,
     repeats: int,
     timeout: float,
     reference_note: str,
@@ -159,7 +191,7 @@ def _report(
             f"- Date: {now}; took {seconds / 60:.1f} min. "
             f"Command: `python bench/run.py {' '.join(argv)}`".rstrip(),
             f"- Machine: {_machine()}.",
-            f"- runnable_trio at {_revision()}; reference: {reference_note}.",
+            f"- runnable_trio at {_revision(at)}; reference: {reference_note}.",
             f"- Each figure: median (min - max) of {repeats} runs, each in a fresh process, "
             f"implementations interleaved; limit {timeout:g} s per measurement.",
             f"- Load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end "
@@ -180,12 +212,17 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes; under 3 minutes")
     parser.add_argument("--workloads", default="", help="comma-separated, e.g. W1,W3 (default all)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
-    parser.add_argument("--timeout", type=float, help="seconds per measurement (60; quick: 8)")
+    parser.add_argument("--timeout", type=float, help="seconds per measurement (60; quick: 5)")
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--no-reference", action="store_true", help="skip runnable 0.50")
+    parser.add_argument(
+        "--at",
+        metavar="REV",
+        help="measure the library as committed at REV (e.g. HEAD), not the working tree",
+    )
     args = parser.parse_args(argv)
-    timeout = args.timeout or (8.0 if args.quick else 60.0)
+    timeout = args.timeout or (5.0 if args.quick else 60.0)
     wanted = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
     cases = [c for c in plan(args.quick) if not wanted or c.workload in wanted]
     if not cases:
@@ -197,7 +234,7 @@ def main(argv: Sequence[str]) -> None:
         python, note = reference_python(_log)
     _log(f"reference: {note}")
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    runner = Runner(timeout, python, note)
+    runner = Runner(timeout, python, args.at)
     try:
         for round_index in range(args.repeat):
             runner.run_round(cases, round_index)
@@ -207,6 +244,7 @@ def main(argv: Sequence[str]) -> None:
         cases,
         runner.outcomes,
         argv=argv,
+        at=args.at,
         repeats=args.repeat,
         timeout=timeout,
         reference_note=note if python is None else f"runnable {REFERENCE_VERSION}",

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import runnable
-from _probe import marginal_rate, now
-from runnable import AsyncPipeline, AsyncPythonTask, Parallel
+from _probe import marginal, now
+from runnable import AsyncPipeline, AsyncPythonTask
 
 __all__ = ["WORKLOADS"]
 
@@ -39,6 +39,8 @@ async def _drain(pipeline: AsyncPipeline, parameters: dict[str, Any] | None = No
 def w8_asyncio_host(part: str, n: int = 0, branches: int = 0) -> dict[str, float]:
     """W1 per event (``part="stream"``) or W3's wall time (``part="parallel"``)."""
     if part == "parallel":
+        from runnable import Parallel
+
         task = AsyncPythonTask(name="sleep", function=_sleep_02)
 
         def fan(width: int) -> AsyncPipeline:
@@ -59,10 +61,8 @@ def w8_asyncio_host(part: str, n: int = 0, branches: int = 0) -> dict[str, float
     pipeline = AsyncPythonTask(name="produce", function=_produce).as_async_pipeline()
 
     async def stream() -> dict[str, float]:
-        await _drain(pipeline, {"n": 100})
-        small = await _drain(pipeline, {"n": n // 10})
-        large = await _drain(pipeline, {"n": n})
-        return {"s_per_event": 1 / marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(lambda count: _drain(pipeline, {"n": count}), n // 10, n)
+        return {"s_per_event": per_event}
 
     return asyncio.run(stream())
 

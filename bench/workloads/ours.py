@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from _probe import marginal_rate, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask
 
@@ -67,11 +67,12 @@ def w1_stream(n: int, api: str, attribution: bool) -> dict[str, float]:
     """One task yielding ``n`` events: events per second, fixed costs excluded."""
     pipeline = AsyncPythonTask(name="produce", function=_produce).as_async_pipeline()
 
+    async def run(count: int) -> float:
+        return await _drain(pipeline, api, {"n": count}, attribution=attribution)
+
     async def main() -> dict[str, float]:
-        await _drain(pipeline, api, {"n": 100}, attribution=attribution)
-        small = await _drain(pipeline, api, {"n": n // 10}, attribution=attribution)
-        large = await _drain(pipeline, api, {"n": n}, attribution=attribution)
-        return {"events_per_s": marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(run, n // 10, n)
+        return {"events_per_s": 1 / per_event}
 
     return trio.run(main)
 
@@ -86,16 +87,16 @@ def w2_chain(k: int, store: str) -> dict[str, float]:
     """``k`` trivial steps passing ``x`` along: the marginal seconds per step."""
     config = Path(f"bench-{store}.yaml")
     config.write_text(f"run_log_store:\n  type: {store}\n", encoding="utf-8")
-    one, many = _chain(1), _chain(k)
+    chains = {1: _chain(1), k: _chain(k)}
 
-    async def run(pipeline: AsyncPipeline) -> float:
-        return await _drain(pipeline, "execute_streaming", {"x": 0}, configuration_file=str(config))
+    async def run(length: int) -> float:
+        return await _drain(
+            chains[length], "execute_streaming", {"x": 0}, configuration_file=str(config)
+        )
 
     async def main() -> dict[str, float]:
-        await run(one)
-        fixed = median([await run(one) for _ in range(5)])
-        total = median([await run(many) for _ in range(5)])
-        return {"per_step_s": (total - fixed) / (k - 1), "fixed_s": fixed}
+        per_step, fixed = await marginal(run, 1, k, repeats=5)
+        return {"per_step_s": per_step, "fixed_s": fixed}
 
     return trio.run(main)
 

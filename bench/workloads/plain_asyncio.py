@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from _probe import marginal_rate, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
 
 __all__ = ["WORKLOADS"]
 
@@ -55,10 +55,8 @@ def w1_stream(n: int) -> dict[str, float]:
     """One producer of ``n`` events through a bounded queue: events per second."""
 
     async def main() -> dict[str, float]:
-        await _drain(_forward(100))
-        small = await _drain(_forward(n // 10))
-        large = await _drain(_forward(n))
-        return {"events_per_s": marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(lambda count: _drain(_forward(count)), n // 10, n)
+        return {"events_per_s": 1 / per_event}
 
     return asyncio.run(main())
 
@@ -76,10 +74,8 @@ def w2_chain(k: int) -> dict[str, float]:
         return producer
 
     async def main() -> dict[str, float]:
-        await _drain(chain(1))
-        fixed = median([await _drain(chain(1)) for _ in range(5)])
-        total = median([await _drain(chain(k)) for _ in range(5)])
-        return {"per_step_s": (total - fixed) / (k - 1), "fixed_s": fixed}
+        per_step, fixed = await marginal(lambda length: _drain(chain(length)), 1, k, repeats=5)
+        return {"per_step_s": per_step, "fixed_s": fixed}
 
     return asyncio.run(main())
 
@@ -203,10 +199,8 @@ def w8_asyncio_host(part: str, n: int = 0, branches: int = 0) -> dict[str, float
         return now() - start
 
     async def main() -> dict[str, float]:
-        await consume(100)
-        small = await consume(n // 10)
-        large = await consume(n)
-        return {"s_per_event": 1 / marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(consume, n // 10, n)
+        return {"s_per_event": per_event}
 
     return asyncio.run(main())
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
-from _probe import marginal_rate, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
 
 __all__ = ["WORKLOADS"]
 
@@ -54,10 +54,8 @@ def w1_stream(n: int) -> dict[str, float]:
     """One producer of ``n`` events through a channel: events per second."""
 
     async def main() -> dict[str, float]:
-        await _drain(_forward(100))
-        small = await _drain(_forward(n // 10))
-        large = await _drain(_forward(n))
-        return {"events_per_s": marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(lambda count: _drain(_forward(count)), n // 10, n)
+        return {"events_per_s": 1 / per_event}
 
     return trio.run(main)
 
@@ -75,10 +73,8 @@ def w2_chain(k: int) -> dict[str, float]:
         return producer
 
     async def main() -> dict[str, float]:
-        await _drain(chain(1))
-        fixed = median([await _drain(chain(1)) for _ in range(5)])
-        total = median([await _drain(chain(k)) for _ in range(5)])
-        return {"per_step_s": (total - fixed) / (k - 1), "fixed_s": fixed}
+        per_step, fixed = await marginal(lambda length: _drain(chain(length)), 1, k, repeats=5)
+        return {"per_step_s": per_step, "fixed_s": fixed}
 
     return trio.run(main)
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from _probe import marginal_rate, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
 from runnable import AsyncPipeline, AsyncPythonTask, Map, Parallel
 
 __all__ = ["WORKLOADS"]
@@ -81,10 +81,8 @@ def w1_stream(n: int) -> dict[str, float]:
         return await _drain(pipeline)
 
     async def main() -> dict[str, float]:
-        await run(100)
-        small = await run(n // 10)
-        large = await run(n)
-        return {"events_per_s": marginal_rate(n // 10, small, n, large)}
+        per_event, _ = await marginal(run, n // 10, n)
+        return {"events_per_s": 1 / per_event}
 
     return asyncio.run(main())
 
@@ -102,10 +100,11 @@ def w2_chain(k: int, store: str) -> dict[str, float]:
     _parameters(x=0)
 
     async def main() -> dict[str, float]:
-        await _drain(_chain(1), str(config))
-        fixed = median([await _drain(_chain(1), str(config)) for _ in range(3)])
-        total = await _drain(_chain(k), str(config))
-        return {"per_step_s": (total - fixed) / (k - 1), "fixed_s": fixed}
+        # One K-step run only: it takes seconds to minutes.
+        per_step, fixed = await marginal(
+            lambda length: _drain(_chain(length), str(config)), 1, k, repeats=1
+        )
+        return {"per_step_s": per_step, "fixed_s": fixed}
 
     return asyncio.run(main())
 
