@@ -1,15 +1,46 @@
-"""The catalog: files a task gets from, and puts into, its run's catalog folder."""
+"""The catalog: files a task gets from, and puts into, its run's catalog folder.
+
+Each run has a catalog folder, ``<catalog folder>/<run_id>/`` (``.catalog/<run_id>/`` by
+default). A task's ``Catalog(get=[...])`` copies the files matching the globs from there into
+the working folder before the task runs; ``put=[...]`` copies the matching files of the
+working folder there after it succeeded. Every file moved is recorded on the step with its
+sha256. A glob that matches no file fails the step, naming the glob: a missing input or
+output is a failure, not a silent skip. Globs match files (``data/**/*`` for a folder's
+tree); files under the catalog and run-log folders are never ``put``.
+
+Nothing escapes the two roots: an absolute glob or one with a ``..`` part is rejected when
+the ``Catalog`` is built, and a match or destination that resolves outside its root (through
+a symlink) fails the step.
+
+``pickled`` returns are pickled into ``<run catalog>/%pickled/<step path>/<name>.pickle``
+(``%`` cannot appear in a step name, so no user file can clash). Later steps of the run
+receive the object itself; a retried run loads it from there for the steps it reuses.
+
+File work runs in a worker thread; cancelling a step waits for the file in hand.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
+import secrets
+import urllib.parse
 from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
 
-from ._errors import PipelineDefinitionError
+from ._errors import PipelineDefinitionError, StepError
+from ._offloop import run_blocking
+from ._runlog import CatalogEntry
 
-__all__ = ["Catalog"]
+__all__ = ["DEFAULT_CATALOG_FOLDER", "PICKLED_FOLDER", "Catalog", "RunCatalog"]
+
+DEFAULT_CATALOG_FOLDER = ".catalog"
+PICKLED_FOLDER = "%pickled"
+_CHUNK = 1 << 20
 
 
 def _patterns(value: object) -> object:
@@ -21,6 +52,18 @@ def _check_patterns(instance: Catalog, attribute: attrs.Attribute[Any], value: o
         raise PipelineDefinitionError(
             f"Catalog: {attribute.name!r} must be a list of non-empty glob str (got {value!r})"
         )
+    for pattern in value:
+        parts = pattern.replace("\\", "/").split("/")
+        if pattern.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+            raise PipelineDefinitionError(
+                f"Catalog: {attribute.name!r} globs must be relative and stay inside their "
+                f"folder: no leading '/', drive or '..' part (got {pattern!r})"
+            )
+
+
+def _check_store_copy(instance: Catalog, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise PipelineDefinitionError(f"Catalog: 'store_copy' must be a bool (got {value!r})")
 
 
 @attrs.frozen(kw_only=True)
@@ -32,9 +75,183 @@ class Catalog:
             before the task runs.
         put: glob patterns copied from the working folder into ``.catalog/<run_id>/``
             after the task succeeds.
-        store_copy: keep a copy in the catalog (True) or only record the file's hash.
+        store_copy: keep a copy of ``put`` files in the catalog (True) or only record their
+            names and hashes (False).
     """
 
     get: Sequence[str] = attrs.field(default=(), converter=_patterns, validator=_check_patterns)
     put: Sequence[str] = attrs.field(default=(), converter=_patterns, validator=_check_patterns)
-    store_copy: bool = True
+    store_copy: bool = attrs.field(default=True, validator=_check_store_copy)
+
+
+@attrs.frozen
+class RunCatalog:
+    """One run's catalog folder and the working folder files move between.
+
+    Attributes:
+        root: the run's catalog folder (absolute; created when first written).
+        workdir: the working folder (absolute).
+        excluded: folders whose files a ``put`` never takes (the catalog and run-log
+            folders).
+    """
+
+    root: Path
+    workdir: Path
+    excluded: tuple[Path, ...] = ()
+
+    @classmethod
+    def for_run(
+        cls, run_id: str, folder: str = DEFAULT_CATALOG_FOLDER, *also_excluded: str
+    ) -> RunCatalog:
+        """The catalog of ``run_id`` under ``folder``, both taken from the working folder."""
+        workdir = Path.cwd()
+        base = (workdir / folder).resolve()
+        excluded = (base, *((workdir / extra).resolve() for extra in also_excluded))
+        return cls(base / run_id, workdir, excluded)
+
+    async def get(self, patterns: Sequence[str], step: str) -> list[CatalogEntry]:
+        """Copy the catalog files matching ``patterns`` into the working folder.
+
+        Raises:
+            StepError: a glob matched nothing, or a path leads outside its root.
+        """
+        return await run_blocking(self._get, patterns, step)
+
+    async def put(
+        self, patterns: Sequence[str], step: str, *, store_copy: bool
+    ) -> list[CatalogEntry]:
+        """Copy (or only hash) the working folder's files matching ``patterns``.
+
+        Raises:
+            StepError: a glob matched nothing, or a path leads outside its root.
+        """
+        return await run_blocking(self._put, patterns, step, store_copy)
+
+    async def put_object(self, step: str, name: str, value: Any) -> CatalogEntry:
+        """Pickle the return ``name`` of ``step`` into the catalog.
+
+        Raises:
+            StepError: the value cannot be pickled.
+        """
+        return await run_blocking(self._put_object, step, name, value)
+
+    def load_object(self, entry: CatalogEntry) -> Any:
+        """The object a ``pickled`` entry holds (read synchronously; used to retry a run)."""
+        path = self._inside(self.root, self.root / entry.name, entry.name, None)
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise ValueError(f"{str(path)!r} has changed since it was recorded")
+        return pickle.loads(data)
+
+    # Worker-thread side.
+
+    def _get(self, patterns: Sequence[str], step: str) -> list[CatalogEntry]:
+        entries = []
+        for pattern in patterns:
+            matches = [
+                match
+                for match in self._matches(self.root, pattern, step)
+                if match.relative_to(self.root).parts[0] != PICKLED_FOLDER
+            ]
+            if not matches:
+                raise StepError(
+                    step, f"catalog get {pattern!r} matched no file in {str(self.root)!r}"
+                )
+            for source in matches:
+                name = source.relative_to(self.root).as_posix()
+                target = self._inside(self.workdir, self.workdir / name, name, step)
+                entries.append(CatalogEntry(name, _copy(source, target), "get"))
+        return entries
+
+    def _put(self, patterns: Sequence[str], step: str, store_copy: bool) -> list[CatalogEntry]:
+        entries = []
+        for pattern in patterns:
+            matches = [
+                match
+                for match in self._matches(self.workdir, pattern, step)
+                if not any(match.is_relative_to(folder) for folder in self.excluded)
+            ]
+            if not matches:
+                raise StepError(
+                    step, f"catalog put {pattern!r} matched no file in the working folder"
+                )
+            for source in matches:
+                name = source.relative_to(self.workdir).as_posix()
+                if store_copy:
+                    target = self._inside(self.root, self.root / name, name, step)
+                    digest = _copy(source, target)
+                else:
+                    digest = _hash(source)
+                entries.append(CatalogEntry(name, digest, "put"))
+        return entries
+
+    def _put_object(self, step: str, name: str, value: Any) -> CatalogEntry:
+        try:
+            data = pickle.dumps(value)
+        except Exception as exc:
+            raise StepError(
+                step, f"pickled return {name!r} cannot be pickled: {type(exc).__name__}: {exc}"
+            ) from exc
+        relative = PurePosixPath(
+            PICKLED_FOLDER, urllib.parse.quote(step, safe="._-"), f"{name}.pickle"
+        )
+        target = self.root / relative
+        _write_atomically(target, data)
+        return CatalogEntry(
+            relative.as_posix(), hashlib.sha256(data).hexdigest(), "pickled", parameter=name
+        )
+
+    def _matches(self, base: Path, pattern: str, step: str) -> list[Path]:
+        if not base.is_dir():
+            return []
+        found = []
+        for match in sorted(base.glob(pattern)):
+            if match.is_file():
+                self._inside(base, match, match.relative_to(base).as_posix(), step)
+                found.append(match)
+        return found
+
+    @staticmethod
+    def _inside(base: Path, path: Path, name: str, step: str | None) -> Path:
+        """``path`` if it resolves inside ``base`` (following symlinks), else an error."""
+        if not path.resolve().is_relative_to(base.resolve()):
+            message = f"catalog path {name!r} leads outside {str(base)!r} (through a symlink)"
+            raise StepError(step, message) if step is not None else ValueError(message)
+        return path
+
+
+def _hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _copy(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` (replaced atomically) and return the content's sha256."""
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(source, "rb") as reader, open(temporary, "xb") as writer:
+            while chunk := reader.read(_CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as writer:
+            writer.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -1,17 +1,24 @@
 """Run configuration: the reference's ``configuration_file``, read per run.
 
-A small YAML file choosing where the run log goes, so the same pipeline runs against another
-environment without code changes::
+A small YAML file choosing where a run's records go, so the same pipeline runs against
+another environment without code changes. Every setting is optional; the defaults are::
 
     run_log_store:
-      type: memory        # or "file" (the default)
-      folder: .run_log_store
+      type: file              # or "memory": records kept in this process only
+      folder: .run_log_store  # run logs, journals and event logs
+    catalog:
+      folder: .catalog        # the run's files go to <folder>/<run_id>/
+    event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
+    code_identity: true       # record the git commit and dirtiness of the working folder
 
-Nothing is written to the process environment; every run reads its own file.
+Relative folders are taken from the working folder when the run starts. The file is read at
+each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
+environment. An unknown or ill-typed setting is an error naming it.
 """
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -21,23 +28,49 @@ import yaml
 
 from ._convert import converter
 from ._errors import RunConfigurationError
+from ._filestore import DEFAULT_FOLDER, FileRunLogStore
 from ._store import MemoryRunLogStore, RunLogStore
 
-__all__ = ["Configuration", "RunLogStoreConfig", "load_configuration"]
+__all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
 
 
 @attrs.frozen(kw_only=True)
 class RunLogStoreConfig:
-    type: Literal["memory"] = "memory"
-    folder: str = ".run_log_store"
+    type: Literal["file", "memory"] = "file"
+    folder: str = attrs.field(default=DEFAULT_FOLDER, validator=_non_empty)
+
+
+@attrs.frozen(kw_only=True)
+class CatalogConfig:
+    folder: str = attrs.field(default=".catalog", validator=_non_empty)
 
 
 @attrs.frozen(kw_only=True)
 class Configuration:
     run_log_store: RunLogStoreConfig = RunLogStoreConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    event_log: bool = False
+    code_identity: bool = True
 
     def make_store(self) -> RunLogStore:
-        return MemoryRunLogStore()
+        """A new store of the configured type."""
+        if self.run_log_store.type == "memory":
+            return MemoryRunLogStore()
+        return FileRunLogStore(self.run_log_store.folder)
+
+
+def _describe_error(exc: BaseException, type_: type | None) -> str:
+    if typing.get_origin(type_) is Literal:
+        choices = " or ".join(repr(choice) for choice in typing.get_args(type_))
+        return f"must be {choices}"
+    if isinstance(exc, ValueError) and not isinstance(exc, cattrs.BaseValidationError):
+        return str(exc)  # our validators' messages name the setting and what it takes
+    return cattrs.v.format_exception(exc, type_)
 
 
 def load_configuration(path: str) -> Configuration:
@@ -53,11 +86,16 @@ def load_configuration(path: str) -> Configuration:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RunConfigurationError(f"cannot read configuration_file {path!r}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RunConfigurationError(
+            f"configuration_file {path!r} must hold a mapping of settings "
+            f"(got {type(raw).__name__})"
+        )
     try:
         return converter.structure(raw, Configuration)
     except Exception as exc:
         details = (
-            "; ".join(cattrs.transform_error(exc))
+            "; ".join(cattrs.transform_error(exc, "configuration", _describe_error))
             if isinstance(exc, cattrs.BaseValidationError)
             else str(exc)
         )

@@ -2,11 +2,15 @@
 
 These are live records (``attrs.define``): the runner fills them in as the run goes, and the
 run-log store persists them. Their shape is plain data (str, numbers, datetimes, dicts and
-lists of records), so the library's cattrs converter turns them into JSON and back.
+lists of records), so the library's cattrs converter turns them into JSON and back
+(:func:`run_log_to_dict`, :func:`run_log_from_dict`; values JSON cannot hold are handled by
+``_jsoncodec``).
 
 Nesting follows the pipeline: a ``StepLog`` of a composite step holds one ``BranchLog`` per
 branch (Parallel key, Map index, Loop iteration, or ``%on_failure``), each holding the
-``StepLog`` of the steps it ran.
+``StepLog`` of the steps it ran. A step's ``path`` therefore alternates step and branch names
+(``translate.spanish.spanish_task``), which is how a journal line finds its place in the tree
+(:func:`place_step`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,23 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Attempt", "BranchLog", "CatalogEntry", "RunLog", "Status", "StepLog", "utc_now"]
+from ._convert import converter
+
+__all__ = [
+    "Attempt",
+    "BranchLog",
+    "CatalogEntry",
+    "CodeIdentity",
+    "RunLog",
+    "Status",
+    "StepLog",
+    "place_step",
+    "run_log_from_dict",
+    "run_log_to_dict",
+    "step_log_from_dict",
+    "step_log_to_dict",
+    "utc_now",
+]
 
 
 class Status(StrEnum):
@@ -59,11 +79,21 @@ class Attempt:
 
 @attrs.define
 class CatalogEntry:
-    """A file moved between the working folder and the run's catalog."""
+    """A file moved between the working folder and the run's catalog.
+
+    Attributes:
+        name: the file's path relative to the working folder (``get``/``put``) or to the
+            run's catalog folder (``pickled``), with ``/`` separators.
+        sha256: hex digest of the file's content.
+        stage: ``"get"`` (catalog to working folder, before the task), ``"put"`` (working
+            folder to catalog, after it) or ``"pickled"`` (a ``pickled`` return).
+        parameter: for ``pickled``, the name of the return the file holds.
+    """
 
     name: str
     sha256: str
-    stage: str  # "get" or "put"
+    stage: str
+    parameter: str | None = None
 
 
 @attrs.define
@@ -103,8 +133,27 @@ class BranchLog:
 
 
 @attrs.define
+class CodeIdentity:
+    """The code a run ran: the git commit of the working folder and whether it was dirty.
+
+    ``commit`` and ``dirty`` are ``None`` when they could not be taken (not a git checkout,
+    git missing); ``error`` then says why.
+    """
+
+    commit: str | None = None
+    dirty: bool | None = None
+    error: str | None = None
+
+
+@attrs.define
 class RunLog:
-    """The whole run."""
+    """The whole run.
+
+    ``definition`` describes the pipeline (steps, kinds, functions by qualified name,
+    returns, branches) and ``definition_hash`` is the sha256 of its canonical JSON: a retry
+    checks it. ``retried_at`` lists when the run was retried (its steps' new attempts are
+    recorded in place).
+    """
 
     run_id: str
     tag: str = ""
@@ -118,9 +167,65 @@ class RunLog:
     failed_step: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    definition: dict[str, Any] = attrs.field(factory=dict)
+    definition_hash: str = ""
+    code: CodeIdentity | None = None
+    retried_at: list[dt.datetime] = attrs.field(factory=list)
 
     def end(self, status: Status, error: BaseException | None = None) -> None:
         self.ended_at = utc_now()
         self.status = status
         if error is not None:
             self.error_type, self.error_message = describe_error(error)
+
+    def reopen(self) -> None:
+        """Make an ended run PROCESSING again, for a retry."""
+        self.status = Status.PROCESSING
+        self.ended_at = None
+        self.failed_step = self.error_type = self.error_message = None
+        self.retried_at.append(utc_now())
+
+
+def run_log_to_dict(run_log: RunLog) -> dict[str, Any]:
+    """The run log as plain data (parameter values are left as they are)."""
+    data: dict[str, Any] = converter.unstructure(run_log)
+    return data
+
+
+def run_log_from_dict(data: Any) -> RunLog:
+    """A run log from plain data. Raises a cattrs error if the data does not fit."""
+    return converter.structure(data, RunLog)
+
+
+def step_log_to_dict(step: StepLog) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(step)
+    return data
+
+
+def step_log_from_dict(data: Any) -> StepLog:
+    return converter.structure(data, StepLog)
+
+
+def place_step(run_log: RunLog, step: StepLog, parents: list[StepLog]) -> None:
+    """Put ``step`` at its path in ``run_log``, creating missing enclosing records on the way.
+
+    ``parents`` are records of the composite steps enclosing ``step``, outermost first, used
+    only where the tree does not hold them yet (a placeholder of unknown kind otherwise).
+    """
+    names = step.path.split(".")
+    steps = run_log.steps
+    for depth in range(len(names) // 2):
+        name, branch_name = names[2 * depth], names[2 * depth + 1]
+        found = steps.get(name)
+        if found is None:
+            found = (
+                parents[depth]
+                if depth < len(parents)
+                else StepLog(name, "", ".".join(names[: 2 * depth + 1]))
+            )
+            steps[name] = found
+        branch = found.branches.get(branch_name)
+        if branch is None:
+            branch = found.branches[branch_name] = BranchLog(branch_name)
+        steps = branch.steps
+    steps[step.name] = step

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._catalog import RunCatalog
 from ._errors import StepTimeoutError, TerminatedWithFailure
 from ._events import EventSink, Lifecycle
 from ._retry import NO_RETRY, Retry
@@ -77,6 +78,13 @@ class RunContext:
     log_level: int = logging.WARNING
     #: Steps of an earlier attempt at this run that succeeded, by path: reused, not re-run.
     reuse: Mapping[str, StepLog] = attrs.field(factory=dict)
+    #: Steps of an earlier attempt that did not succeed, by path: their records get the new
+    #: attempts.
+    resume: Mapping[str, StepLog] = attrs.field(factory=dict)
+    #: Where the run's catalog files and ``pickled`` returns go.
+    catalog: RunCatalog = attrs.field(
+        default=attrs.Factory(lambda self: RunCatalog.for_run(self.run_id), takes_self=True)
+    )
     _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
 
     def note_failure(self, exc: BaseException, path: str) -> None:
@@ -139,7 +147,12 @@ async def run_step(
         scope.assigned.update(earlier.assigned)
         return _after_success(step, path)
 
-    log = StepLog(step.name, step.kind, path)
+    log = ctx.resume.get(path)
+    if log is None:
+        log = StepLog(step.name, step.kind, path)
+    else:
+        log.status = Status.PROCESSING
+        log.assigned.clear()
     steps[step.name] = log
     ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
     await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)

@@ -1,9 +1,10 @@
 """Run-log stores: where run records are kept.
 
 The runner talks to a store through :class:`RunLogStore` only: it creates the record when the
-run starts, reports each finished step (so a durable store can make it durable at once), and
-finishes the record when the run ends, shielded from cancellation. The in-memory store keeps
-the live record objects themselves.
+run starts (or reopens it when a failed run is retried), reports each finished step (so a
+durable store can make it durable at once), and finishes the record when the run ends,
+shielded from cancellation. The in-memory store keeps the live record objects themselves; the
+file store (the default) is in ``_filestore``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class RunLogStore(Protocol):
 
     async def create(self, run_log: RunLog) -> None:
         """Record a new run. Raises ``RunConfigurationError`` if the id is taken."""
+        ...
+
+    async def reopen(self, run_log: RunLog) -> None:
+        """A recorded run is retried; ``run_log`` (as loaded) is ``PROCESSING`` again.
+
+        Raises ``RunConfigurationError`` if the run is going on somewhere.
+        """
         ...
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
@@ -52,6 +60,11 @@ class MemoryRunLogStore:
     async def create(self, run_log: RunLog) -> None:
         if run_log.run_id in self._runs:
             raise RunConfigurationError(f"a run with id {run_log.run_id!r} already exists")
+        self._runs[run_log.run_id] = run_log
+
+    async def reopen(self, run_log: RunLog) -> None:
+        if run_log.run_id not in self._runs:
+            raise RunConfigurationError(f"no run with id {run_log.run_id!r} to retry")
         self._runs[run_log.run_id] = run_log
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:

@@ -31,13 +31,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 import trio
 
+from ._catalog import RunCatalog
+from ._codeid import recording_code_identity
 from ._config import load_configuration
+from ._definition import describe_pipeline, hash_definition
 from ._errors import ExecutionFailedError, RunConfigurationError
+from ._eventlog import EventLog
 from ._events import META_KEY, Event, EventSink, Lifecycle
 from ._groups import reraise_single
 from ._params import load_parameters
 from ._runid import new_run_id, validate_run_id
-from ._runlog import RunLog, Status
+from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, run_pipeline
 from ._store import RunLogStore
 
@@ -49,7 +53,17 @@ __all__ = ["EventStream", "PreparedRun", "StreamingRun", "open_stream", "prepare
 DEFAULT_BUFFER_SIZE = 256
 
 
-def _log_level(value: int | str) -> int:
+def check_buffer_size(buffer_size: int | None) -> int:
+    """The event buffer's capacity (the default for ``None``), checked."""
+    if buffer_size is None:
+        return DEFAULT_BUFFER_SIZE
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+        raise RunConfigurationError(f"buffer_size must be an int >= 1 (got {buffer_size!r})")
+    return buffer_size
+
+
+def log_level_number(value: int | str) -> int:
+    """A logging level given by name or number, checked."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -70,6 +84,7 @@ def prepare_run(
     parameters: Mapping[str, Any] | None,
     attribution: bool,
     buffer_size: int | None,
+    event_log: bool | None = None,
     store: RunLogStore | None = None,
 ) -> PreparedRun:
     """Everything a run needs, checked and read now (synchronously).
@@ -77,10 +92,7 @@ def prepare_run(
     Raises:
         RunConfigurationError: for any unusable argument, before anything runs.
     """
-    if buffer_size is None:
-        buffer_size = DEFAULT_BUFFER_SIZE
-    elif isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-        raise RunConfigurationError(f"buffer_size must be an int >= 1 (got {buffer_size!r})")
+    buffer_size = check_buffer_size(buffer_size)
     if not isinstance(tag, str):
         raise RunConfigurationError(f"tag must be a str (got {tag!r})")
     values = load_parameters(parameters, parameters_file)
@@ -90,16 +102,30 @@ def prepare_run(
     run_id = validate_run_id(run_id) if run_id else new_run_id()
     if store.exists(run_id):
         raise RunConfigurationError(f"a run with id {run_id!r} already exists")
+    level = log_level_number(log_level)
+    definition = describe_pipeline(pipeline)
+    folders = configuration.catalog.folder, configuration.run_log_store.folder
+    use_event_log = configuration.event_log if event_log is None else bool(event_log)
     return PreparedRun(
         pipeline=pipeline,
         run_log=RunLog(
-            run_id=run_id, tag=tag, pipeline_name=pipeline.name, parameters_in=dict(values)
+            run_id=run_id,
+            tag=tag,
+            pipeline_name=pipeline.name,
+            parameters_in=dict(values),
+            definition=definition,
+            definition_hash=hash_definition(definition),
         ),
         parameters=values,
         store=store,
-        log_level=_log_level(log_level),
+        log_level=level,
         attribution=bool(attribution),
         buffer_size=buffer_size,
+        catalog=RunCatalog.for_run(run_id, *folders),
+        event_log=(
+            EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
+        ),
+        code_identity=configuration.code_identity,
     )
 
 
@@ -114,6 +140,14 @@ class PreparedRun:
     log_level: int
     attribution: bool
     buffer_size: int
+    catalog: RunCatalog
+    event_log: EventLog | None = None
+    code_identity: bool = True
+    #: A retry of a recorded run (``_rerun``): its record is reopened, not created, and the
+    #: steps that succeeded are reused, the others resumed with new attempts.
+    retrying: bool = False
+    reuse: Mapping[str, StepLog] = attrs.field(factory=dict)
+    resume: Mapping[str, StepLog] = attrs.field(factory=dict)
     error: Exception | None = None
     failed_step: str | None = None
     finished: bool = False
@@ -134,10 +168,19 @@ class PreparedRun:
         """
         sink = EventSink(send, self.run_id, self.attribution)
         run_log = self.run_log
-        ctx = RunContext(self.run_id, sink, self.store, run_log, self.log_level)
+        ctx = RunContext(
+            self.run_id,
+            sink,
+            self.store,
+            run_log,
+            self.log_level,
+            catalog=self.catalog,
+            reuse=self.reuse,
+            resume=self.resume,
+        )
         scope = Scope(dict(self.parameters))
         try:
-            await self.store.create(run_log)
+            await (self.store.reopen if self.retrying else self.store.create)(run_log)
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             self.finished = True
@@ -145,7 +188,8 @@ class PreparedRun:
             return
         try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
-            await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
+            async with recording_code_identity(run_log, self.code_identity):
+                await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
             self.error = exc
             self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
@@ -195,13 +239,15 @@ class EventStream:
         last_seq: the sequence number of the last event received (0 before the first).
     """
 
-    __slots__ = ("_receive", "_run", "_stamp", "last_seq")
+    __slots__ = ("_log", "_receive", "_run", "_stamp", "last_seq")
 
     def __init__(self, receive: trio.MemoryReceiveChannel[Event], run: PreparedRun) -> None:
         self._receive = receive
         self._run = run
         self._stamp = run.attribution
-        self.last_seq = 0
+        self._log = run.event_log
+        # A retried run's events number on from those of its earlier attempts.
+        self.last_seq = 0 if self._log is None else self._log.start_seq
 
     @property
     def run_id(self) -> str:
@@ -219,15 +265,23 @@ class EventStream:
         try:
             event = self._receive.receive_nowait()
         except trio.WouldBlock:
+            if self._log is not None and self._log.pending:
+                await self._log.flush()  # idle: write the event log's batch now
             try:
                 event = await self._receive.receive()
             except trio.EndOfChannel:
+                await self._end_log()
                 self._end()
         except trio.EndOfChannel:
+            await self._end_log()
             self._end()
         self.last_seq += 1
         if self._stamp:
             event[META_KEY]["seq"] = self.last_seq
+        if self._log is not None:
+            self._log.append(self.last_seq, event)
+            if self._log.full:
+                await self._log.flush()
         return event
 
     async def receive(self) -> Event:
@@ -236,6 +290,11 @@ class EventStream:
             return await self.__anext__()
         except StopAsyncIteration:
             raise trio.EndOfChannel from None
+
+    async def _end_log(self) -> None:
+        """Close the event log, if any (also done when a consumer leaves early)."""
+        if self._log is not None:
+            await self._log.close(self._run.run_log)
 
     def _end(self) -> NoReturn:
         failure = self._run.failure()
@@ -260,6 +319,9 @@ async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
         # The run task raises nothing but Cancelled, so what the group holds came from the
         # caller's block: give it back as it was raised.
         reraise_single(group)
+    finally:
+        if run.event_log is not None:  # the consumer left early: keep what it received
+            await run.event_log.close(run.run_log)
 
 
 class StreamingRun:
@@ -331,13 +393,28 @@ class StreamingRun:
         self._cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             await self._done.wait()
+        if self._run.event_log is not None:
+            await self._run.event_log.close(self._run.run_log)
 
     def __del__(self) -> None:
         # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the
         # Trio thread; nobody is left to wait for it.
-        if self._token is not None and not self._done.is_set():
-            with contextlib.suppress(trio.RunFinishedError):
+        if self._token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            if not self._done.is_set():
                 self._token.run_sync_soon(self._cancel_scope.cancel)
+            if self._run.event_log is not None:
+                self._token.run_sync_soon(_close_event_log, self._run, self._done)
+
+
+def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
+    async def close(log: EventLog) -> None:
+        await done.wait()
+        await log.close(run.run_log)
+
+    if run.event_log is not None:
+        trio.lowlevel.spawn_system_task(close, run.event_log, name="runnable_trio event log")
 
 
 async def _execute_in_scope(

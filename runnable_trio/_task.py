@@ -153,6 +153,9 @@ class AsyncPythonTask(BaseStep):
         object.__setattr__(self, "_binder", Binder.of(self.function))
 
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        catalog = self.catalog
+        if catalog is not None and catalog.get:
+            log.catalog.extend(await ctx.catalog.get(catalog.get, path))
         kwargs = self._binder.bind(scope.values, path)
         log.attempts[-1].parameters_in.update(kwargs)
         if self._kind is _Kind.GENERATOR:
@@ -163,6 +166,15 @@ class AsyncPythonTask(BaseStep):
             else:
                 result = await trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
             values = self._positional_values(result, path)
+        # Files and pickled values are stored before the results are published: a failure
+        # to store them fails the step.
+        if catalog is not None and catalog.put:
+            log.catalog.extend(
+                await ctx.catalog.put(catalog.put, path, store_copy=catalog.store_copy)
+            )
+        for kept in self.returns:
+            if kept.kind is ReturnKind.PICKLED:
+                log.catalog.append(await ctx.catalog.put_object(path, kept.name, values[kept.name]))
         scope.publish(values, log)
         metrics = {r.name: values[r.name] for r in self.returns if r.kind is ReturnKind.METRIC}
         log.attempts[-1].metrics.update(metrics)

@@ -1,0 +1,111 @@
+"""The code identity of a run: git commit and whether the working tree was dirty.
+
+Taken once per run (the reference runs ``git`` three times per step), with one
+``git status --porcelain=v2 --branch --untracked-files=no`` run from a worker thread. The run
+starts at once: :func:`recording_code_identity` probes concurrently with the pipeline and
+waits for the probe, if it is still going, before the run's record is finished (a thread
+cannot be interrupted: a cancelled run waits for ``git``, a few milliseconds). A folder
+that is not a git checkout, or a missing ``git``, is recorded as an error in the identity,
+never as a failure of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import outcome
+import trio
+import trio.testing
+
+from ._runlog import CodeIdentity, RunLog
+
+__all__ = ["probe_code_identity", "recording_code_identity"]
+
+_COMMAND = ("git", "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+# git with no terminal prompt and no locale surprises; the run's own environment otherwise.
+_ENV_OVERRIDES = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+_GIT_TIMEOUT = 30.0
+
+
+def probe_code_identity(folder: str) -> CodeIdentity:
+    """The git commit of ``folder`` and whether its tracked files differ from it (blocking)."""
+    try:
+        done = subprocess.run(
+            _COMMAND,
+            cwd=folder,
+            capture_output=True,
+            check=False,
+            timeout=_GIT_TIMEOUT,
+            env={**os.environ, **_ENV_OVERRIDES},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return CodeIdentity(error=f"cannot run git: {exc}")
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        return CodeIdentity(error=message[0] if message else f"git exited {done.returncode}")
+    commit: str | None = None
+    dirty = False
+    for line in done.stdout.decode(errors="replace").splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ").strip()
+            commit = None if oid == "(initial)" else oid
+        elif line and not line.startswith("#"):
+            dirty = True
+    if commit is None:
+        return CodeIdentity(dirty=dirty, error="no commit yet")
+    return CodeIdentity(commit=commit, dirty=dirty)
+
+
+class _Probe:
+    """One probe, started at once in a thread of Trio's cache; its result awaited later."""
+
+    def __init__(self, folder: str) -> None:
+        self._done = trio.Event()
+        self._result = CodeIdentity(error="not taken")
+        if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+            # Under a MockClock a pending thread would let virtual time jump (see _offloop).
+            self._deliver(outcome.capture(probe_code_identity, folder))
+            return
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(result: outcome.Outcome[CodeIdentity]) -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._deliver, result)
+
+        trio.lowlevel.start_thread_soon(
+            functools.partial(probe_code_identity, folder), deliver, name="runnable_trio git"
+        )
+
+    def _deliver(self, result: outcome.Outcome[CodeIdentity]) -> None:
+        if isinstance(result, outcome.Error):
+            self._result = CodeIdentity(error=f"cannot take the code identity: {result.error!r}")
+        else:
+            self._result = result.unwrap()
+        self._done.set()
+
+    async def result(self) -> CodeIdentity:
+        await self._done.wait()
+        return self._result
+
+
+@asynccontextmanager
+async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterator[None]:
+    """Probe the code identity into ``run_log.code`` while the block runs.
+
+    No nursery: the probe runs in a thread, so the block's exceptions pass through as they
+    were raised (a nursery would copy exception groups).
+
+    Cancellation: shielded wait for the probe (``git`` takes milliseconds) on the way out.
+    """
+    probe = _Probe(os.getcwd()) if enabled else None
+    try:
+        yield
+    finally:
+        if probe is not None:
+            with trio.CancelScope(shield=True):
+                run_log.code = await probe.result()

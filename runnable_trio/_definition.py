@@ -1,0 +1,79 @@
+"""A pipeline's definition as plain data, and its hash, for the run log.
+
+Steps are attrs classes, so the description is generic: every public ``init`` field of a step
+is described (pipelines and dicts of pipelines recursively, callables by their qualified
+name, attrs values such as ``Catalog``, ``Retry`` or ``TaskReturns`` by their fields, other
+values by ``repr``), with the step's ``kind``. Composite steps need nothing of their own.
+
+The hash is the sha256 of the canonical JSON (sorted keys) of that description. It names
+functions, not their code: fixing a function's body keeps the hash, so a failed run can be
+retried with the fix, while adding, removing or renaming a step changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._pipeline import AsyncPipeline
+
+__all__ = ["describe_pipeline", "hash_definition"]
+
+
+def describe_pipeline(pipeline: AsyncPipeline) -> dict[str, Any]:
+    """The definition of ``pipeline`` as JSON-compatible data."""
+    return {
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "steps": [_describe_step(step) for step in pipeline.steps],
+    }
+
+
+def hash_definition(definition: Mapping[str, Any]) -> str:
+    """The sha256 hex digest of the canonical JSON of a definition."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe_step(step: Any) -> dict[str, Any]:
+    described: dict[str, Any] = {"kind": getattr(step, "kind", type(step).__name__)}
+    for field in attrs.fields(type(step)):
+        if field.init and not field.name.startswith("_"):
+            described[field.name] = _describe_value(getattr(step, field.name))
+    return described
+
+
+def _describe_value(value: Any) -> Any:
+    from ._pipeline import AsyncPipeline, BaseStep
+
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, AsyncPipeline):
+        return describe_pipeline(value)
+    if isinstance(value, BaseStep):
+        return _describe_step(value)
+    if isinstance(value, Mapping):
+        return {str(key): _describe_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_describe_value(item) for item in value]
+    if attrs.has(type(value)):
+        return {
+            field.name: _describe_value(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if not field.name.startswith("_")
+        }
+    if callable(value):
+        return _callable_name(value)
+    return repr(value)
+
+
+def _callable_name(function: Callable[..., Any]) -> str:
+    target = getattr(function, "func", function)  # functools.partial: name the function
+    module = getattr(target, "__module__", None) or "?"
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}.{name}"

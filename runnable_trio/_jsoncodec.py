@@ -1,0 +1,81 @@
+"""JSON for records whose parameter values may be anything.
+
+Run logs and event logs hold user values (parameters, events). A value JSON cannot hold must
+not crash the record, so it is written as ``{"$repr": "<repr of the value>"}`` (cut to
+:data:`REPR_LIMIT` characters). Other lossy cases follow JSON's own rules: tuples become
+lists, non-str keys become str (``repr`` of the key where JSON has no rule), a cycle becomes
+a ``$repr`` marker. A record read back holds the marker dict, not the value: a retried run
+therefore runs again a step whose outputs were written this way (see ``_rerun``).
+
+The fast path is the C encoder with a ``default`` hook; the slow path (a tree rewrite) is
+taken only when the encoder refuses the data (odd keys, cycles).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["REPR_KEY", "REPR_LIMIT", "dumps", "has_repr_marker", "loads"]
+
+REPR_KEY = "$repr"
+REPR_LIMIT = 1000
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _marker(value: object) -> dict[str, str]:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break the record either
+        text = f"<{type(value).__qualname__} (repr failed: {type(exc).__name__})>"
+    if len(text) > REPR_LIMIT:
+        text = text[:REPR_LIMIT] + "..."
+    return {REPR_KEY: text}
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), default=_marker)
+
+
+def dumps(data: Any) -> str:
+    """``data`` as compact JSON text, with ``$repr`` markers for what JSON cannot hold."""
+    try:
+        return _encoder.encode(data)
+    except (TypeError, ValueError, RecursionError):
+        return _encoder.encode(_jsonable(data, set()))
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text)
+
+
+def _jsonable(value: Any, active: set[int]) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict | list | tuple):
+        if id(value) in active:
+            return {REPR_KEY: f"<cycle: {type(value).__name__}>"}
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {_key(k): _jsonable(v, active) for k, v in value.items()}
+            return [_jsonable(v, active) for v in value]
+        finally:
+            active.discard(id(value))
+    return _marker(value)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool | int | float) or key is None:
+        return json.dumps(key)
+    return repr(key)
+
+
+def has_repr_marker(value: Any) -> bool:
+    """Whether a value read back from JSON holds a ``$repr`` marker anywhere."""
+    if isinstance(value, dict):
+        return REPR_KEY in value or any(has_repr_marker(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_repr_marker(v) for v in value)
+    return False

@@ -1,0 +1,41 @@
+"""Blocking record work (files, ``git``) off the event loop, yet deterministic under a MockClock.
+
+Run logs, journals, event logs, catalog copies and the code-identity probe block, so they run
+in worker threads (``trio.to_thread.run_sync``). But a Trio run whose tasks all wait for a
+thread looks idle, and an autojumping ``trio.testing.MockClock`` then jumps virtual time to
+the next deadline: a test's ``fail_after(5)`` would expire while a run log is being written.
+Our users' test suites rely on virtual time being exact (DESIGN.md, "everything is
+deterministic under MockClock"), so under a ``MockClock`` this work runs inline instead: it
+is small, and a test is better served by exact timing than by a free event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple, Unpack
+
+import trio
+import trio.testing
+
+__all__ = ["run_blocking"]
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+
+async def run_blocking(
+    function: Callable[[Unpack[_Ts]], _T],
+    *args: *_Ts,
+    limiter: trio.CapacityLimiter | None = None,
+) -> _T:
+    """``function(*args)`` in a worker thread (inline under a ``MockClock``).
+
+    Cancellation: checked before the work starts; once started, the work finishes and its
+    result is returned (as ``trio.to_thread.run_sync`` does).
+    """
+    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        await trio.lowlevel.checkpoint_if_cancelled()
+        result = function(*args)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return result
+    return await trio.to_thread.run_sync(function, *args, limiter=limiter)
