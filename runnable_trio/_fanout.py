@@ -171,19 +171,23 @@ async def fan_out(
 
     Cancellation: every running branch is cancelled and no further branch starts.
     """
-    results: list[dict[str, Any]] = []
+    scopes: list[Scope] = []
     failures: list[tuple[int, Exception]] = []
     limiter = None if max_concurrency is None else trio.CapacityLimiter(max_concurrency)
+    # The plain fail-fast case runs run_branch itself as the task: a wrapper would cost a
+    # coroutine frame per branch, and every context switch of a branch passes through each
+    # frame of its stack.
+    wrapped = limiter is not None or not fail_fast
 
-    async def run_one(index: int, pipeline: AsyncPipeline, scope: Scope, record: BranchLog) -> None:
+    async def run_wrapped(
+        index: int, pipeline: AsyncPipeline, prefix: str, record: BranchLog
+    ) -> None:
         try:
-            await run_branch(ctx, pipeline, scope, join_path(path, record.name), record)
+            await run_branch(ctx, pipeline, scopes[index], prefix, record)
         except Exception as exc:
             if fail_fast:
                 raise
             failures.append((index, exc))
-        else:
-            results[index] = scope.assigned
         finally:
             if limiter is not None:
                 limiter.release_on_behalf_of(index)
@@ -196,14 +200,20 @@ async def fan_out(
                     # alive and starts items in input order.
                     await limiter.acquire_on_behalf_of(index)
                 record = log.branches[key] = BranchLog(key)
-                results.append({})
-                nursery.start_soon(run_one, index, pipeline, scope, record, name=record.name)
+                prefix = join_path(path, key)
+                scopes.append(scope)
+                if wrapped:
+                    nursery.start_soon(run_wrapped, index, pipeline, prefix, record, name=prefix)
+                else:
+                    nursery.start_soon(
+                        run_branch, ctx, pipeline, scope, prefix, record, name=prefix
+                    )
     except BaseExceptionGroup as group:
         _raise_branch_failures(group, path)
     if failures:
         failures.sort(key=lambda failure: failure[0])
         _raise_collected([exc for _, exc in failures], path)
-    return results
+    return [scope.assigned for scope in scopes]
 
 
 def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
