@@ -165,7 +165,7 @@ def _snapshot(rev: str, into: Path) -> Path:
 
 def _revision(at: str | None) -> str:
     if at is not None:
-        return f"{_git(BENCH, 'rev-parse', '--short', at)} (committed, via --at {at})"
+        return f"{at} (committed; measured from a git archive, not the working tree)"
     commit = _git(BENCH, "rev-parse", "--short", "HEAD") or "unknown"
     dirty = _git(BENCH.parent, "status", "--porcelain", "--", "runnable_trio", "compat")
     return commit + (" plus uncommitted library changes in the working tree" if dirty else "")
@@ -234,7 +234,9 @@ def main(argv: Sequence[str]) -> None:
         python, note = reference_python(_log)
     _log(f"reference: {note}")
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    runner = Runner(timeout, python, args.at)
+    # Resolved once, so the report names the commit measured even if HEAD moves meanwhile.
+    at = _git(BENCH, "rev-parse", "--short", args.at) or args.at if args.at else None
+    runner = Runner(timeout, python, at)
     try:
         for round_index in range(args.repeat):
             runner.run_round(cases, round_index)
@@ -244,7 +246,7 @@ def main(argv: Sequence[str]) -> None:
         cases,
         runner.outcomes,
         argv=argv,
-        at=args.at,
+        at=at,
         repeats=args.repeat,
         timeout=timeout,
         reference_note=note if python is None else f"runnable {REFERENCE_VERSION}",
