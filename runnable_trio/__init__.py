@@ -38,6 +38,11 @@ from ._runlog import BranchLog as BranchLog
 from ._runlog import RunLog as RunLog
 from ._runlog import Status as Status
 from ._runlog import StepLog as StepLog
+from ._sse import SSE_HEADERS as SSE_HEADERS
+from ._sse import SSE_MEDIA_TYPE as SSE_MEDIA_TYPE
+from ._sse import SSEStream as SSEStream
+from ._sse import format_sse as format_sse
+from ._sse import parse_last_event_id as parse_last_event_id
 from ._store import MemoryRunLogStore as MemoryRunLogStore
 from ._store import RunLogStore as RunLogStore
 from ._stream import EventStream as EventStream
@@ -69,6 +74,9 @@ __all__ = [
     "RunLog",
     "RunLogStore",
     "RunnableError",
+    "SSEStream",
+    "SSE_HEADERS",
+    "SSE_MEDIA_TYPE",
     "Status",
     "StepError",
     "StepLog",
@@ -77,7 +85,9 @@ __all__ = [
     "Stub",
     "TaskReturns",
     "TerminatedWithFailure",
+    "format_sse",
     "json",
     "metric",
+    "parse_last_event_id",
     "pickled",
 ]

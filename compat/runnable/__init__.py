@@ -4,7 +4,7 @@ Layers, each importing only from the ones below it:
 
     facade          __init__ (this file)
     steps           _task (asyncio-flavoured task functions), _steps (the other step kinds)
-    pipeline        _pipeline (execute_streaming/stream from asyncio or Trio)
+    pipeline        _pipeline (execute_streaming/stream from asyncio or Trio), _replay
     bridges         _guest (Trio as a guest of the asyncio loop), _aio (asyncio work awaited
                     from Trio)
 
@@ -22,6 +22,11 @@ from runnable_trio import pickled as pickled
 from ._aio import HostCancelledError as HostCancelledError
 from ._pipeline import AsyncPipeline as AsyncPipeline
 from ._pipeline import HostRun as HostRun
+from ._replay import replay as replay
+from ._steps import Conditional as Conditional
+from ._steps import Loop as Loop
+from ._steps import Map as Map
+from ._steps import Parallel as Parallel
 from ._steps import Stub as Stub
 from ._task import AsyncPythonTask as AsyncPythonTask
 
@@ -29,11 +34,16 @@ __all__ = [
     "AsyncPipeline",
     "AsyncPythonTask",
     "Catalog",
+    "Conditional",
     "ExecutionFailedError",
     "HostCancelledError",
     "HostRun",
+    "Loop",
+    "Map",
+    "Parallel",
     "Stub",
     "json",
     "metric",
     "pickled",
+    "replay",
 ]

@@ -27,9 +27,9 @@ import contextlib
 import contextvars
 import sys
 import weakref
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import outcome
 import trio
@@ -39,7 +39,17 @@ from runnable_trio import ExecutionFailedError
 __all__ = ["HostStream", "host_loop"]
 
 Event = dict[str, Any]
-EventSource = Callable[[], AbstractAsyncContextManager[AsyncIterable[Event]]]
+
+
+class NumberedEvents(Protocol):
+    """Events that know their sequence numbers: a run's ``EventStream``, a ``Replay``."""
+
+    last_seq: int
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+
+EventSource = Callable[[], AbstractAsyncContextManager[NumberedEvents]]
 
 # Set in each stream's Trio task, inherited by every task of its run.
 _ASYNCIO_LOOP = contextvars.ContextVar[asyncio.AbstractEventLoop | None](
@@ -188,7 +198,8 @@ class _Bridge:
         self.loop = loop
         self.run_id = run_id
         self.capacity = capacity
-        self.items: collections.deque[Event] = collections.deque()
+        # (sequence number in the run, event); the source numbers its events (``last_seq``).
+        self.items: collections.deque[tuple[int, Event]] = collections.deque()
         self.end: BaseException | None = None
         self.finished = False
         self.cancel_scope = trio.CancelScope()
@@ -204,7 +215,7 @@ class _Bridge:
             with self.cancel_scope:
                 async with source() as events:
                     async for event in events:
-                        items.append(event)
+                        items.append((events.last_seq, event))
                         self.wake_consumer()
                         if len(items) >= self.capacity:
                             await self._wait_for_room()
@@ -240,14 +251,14 @@ class _Bridge:
             if not consumer.done():
                 consumer.set_result(None)
 
-    def take(self) -> Event:
-        event = self.items.popleft()
+    def take(self) -> tuple[int, Event]:
+        numbered = self.items.popleft()
         producer = self.producer
         # Wake the producer once half the room is free: one wake-up per burst of events.
         if producer is not None and len(self.items) <= self.capacity // 2:
             self.producer = None
             trio.lowlevel.reschedule(producer)
-        return event
+        return numbered
 
     async def wait_done(self) -> None:
         """Wait (in asyncio) until the Trio task has ended, whatever cancels the waiter."""
@@ -264,14 +275,19 @@ class HostStream:
             run: leaving it cancels the run and waits for it).
         run_id: the run's id (named in the error raised if the loop shuts down mid-run).
         capacity: events that may wait for the consumer on the asyncio side.
+        after: the sequence number before the first event (for ``last_seq``).
+
+    Attributes:
+        last_seq: the sequence number (in its run) of the last event returned.
     """
 
-    def __init__(self, source: EventSource, run_id: str, capacity: int) -> None:
+    def __init__(self, source: EventSource, run_id: str, capacity: int, *, after: int = 0) -> None:
         self._source = source
         self._run_id = run_id
         self._capacity = max(2, capacity)
         self._bridge: _Bridge | None = None
         self._closed = False
+        self.last_seq = after
 
     def __aiter__(self) -> HostStream:
         return self
@@ -284,7 +300,8 @@ class HostStream:
             bridge = await self._start()
         while True:
             if bridge.items:
-                return bridge.take()
+                self.last_seq, event = bridge.take()
+                return event
             if bridge.finished:
                 if bridge.end is not None:
                     raise bridge.end

@@ -14,7 +14,7 @@ the iteration in any way cancels the run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -26,10 +26,10 @@ from runnable_trio._stream import PreparedRun, open_stream, prepare_run
 
 from ._guest import HostStream
 
-__all__ = ["AsyncPipeline", "CompatStep", "HostRun"]
+__all__ = ["AsyncPipeline", "CompatStep", "HostRun", "called_from_trio"]
 
 
-def _called_from_trio() -> bool:
+def called_from_trio() -> bool:
     try:
         return sniffio.current_async_library() == "trio"
     except sniffio.AsyncLibraryNotFoundError:
@@ -73,14 +73,12 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         tag: str = "",
         parameters_file: str = "",
         log_level: int | str = "WARNING",
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        attribution: bool = False,
-        buffer_size: int | None = None,
+        **options: Any,
     ) -> Any:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
-        Arguments, return value and errors are those of
+        Arguments (``parameters=``, ``attribution=``, ``buffer_size=``, ``event_log=`` ...),
+        return value and errors are those of
         :meth:`runnable_trio.AsyncPipeline.execute_streaming`; from asyncio code the iterator
         is a :class:`HostRun`.
 
@@ -89,42 +87,23 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        if _called_from_trio():
+        if called_from_trio():
             return super().execute_streaming(
-                configuration_file,
-                run_id,
-                tag,
-                parameters_file,
-                log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
+                configuration_file, run_id, tag, parameters_file, log_level, **options
             )
         return HostRun(
-            prepare_run(
-                self,
-                configuration_file=configuration_file,
-                run_id=run_id,
-                tag=tag,
-                parameters_file=parameters_file,
-                log_level=log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
-            )
+            _prepare(self, configuration_file, run_id, tag, parameters_file, log_level, options)
         )
 
     def stream(
         self,
         *,
-        parameters: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        configuration_file: str = "",
         tag: str = "",
         parameters_file: str = "",
-        configuration_file: str = "",
         log_level: int | str = "WARNING",
-        attribution: bool = False,
-        buffer_size: int | None = None,
+        **options: Any,
     ) -> AbstractAsyncContextManager[Any]:
         """``async with pipeline.stream(...) as events: async for event in events:``.
 
@@ -136,32 +115,45 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        if _called_from_trio():
+        if called_from_trio():
             return super().stream(
-                parameters=parameters,
                 run_id=run_id,
+                configuration_file=configuration_file,
                 tag=tag,
                 parameters_file=parameters_file,
-                configuration_file=configuration_file,
                 log_level=log_level,
-                attribution=attribution,
-                buffer_size=buffer_size,
+                **options,
             )
         return _host_stream(
             HostRun(
-                prepare_run(
-                    self,
-                    configuration_file=configuration_file,
-                    run_id=run_id or "",
-                    tag=tag,
-                    parameters_file=parameters_file,
-                    log_level=log_level,
-                    parameters=parameters,
-                    attribution=attribution,
-                    buffer_size=buffer_size,
+                _prepare(
+                    self, configuration_file, run_id or "", tag, parameters_file, log_level, options
                 )
             )
         )
+
+
+def _prepare(
+    pipeline: AsyncPipeline,
+    configuration_file: str,
+    run_id: str,
+    tag: str,
+    parameters_file: str,
+    log_level: int | str,
+    options: dict[str, Any],
+) -> PreparedRun:
+    options.setdefault("parameters", None)
+    options.setdefault("attribution", False)
+    options.setdefault("buffer_size", None)
+    return prepare_run(
+        pipeline,
+        configuration_file=configuration_file,
+        run_id=run_id,
+        tag=tag,
+        parameters_file=parameters_file,
+        log_level=log_level,
+        **options,
+    )
 
 
 class CompatStep(runnable_trio._pipeline.BaseStep):
