@@ -95,7 +95,7 @@ def w2_chain(k: int, store: str) -> dict[str, float]:
         )
 
     async def main() -> dict[str, float]:
-        per_step, fixed = await marginal(run, 1, k, repeats=15)
+        per_step, fixed = await marginal(run, 1, k, repeats=7)
         return {"per_step_s": per_step, "fixed_s": fixed}
 
     return trio.run(main)

@@ -74,7 +74,7 @@ def w2_chain(k: int) -> dict[str, float]:
         return producer
 
     async def main() -> dict[str, float]:
-        per_step, fixed = await marginal(lambda length: _drain(chain(length)), 1, k, repeats=15)
+        per_step, fixed = await marginal(lambda length: _drain(chain(length)), 1, k, repeats=7)
         return {"per_step_s": per_step, "fixed_s": fixed}
 
     return asyncio.run(main())
