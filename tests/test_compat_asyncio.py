@@ -26,6 +26,8 @@ from runnable import (
     ExecutionFailedError,
     HostCancelledError,
     HostRun,
+    Map,
+    Parallel,
 )
 
 from runnable_trio import Status
@@ -422,3 +424,56 @@ def test_a_slow_consumer_bounds_how_far_the_producer_runs_ahead() -> None:
         await run.aclose()
 
     run_asyncio(main)
+
+
+# --- composite steps ---------------------------------------------------------------------
+
+
+async def translate(text: str, language: str) -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "status", "language": language}
+    await asyncio.sleep(0.1)
+    yield {"type": "done", "result": f"[{language}] {text}"}
+
+
+def test_parallel_branches_run_concurrently_on_the_host_loop() -> None:
+    def branch(language: str) -> AsyncPipeline:
+        async def one(text: str) -> AsyncIterator[dict[str, Any]]:
+            async for event in translate(text, language):
+                if event["type"] == "done":
+                    event = {"type": "done", f"{language}_text": event["result"]}
+                yield event
+
+        return AsyncPythonTask(language, one, returns=[f"{language}_text"]).as_async_pipeline()
+
+    pipeline = AsyncPipeline(
+        [Parallel("translate", branches={lang: branch(lang) for lang in ("es", "fr", "de")})]
+    )
+
+    async def main() -> tuple[float, Any]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        run = pipeline.execute_streaming(parameters={"text": "hi"})
+        events = [event async for event in run]
+        assert [e["type"] for e in events[:3]] == ["status"] * 3  # all started at once
+        return loop.time() - started, run.run_log
+
+    elapsed, run_log = run_asyncio(main)
+    assert elapsed < 0.25  # three 0.1 s branches, concurrently
+    assert run_log.parameters_out["fr_text"] == "[fr] hi"
+
+
+def test_map_over_items_from_asyncio() -> None:
+    branch = AsyncPythonTask("translate", translate, returns=["result"]).as_async_pipeline()
+    pipeline = AsyncPipeline(
+        [Map("each", iterate_on="languages", iterate_as="language", branch=branch)]
+    )
+
+    async def main() -> Any:
+        parameters = {"text": "hi", "languages": ["es", "fr", "de", "it"]}
+        async with pipeline.stream(parameters=parameters) as events:
+            async for _ in events:
+                pass
+        return events.run_log
+
+    run_log = run_asyncio(main)
+    assert run_log.parameters_out["result"] == ["[es] hi", "[fr] hi", "[de] hi", "[it] hi"]

@@ -9,9 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import trio
+
+from tests.servers import messages, running_servers
 
 REFERENCE = Path(__file__).resolve().parent.parent / "examples" / "reference"
 
@@ -146,3 +152,55 @@ def test_error_handling(outputs: dict[str, tuple[int, str, str]]) -> None:
         "failed at step 'safe_operation': ValueError: Empty input data "
         "(cause: ValueError('Empty input data'))"
     )
+
+
+# --- the FastAPI snippets, served by uvicorn ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    uvicorn = [sys.executable, "-m", "uvicorn", "--app-dir", str(REFERENCE)]
+    commands = {
+        name: [*uvicorn, f"{name}:app", "--log-level", "warning", "--port"]
+        for name in ("fastapi_basic", "fastapi_best_practices")
+    }
+    with running_servers(commands, tmp_path_factory) as urls:
+        yield urls
+
+
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, str]) -> list[Any]:
+    async with client.stream("POST", path, json=body) as response:
+        assert response.status_code == 200
+        return [message["data"] async for message in messages(response)]
+
+
+@pytest.mark.slow
+async def test_basic_fastapi_environment_pattern_answers_each_request(
+    apps: dict[str, str],
+) -> None:
+    # The snippet passes each prompt through os.environ; the reference's concurrent
+    # requests answer each other's prompts (seed defect 4). Here each gets its own.
+    answers: dict[str, list[Any]] = {}
+    async with httpx.AsyncClient(base_url=apps["fastapi_basic"], timeout=30) as client:
+
+        async def ask(prompt: str) -> None:
+            answers[prompt] = await post(client, "/chat", {"prompt": prompt})
+
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(ask, f"prompt {n}")
+    for prompt, events in answers.items():
+        assert events[0] == {"type": "status", "status": "thinking"}
+        assert events[-1] == {"type": "done", "full_text": f"Response to: {prompt}"}
+
+
+@pytest.mark.slow
+async def test_best_practices_endpoint_streams_and_reports_errors(apps: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=apps["fastapi_best_practices"], timeout=30) as client:
+        events = await post(client, "/stream-endpoint", {"input": "hello streaming world"})
+        failed = await post(client, "/stream-endpoint", {"input": ""})
+    assert [e["text"] for e in events[:-1]] == ["HELLO", "STREAMING", "WORLD"]
+    assert events[-1] == {"type": "done", "result": "HELLO STREAMING WORLD"}
+    assert len(failed) == 1
+    assert failed[0]["type"] == "error"
+    assert failed[0]["error"].endswith("failed at step 'upper_case': ValueError: Empty input")

@@ -20,6 +20,7 @@ from runnable import (
     ExecutionFailedError,
     HostCancelledError,
     HostRun,
+    Parallel,
 )
 
 from runnable_trio import Status, StreamingRun
@@ -158,3 +159,23 @@ async def test_streaming_from_asyncio_code_on_a_trio_asyncio_loop() -> None:
     assert events[-1] == {"type": "done", "full_text": "Response to: a b"}
     assert run_log.status is Status.SUCCESS
     assert flavours == ["asyncio", "asyncio"]
+
+
+async def test_parallel_asyncio_branches_run_concurrently() -> None:
+    def branch(name: str) -> AsyncPipeline:
+        async def work() -> str:
+            flavours.append(sniffio.current_async_library())
+            await asyncio.sleep(0.1)
+            return name
+
+        return AsyncPythonTask(name, work, returns=[f"{name}_result"]).as_async_pipeline()
+
+    flavours.clear()
+    pipeline = AsyncPipeline([Parallel("all", branches={n: branch(n) for n in ("a", "b", "c")})])
+    started = trio.current_time()
+    async with pipeline.stream() as events:
+        async for _ in events:
+            pass
+    assert trio.current_time() - started < 0.25
+    assert events.run_log.parameters_out["c_result"] == "c"
+    assert flavours == ["asyncio"] * 3
