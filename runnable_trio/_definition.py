@@ -14,15 +14,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._pipeline import AsyncPipeline
+from ._pipeline import AsyncPipeline, BaseStep
 
-__all__ = ["describe_pipeline", "hash_definition"]
+__all__ = ["definition_of", "describe_pipeline", "hash_definition"]
+
+# Pipelines are immutable, so a pipeline run many times (a server's) is described once; an
+# entry goes with its pipeline.
+_described: dict[int, tuple[dict[str, Any], str]] = {}
+
+
+def definition_of(pipeline: AsyncPipeline) -> tuple[dict[str, Any], str]:
+    """The definition of ``pipeline`` and its hash (computed once per pipeline object).
+
+    The definition is shared by the runs of the pipeline: it must not be modified.
+    """
+    key = id(pipeline)
+    found = _described.get(key)
+    if found is None:
+        definition = describe_pipeline(pipeline)
+        found = _described[key] = (definition, hash_definition(definition))
+        weakref.finalize(pipeline, _described.pop, key, None)
+    return found
 
 
 def describe_pipeline(pipeline: AsyncPipeline) -> dict[str, Any]:
@@ -49,18 +67,16 @@ def _describe_step(step: Any) -> dict[str, Any]:
 
 
 def _describe_value(value: Any) -> Any:
-    from ._pipeline import AsyncPipeline, BaseStep
-
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    if isinstance(value, list | tuple):
+        return [_describe_value(item) for item in value]
     if isinstance(value, AsyncPipeline):
         return describe_pipeline(value)
     if isinstance(value, BaseStep):
         return _describe_step(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         return {str(key): _describe_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_describe_value(item) for item in value]
     if attrs.has(type(value)):
         return {
             field.name: _describe_value(getattr(value, field.name))

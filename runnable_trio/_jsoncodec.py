@@ -1,11 +1,13 @@
 """JSON for records whose parameter values may be anything.
 
-Run logs and event logs hold user values (parameters, events). A value JSON cannot hold must
-not crash the record, so it is written as ``{"$repr": "<repr of the value>"}`` (cut to
-:data:`REPR_LIMIT` characters). Other lossy cases follow JSON's own rules: tuples become
-lists, non-str keys become str (``repr`` of the key where JSON has no rule), a cycle becomes
-a ``$repr`` marker. A record read back holds the marker dict, not the value: a retried run
-therefore runs again a step whose outputs were written this way (see ``_rerun``).
+Run logs and event logs hold user values (parameters, events). attrs instances and
+dataclasses are written as dicts of their fields, dates and times in ISO 8601. Any other value
+JSON cannot hold must not crash the record, so it is written as
+``{"$repr": "<repr of the value>"}`` (cut to :data:`REPR_LIMIT` characters). Other lossy
+cases follow JSON's own rules: tuples become lists, non-str keys become str (``repr`` of the
+key where JSON has no rule), a cycle becomes a ``$repr`` marker. A record read back holds
+the marker dict, not the value: a retried run therefore runs again a step whose outputs were
+written this way (see ``_rerun``).
 
 The fast path is the C encoder with a ``default`` hook; the slow path (a tree rewrite) is
 taken only when the encoder refuses the data (odd keys, cycles).
@@ -13,6 +15,8 @@ taken only when the encoder refuses the data (odd keys, cycles).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -21,6 +25,17 @@ __all__ = ["REPR_KEY", "REPR_LIMIT", "dumps", "has_repr_marker", "loads"]
 REPR_KEY = "$repr"
 REPR_LIMIT = 1000
 _PLAIN = (str, int, float, bool, type(None))
+
+
+def _default(value: object) -> Any:
+    attributes = getattr(type(value), "__attrs_attrs__", None)  # an attrs class
+    if attributes is not None:
+        return {field.name: getattr(value, field.name) for field in attributes}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return _marker(value)
 
 
 def _marker(value: object) -> dict[str, str]:
@@ -33,7 +48,7 @@ def _marker(value: object) -> dict[str, str]:
     return {REPR_KEY: text}
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), default=_marker)
+_encoder = json.JSONEncoder(separators=(",", ":"), default=_default)
 
 
 def dumps(data: Any) -> str:
@@ -51,6 +66,10 @@ def loads(text: str | bytes) -> Any:
 def _jsonable(value: Any, active: set[int]) -> Any:
     if isinstance(value, _PLAIN):
         return value
+    if not isinstance(value, dict | list | tuple):
+        value = _default(value)
+        if not isinstance(value, dict) or REPR_KEY in value:
+            return value
     if isinstance(value, dict | list | tuple):
         if id(value) in active:
             return {REPR_KEY: f"<cycle: {type(value).__name__}>"}
@@ -61,7 +80,7 @@ def _jsonable(value: Any, active: set[int]) -> Any:
             return [_jsonable(v, active) for v in value]
         finally:
             active.discard(id(value))
-    return _marker(value)
+    return value
 
 
 def _key(key: object) -> str:

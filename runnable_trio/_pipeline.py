@@ -193,6 +193,7 @@ class AsyncPipeline:
         parameters: Mapping[str, Any] | None = None,
         attribution: bool = False,
         buffer_size: int | None = None,
+        event_log: bool | None = None,
     ) -> StreamingRun:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
@@ -212,6 +213,9 @@ class AsyncPipeline:
             attribution: also attach ``"_meta"`` (run id, sequence number, step path,
                 timestamp) to each event and stream the framework's lifecycle events.
             buffer_size: capacity of the bounded event buffer.
+            event_log: record every event with its sequence number in
+                ``<run log folder>/<run_id>.events.jsonl``, for ``replay()``; ``None`` takes
+                the configuration file's ``event_log`` (off by default).
 
         Raises:
             RunConfigurationError: at the call, for unusable parameters or ids.
@@ -231,6 +235,7 @@ class AsyncPipeline:
                 parameters=parameters,
                 attribution=attribution,
                 buffer_size=buffer_size,
+                event_log=event_log,
             )
         )
 
@@ -245,6 +250,7 @@ class AsyncPipeline:
         log_level: int | str = "WARNING",
         attribution: bool = False,
         buffer_size: int | None = None,
+        event_log: bool | None = None,
     ) -> AbstractAsyncContextManager[EventStream]:
         """Run the pipeline in a nursery owned by an ``async with`` block.
 
@@ -271,5 +277,6 @@ class AsyncPipeline:
                 parameters=parameters,
                 attribution=attribution,
                 buffer_size=buffer_size,
+                event_log=event_log,
             )
         )

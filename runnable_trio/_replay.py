@@ -3,9 +3,10 @@
 This is what lets an HTTP client that lost its connection resume from the last event it saw
 (SSE's ``Last-Event-ID``): ``replay(run_id, after=seq)`` yields exactly the events numbered
 after ``seq``, in order. For a run still going it follows the file as it grows, polling every
-``poll_interval`` seconds, until the run's end line; then, like a live stream, it raises
-``ExecutionFailedError`` if the run failed. A log whose writer is gone without an end line (its
-process died) also ends with ``ExecutionFailedError``: a replay is never silently truncated.
+``poll_interval`` seconds, until the run's last end line (a retried run has one per attempt);
+then, like a live stream, it raises ``ExecutionFailedError`` if the run failed. A log whose
+writer is gone without an end line (its process died) also ends with
+``ExecutionFailedError``: a replay is never silently truncated.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class Replay:
             while self._ready:
                 record = self._ready.popleft()
                 if not isinstance(record, EventRecord):
-                    self._finish(record)
+                    if not self._ready:  # an end followed by more lines: a retry went on
+                        self._finish(record)
                 elif record.seq > self.last_seq:
                     self.last_seq = record.seq
                     return record.event
@@ -122,7 +124,6 @@ class Replay:
         return False
 
     def _finish(self, end: EventLogEnd) -> NoReturn:
-        self._ready.clear()
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
         reason = f"{end.error_type}: {end.error_message}" if end.error_type else "it failed"

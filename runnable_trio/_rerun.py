@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalog import RunCatalog
 from ._config import load_configuration
-from ._definition import describe_pipeline, hash_definition
+from ._definition import definition_of
 from ._errors import RunConfigurationError
 from ._eventlog import EventLog
 from ._filestore import FileRunLogStore
@@ -127,8 +127,7 @@ def _prepare_retry(
     except KeyError:
         raise RunConfigurationError(f"no run with id {run_id!r} to retry") from None
     _check_retryable(run_log, store)
-    definition = describe_pipeline(pipeline)
-    if hash_definition(definition) != run_log.definition_hash:
+    if definition_of(pipeline)[1] != run_log.definition_hash:
         raise RunConfigurationError(
             f"run {run_id!r} ran a different pipeline (its definition hash differs): a retry "
             "runs the same steps; start a new run instead"

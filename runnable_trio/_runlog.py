@@ -20,8 +20,9 @@ from enum import StrEnum
 from typing import Any
 
 import attrs
+import cattrs
 
-from ._convert import converter
+from ._convert import make_converter
 
 __all__ = [
     "Attempt",
@@ -186,24 +187,35 @@ class RunLog:
         self.retried_at.append(utc_now())
 
 
+def _make_record_converter() -> cattrs.Converter:
+    conv = make_converter()
+    # Parameter values are the user's: cattrs would walk them (and choke on tuple keys or
+    # cycles); the JSON codec deals with them instead.
+    conv.register_unstructure_hook_func(lambda t: t == dict[str, Any], lambda value: value)
+    return conv
+
+
+_records = _make_record_converter()
+
+
 def run_log_to_dict(run_log: RunLog) -> dict[str, Any]:
-    """The run log as plain data (parameter values are left as they are)."""
-    data: dict[str, Any] = converter.unstructure(run_log)
+    """The run log as plain data; parameter values are left as they are for ``_jsoncodec``."""
+    data: dict[str, Any] = _records.unstructure(run_log)
     return data
 
 
 def run_log_from_dict(data: Any) -> RunLog:
     """A run log from plain data. Raises a cattrs error if the data does not fit."""
-    return converter.structure(data, RunLog)
+    return _records.structure(data, RunLog)
 
 
 def step_log_to_dict(step: StepLog) -> dict[str, Any]:
-    data: dict[str, Any] = converter.unstructure(step)
+    data: dict[str, Any] = _records.unstructure(step)
     return data
 
 
 def step_log_from_dict(data: Any) -> StepLog:
-    return converter.structure(data, StepLog)
+    return _records.structure(data, StepLog)
 
 
 def place_step(run_log: RunLog, step: StepLog, parents: list[StepLog]) -> None:

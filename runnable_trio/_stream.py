@@ -34,7 +34,7 @@ import trio
 from ._catalog import RunCatalog
 from ._codeid import recording_code_identity
 from ._config import load_configuration
-from ._definition import describe_pipeline, hash_definition
+from ._definition import definition_of
 from ._errors import ExecutionFailedError, RunConfigurationError
 from ._eventlog import EventLog
 from ._events import META_KEY, Event, EventSink, Lifecycle
@@ -103,7 +103,7 @@ def prepare_run(
     if store.exists(run_id):
         raise RunConfigurationError(f"a run with id {run_id!r} already exists")
     level = log_level_number(log_level)
-    definition = describe_pipeline(pipeline)
+    definition, definition_hash = definition_of(pipeline)
     folders = configuration.catalog.folder, configuration.run_log_store.folder
     use_event_log = configuration.event_log if event_log is None else bool(event_log)
     return PreparedRun(
@@ -114,7 +114,7 @@ def prepare_run(
             pipeline_name=pipeline.name,
             parameters_in=dict(values),
             definition=definition,
-            definition_hash=hash_definition(definition),
+            definition_hash=definition_hash,
         ),
         parameters=values,
         store=store,

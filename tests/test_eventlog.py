@@ -1,0 +1,191 @@
+"""The event log and replay: every event with its number, resume after a number, live follow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+
+from runnable_trio import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    ExecutionFailedError,
+    RunConfigurationError,
+    Status,
+)
+from runnable_trio._eventlog import BATCH, EventLogEnd, EventRecord, decode_line, encode_record
+from runnable_trio._replay import replay
+
+from .helpers import collect
+
+
+def ticker(count: int, fail: bool = False) -> AsyncPipeline:
+    async def tick() -> Any:
+        for n in range(count):
+            yield {"type": "tick", "n": n}
+        if fail:
+            raise ValueError("broke")
+
+    return AsyncPythonTask("tick", tick).as_async_pipeline()
+
+
+def lines(run_id: str) -> list[dict[str, Any]]:
+    path = Path(f".run_log_store/{run_id}.events.jsonl")
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+async def replayed(run_id: str, after: int = 0) -> list[dict[str, Any]]:
+    return [event async for event in replay(run_id, after=after)]
+
+
+async def test_every_event_is_logged_with_its_number_and_the_end() -> None:
+    events = await collect(ticker(600), run_id="r1", event_log=True)
+    logged = lines("r1")
+    assert len(events) == 600 > 2 * BATCH  # several batches
+    assert logged[:-1] == [{"seq": n + 1, "event": {"type": "tick", "n": n}} for n in range(600)]
+    assert logged[-1]["end"]["status"] == "SUCCESS"
+
+
+async def test_attributed_events_are_logged_as_the_consumer_saw_them() -> None:
+    events = await collect(ticker(3), run_id="r1", event_log=True, attribution=True)
+    logged = [line["event"] for line in lines("r1")[:-1]]
+    assert logged == events
+    assert [e["_meta"]["seq"] for e in logged] == list(range(1, len(events) + 1))
+
+
+async def test_no_event_log_unless_asked() -> None:
+    await collect(ticker(3), run_id="r1")
+    assert lines("r1") == []
+    with pytest.raises(RunConfigurationError, match="has no event log"):
+        replay("r1")
+
+
+async def test_replay_after_a_number_gives_exactly_the_later_events() -> None:
+    await collect(ticker(10), run_id="r1", event_log=True)
+    assert await replayed("r1") == [{"type": "tick", "n": n} for n in range(10)]
+    later = replay("r1", after=7)
+    assert [event async for event in later] == [{"type": "tick", "n": 7}, {"type": "tick", "n": 8},
+                                                {"type": "tick", "n": 9}]  # fmt: skip
+    assert later.last_seq == 10
+    assert await replayed("r1", after=10) == []
+
+
+async def test_replay_of_a_failed_run_ends_with_its_failure() -> None:
+    with pytest.raises(ExecutionFailedError):
+        await collect(ticker(2, fail=True), run_id="r1", event_log=True)
+    seen: list[dict[str, Any]] = []
+    with pytest.raises(ExecutionFailedError, match="failed at step 'tick': ValueError: broke"):
+        async for event in replay("r1", after=1):
+            seen.append(event)
+    assert seen == [{"type": "tick", "n": 1}]
+
+
+async def test_a_consumer_that_leaves_early_keeps_what_it_received() -> None:
+    async with ticker(1000).stream(run_id="r1", event_log=True) as events:
+        async for event in events:
+            if event["n"] == 4:
+                break
+    assert await replayed("r1") == [{"type": "tick", "n": n} for n in range(5)]
+    assert lines("r1")[-1]["end"]["status"] == "CANCELLED"
+
+
+async def test_an_iterator_dropped_with_break_keeps_what_it_received() -> None:
+    run = ticker(1000).execute_streaming(run_id="r1", event_log=True)
+    async for event in run:
+        if event["n"] == 2:
+            break
+    del run  # no aclose(): the run is cancelled and its log closed by the Trio loop
+    for _ in range(50):
+        if lines("r1")[-1:] and "end" in lines("r1")[-1]:
+            break
+        await trio.sleep(0.01)
+    assert [line["event"]["n"] for line in lines("r1")[:-1]] == [0, 1, 2]
+
+
+async def test_replay_follows_a_run_that_is_still_going(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    release = trio.Event()
+
+    async def slow() -> Any:
+        yield {"type": "first"}
+        await release.wait()
+        yield {"type": "second"}
+
+    pipeline = AsyncPythonTask("slow", slow).as_async_pipeline()
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for event in replay("r1", poll_interval=0.5):
+            seen.append(event["type"])
+            if event["type"] == "first":
+                release.set()
+
+    async with pipeline.stream(run_id="r1", event_log=True) as events:
+        first = await events.receive()
+        assert first == {"type": "first"}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follow)
+            async for _ in events:
+                pass
+    assert seen == ["first", "second"]
+
+
+async def test_a_retried_run_numbers_its_events_on(tmp_path: Path) -> None:
+    from runnable_trio._rerun import retry_streaming
+
+    calls: list[int] = []
+
+    async def flaky() -> Any:
+        calls.append(1)
+        yield {"type": "try", "n": len(calls)}
+        if len(calls) == 1:
+            raise ValueError("first try fails")
+
+    pipeline = AsyncPythonTask("flaky", flaky).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(pipeline, run_id="r1", event_log=True)
+    run = retry_streaming(pipeline, "r1", event_log=True)
+    assert [event async for event in run] == [{"type": "try", "n": 2}]
+    assert [line.get("seq") for line in lines("r1")] == [1, None, 2, None]
+    assert await replayed("r1", after=1) == [{"type": "try", "n": 2}]
+
+
+# --- records -------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+records = st.builds(
+    EventRecord,
+    seq=st.integers(1, 10**9),
+    event=st.dictionaries(st.text(), json_values, max_size=4),
+) | st.builds(
+    EventLogEnd,
+    status=st.sampled_from(Status),
+    failed_step=st.none() | st.text(),
+    error_type=st.none() | st.text(),
+    error_message=st.none() | st.text(),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(records)
+def test_event_records_round_trip(record: EventRecord | EventLogEnd) -> None:
+    line = encode_record(record)
+    assert "\n" not in line
+    assert decode_line(line) == record
+
+
+def test_a_line_that_is_not_a_record_is_an_error() -> None:
+    with pytest.raises(ValueError, match="not an event log line"):
+        decode_line('{"seq": "x"}')

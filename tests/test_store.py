@@ -1,0 +1,315 @@
+"""Run-log stores: the file store's files, journal, atomic ids, final statuses, SIGKILL, reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from runnable_trio import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    ExecutionFailedError,
+    MemoryRunLogStore,
+    RunConfigurationError,
+    Status,
+)
+from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._reader import list_runs, read_run_log
+from runnable_trio._runlog import RunLog, StepLog
+
+from .helpers import collect
+
+STORE = Path(".run_log_store")
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def snapshot(run_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((STORE / f"{run_id}.json").read_text())
+    return data
+
+
+async def ok() -> str:
+    return "fine"
+
+
+async def boom() -> None:
+    raise ValueError("boom")
+
+
+# --- the default store: files --------------------------------------------------------------
+
+
+async def test_a_run_is_recorded_in_a_json_file_by_default() -> None:
+    pipeline = AsyncPipeline([AsyncPythonTask("a", ok, returns=["x"])], name="demo")
+    await collect(pipeline, run_id="r1", tag="nightly", parameters={"p": 1})
+    data = snapshot("r1")
+    assert data["status"] == "SUCCESS"
+    assert data["tag"] == "nightly"
+    assert data["parameters_in"] == {"p": 1}
+    assert data["parameters_out"] == {"p": 1, "x": "fine"}
+    assert data["steps"]["a"]["attempts"][0]["status"] == "SUCCESS"
+    assert data["definition"]["name"] == "demo"
+    assert len(data["definition_hash"]) == 64
+    # The journal is gone, no temporary file is left behind.
+    assert files_in(STORE) == ["r1.json"]
+
+
+async def test_each_finished_step_is_readable_while_the_run_goes() -> None:
+    seen: list[RunLog] = []
+
+    async def look() -> None:
+        seen.append(FileRunLogStore().load("r1"))
+
+    pipeline = AsyncPipeline(
+        [AsyncPythonTask("a", ok, returns=["x"]), AsyncPythonTask("look", look)]
+    )
+    await collect(pipeline, run_id="r1")
+    (during,) = seen
+    assert during.status is Status.PROCESSING
+    assert during.steps["a"].status is Status.SUCCESS
+    assert during.steps["a"].assigned == {"x": "fine"}
+    assert "look" not in during.steps  # still running: only finished steps are journaled
+
+
+def test_journal_lines_cut_short_by_a_crash_are_ignored(tmp_path: Path) -> None:
+    store = FileRunLogStore(tmp_path)
+    run_log = RunLog("r1")
+    (tmp_path / "r1.json").write_text(json.dumps({"run_id": "r1"}))
+    good = StepLog("a", "task", "a", status=Status.SUCCESS)
+    from runnable_trio._jsoncodec import dumps
+    from runnable_trio._runlog import run_log_to_dict, step_log_to_dict
+
+    (tmp_path / "r1.json").write_text(dumps(run_log_to_dict(run_log)))
+    line = dumps({"step": step_log_to_dict(good), "parents": []})
+    (tmp_path / "r1.journal.jsonl").write_text(line + "\n" + line[: len(line) // 2])
+    loaded = store.load("r1")
+    assert loaded.steps["a"].status is Status.SUCCESS
+
+
+# --- run ids -------------------------------------------------------------------------------
+
+
+async def test_an_existing_run_id_is_rejected_before_anything_runs() -> None:
+    calls: list[str] = []
+
+    async def count() -> None:
+        calls.append("ran")
+
+    pipeline = AsyncPythonTask("a", count).as_async_pipeline()
+    await collect(pipeline, run_id="same")
+    with pytest.raises(RunConfigurationError, match="a run with id 'same' already exists"):
+        pipeline.execute_streaming(run_id="same")
+    assert calls == ["ran"]
+
+
+async def test_creating_a_record_claims_its_id_atomically() -> None:
+    # Two runs that both passed the early check: only one may create the record.
+    stores = [FileRunLogStore(), FileRunLogStore()]
+    results: list[str] = []
+
+    async def create(store: FileRunLogStore) -> None:
+        try:
+            await store.create(RunLog("race"))
+            results.append("created")
+        except RunConfigurationError:
+            results.append("refused")
+
+    async with trio.open_nursery() as nursery:
+        for store in stores:
+            nursery.start_soon(create, store)
+    assert sorted(results) == ["created", "refused"]
+
+
+async def test_generated_ids_are_unique_and_valid() -> None:
+    pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
+    ids = {pipeline.execute_streaming().run_id for _ in range(200)}
+    assert len(ids) == 200
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "a..b", ".hidden", "x" * 129, "a b"])
+def test_invalid_run_ids_are_rejected(bad: str) -> None:
+    pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
+    with pytest.raises(RunConfigurationError, match="run_id must be"):
+        pipeline.execute_streaming(run_id=bad)
+
+
+def test_the_references_iso_timestamp_ids_are_accepted() -> None:
+    pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
+    assert pipeline.execute_streaming(run_id="req-2024-05-01T12:00:00.123456").run_id
+
+
+# --- every way of ending leaves a final status ----------------------------------------------
+
+
+async def test_success_failure_and_framework_errors_are_final_in_the_file() -> None:
+    await collect(AsyncPythonTask("a", ok).as_async_pipeline(), run_id="good")
+    with pytest.raises(ExecutionFailedError):
+        await collect(AsyncPythonTask("a", boom).as_async_pipeline(), run_id="bad")
+
+    async def needs(missing: int) -> None: ...
+
+    with pytest.raises(ExecutionFailedError):  # a framework error: no parameter to bind
+        await collect(AsyncPythonTask("a", needs).as_async_pipeline(), run_id="framework")
+    assert snapshot("good")["status"] == "SUCCESS"
+    bad = snapshot("bad")
+    assert (bad["status"], bad["error_type"], bad["error_message"]) == (
+        "FAIL",
+        "ValueError",
+        "boom",
+    )
+    assert bad["steps"]["a"]["attempts"][0]["error_message"] == "boom"
+    framework = snapshot("framework")
+    assert (framework["status"], framework["error_type"]) == ("FAIL", "ParameterError")
+
+
+async def test_cancellation_is_final_in_the_file(autojump_clock: trio.testing.MockClock) -> None:
+    async def endless() -> None:
+        await trio.sleep_forever()
+
+    with trio.move_on_after(1):
+        await collect(AsyncPythonTask("a", endless).as_async_pipeline(), run_id="cut")
+    data = snapshot("cut")
+    assert data["status"] == "CANCELLED"
+    assert data["steps"]["a"]["status"] == "CANCELLED"
+    assert data["ended_at"] is not None
+
+
+async def test_keyboard_interrupt_is_final_in_the_file() -> None:
+    async def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await collect(AsyncPythonTask("a", interrupt).as_async_pipeline(), run_id="ki")
+    assert snapshot("ki")["status"] == "CANCELLED"
+
+
+# --- SIGKILL ---------------------------------------------------------------------------------
+
+_VICTIM = textwrap.dedent(
+    """
+    import sys, trio
+    from runnable_trio import AsyncPipeline, AsyncPythonTask
+
+    async def step(i: int) -> int:
+        if i == 5:
+            print("go", flush=True)  # the parent starts its countdown from here
+        await trio.sleep(0)
+        return i + 1
+
+    steps = [AsyncPythonTask(f"s{n}", step, returns=["i"]) for n in range(3000)]
+
+    async def main() -> None:
+        async for _ in AsyncPipeline(steps).execute_streaming(
+            run_id=sys.argv[1], parameters={"i": 0}
+        ):
+            pass
+
+    trio.run(main)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_a_run_killed_by_sigkill_leaves_a_parseable_run_log(tmp_path: Path, delay: float) -> None:
+    script = tmp_path / "victim.py"
+    script.write_text(_VICTIM)
+    victim = subprocess.Popen(
+        [sys.executable, str(script), "killed"], stdout=subprocess.PIPE, cwd=tmp_path
+    )
+    assert victim.stdout is not None
+    with victim.stdout:
+        assert victim.stdout.readline() == b"go\n"
+        trio.run(trio.sleep, delay)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+    store = FileRunLogStore(tmp_path / ".run_log_store")
+    run_log = store.load("killed")
+    assert run_log.status is Status.PROCESSING  # it never ended: nothing could say otherwise
+    assert not store.is_live("killed")  # ... but its process is gone
+    finished = [s for s in run_log.steps.values() if s.status is Status.SUCCESS]
+    assert len(finished) >= 5
+    # The steps are the first ones, in order, each with the value it returned.
+    assert [s.name for s in finished] == [f"s{n}" for n in range(len(finished))]
+    assert finished[-1].assigned == {"i": len(finished)}
+
+
+# --- memory store and reader ---------------------------------------------------------------
+
+
+async def test_the_memory_store_writes_no_file(tmp_path: Path) -> None:
+    (tmp_path / "memory.yaml").write_text("run_log_store:\n  type: memory\n")
+    await collect(AsyncPythonTask("a", ok).as_async_pipeline(), configuration_file="memory.yaml")
+    assert files_in(STORE) == []
+
+
+async def test_memory_store_lists_runs_newest_first() -> None:
+    store = MemoryRunLogStore()
+    for run_id in ("one", "two"):
+        await store.create(RunLog(run_id))
+    assert [r.run_id for r in store.runs()] == ["two", "one"]
+
+
+async def test_reader_loads_by_id_and_lists_newest_first() -> None:
+    pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
+    for run_id in ("first", "second"):
+        await collect(pipeline, run_id=run_id)
+    with pytest.raises(ExecutionFailedError):
+        await collect(AsyncPythonTask("a", boom).as_async_pipeline(), run_id="third")
+    assert read_run_log("second").status is Status.SUCCESS
+    runs = list_runs()
+    assert [(r.run_id, r.status) for r in runs] == [
+        ("third", Status.FAIL),
+        ("second", Status.SUCCESS),
+        ("first", Status.SUCCESS),
+    ]
+    assert all(r.ended_at is not None and r.started_at <= r.ended_at for r in runs)
+    with pytest.raises(RunConfigurationError, match="no run with id 'nope'"):
+        read_run_log("nope")
+
+
+# --- code identity -------------------------------------------------------------------------
+
+
+def make_checkout(folder: Path) -> str:
+    """A git checkout with one commit of ``tracked.txt``; returns the commit."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+        return done.stdout.decode().strip()
+
+    git("init", "-q")
+    (folder / "tracked.txt").write_text("v1")
+    git("add", "tracked.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "c")
+    return git("rev-parse", "HEAD")
+
+
+async def test_code_identity_is_taken_once_per_run(tmp_path: Path) -> None:
+    commit = make_checkout(tmp_path)
+    pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
+    await collect(pipeline, run_id="clean")
+    (tmp_path / "tracked.txt").write_text("v2")
+    await collect(pipeline, run_id="dirty")
+    assert snapshot("clean")["code"] == {"commit": commit, "dirty": False, "error": None}
+    assert snapshot("dirty")["code"] == {"commit": commit, "dirty": True, "error": None}
+
+
+async def test_code_identity_outside_a_checkout_is_an_error_not_a_failure() -> None:
+    await collect(AsyncPythonTask("a", ok).as_async_pipeline(), run_id="r")
+    code = snapshot("r")["code"]
+    assert code["commit"] is None
+    assert "not a git repository" in code["error"]
