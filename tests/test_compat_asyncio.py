@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import gc
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -29,6 +31,7 @@ from runnable import (
     Map,
     Parallel,
 )
+from runnable._aio import GENERATOR_CAPACITY
 
 from runnable_trio import Status
 
@@ -414,13 +417,21 @@ def test_loop_shutdown_cancels_a_run_nobody_closed() -> None:
 
 
 def test_a_slow_consumer_bounds_how_far_the_producer_runs_ahead() -> None:
+    produced = 0
+
+    async def fast() -> AsyncIterator[dict[str, Any]]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield {"type": "tick"}
+            await asyncio.sleep(0)
+
     async def main() -> None:
-        probe = Probe()
-        run = probe.pipeline().execute_streaming(buffer_size=4)
+        run = AsyncPythonTask("fast", fast).as_async_pipeline().execute_streaming(buffer_size=4)
         await anext(run)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # unbounded, it would have produced thousands by now
         # Bounded: the run's channel, the asyncio-side hand-off and the generator's hand-off.
-        assert probe.produced < 4 + 4 + 32 + 4
+        assert GENERATOR_CAPACITY <= produced <= 4 + 4 + GENERATOR_CAPACITY + 2
         await run.aclose()
 
     run_asyncio(main)
@@ -477,3 +488,46 @@ def test_map_over_items_from_asyncio() -> None:
 
     run_log = run_asyncio(main)
     assert run_log.parameters_out["result"] == ["[es] hi", "[fr] hi", "[de] hi", "[it] hi"]
+
+
+# --- the package -------------------------------------------------------------------------
+
+
+def test_public_names() -> None:
+    import runnable
+
+    public = {name for name in vars(runnable) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(runnable, name)).__name__ == "module"}
+    assert set(runnable.__all__) == public - modules
+    assert set(runnable.__all__) >= {
+        "AsyncPipeline",
+        "AsyncPythonTask",
+        "Parallel",
+        "Map",
+        "Conditional",
+        "Loop",
+        "Stub",
+        "Catalog",
+        "json",
+        "pickled",
+        "metric",
+        "ExecutionFailedError",
+    }
+    # Every step kind builds pipelines that stream from asyncio code.
+    assert isinstance(runnable.Stub("s").as_async_pipeline(), runnable.AsyncPipeline)
+
+
+def test_importing_runnable_leaves_asyncio_alone() -> None:
+    # trio-asyncio patches asyncio for the whole process when imported; an asyncio
+    # application must not get that from `import runnable`.
+    check = (
+        "import sys, asyncio, runnable\n"
+        "assert 'trio_asyncio' not in sys.modules\n"
+        "async def main():\n"
+        "    return type(asyncio.get_running_loop()).__module__\n"
+        "print(asyncio.run(main()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "asyncio.unix_events"

@@ -37,7 +37,7 @@ __all__ = ["HostCancelledError", "await_on_loop", "iterate_on_loop"]
 T = TypeVar("T")
 
 #: Events an asyncio generator may run ahead of the Trio task forwarding them.
-GENERATOR_CAPACITY = 32
+GENERATOR_CAPACITY = 256
 
 _STOP: Any = object()
 

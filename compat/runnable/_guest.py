@@ -1,7 +1,8 @@
 """The Trio engine as a guest of a running asyncio loop.
 
 Trio allows one run per thread, and a guest run (``trio.lowlevel.start_guest_run``) lives on
-its host loop's callbacks: no thread of its own for the engine, no second loop. So each asyncio
+its host loop's callbacks: no second loop, and no thread runs the engine (Trio's guest mode only
+parks its I/O wait in a helper thread while it is idle). So each asyncio
 loop gets at most one guest run, shared by every stream started from that loop: started on first
 use, it ends when its last stream ends (a later stream starts a new one). A keeper task on the
 host loop owns the run's end: when ``asyncio.run`` shuts the loop down it cancels the keeper,
@@ -17,6 +18,9 @@ makes ``reschedule`` and ``CancelScope.cancel`` safe to call from asyncio code h
 Leaving a stream in any way (``break``, ``aclose()``, the consumer task cancelled, an
 ``asyncio.timeout``) cancels that stream's Trio task and, except for ``break`` (which leaves
 nobody to wait), waits for it to end, so its run log is final when the consumer moves on.
+
+A trio-asyncio loop is the one exception: its asyncio code already runs inside a Trio run, so a
+stream started from it is a system task of that run, and no guest run is started.
 """
 
 from __future__ import annotations
