@@ -24,10 +24,18 @@ from ._errors import StepError as StepError
 from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import TerminatedWithFailure as TerminatedWithFailure
 from ._events import Lifecycle as Lifecycle
+from ._filestore import FileRunLogStore as FileRunLogStore
+from ._filestore import RunSummary as RunSummary
 from ._loop import Loop as Loop
 from ._map import Map as Map
 from ._parallel import Parallel as Parallel
 from ._pipeline import AsyncPipeline as AsyncPipeline
+from ._reader import list_runs as list_runs
+from ._reader import read_run_log as read_run_log
+from ._replay import Replay as Replay
+from ._replay import replay as replay
+from ._rerun import retry_stream as retry_stream
+from ._rerun import retry_streaming as retry_streaming
 from ._retry import Retry as Retry
 from ._returns import TaskReturns as TaskReturns
 from ._returns import json as json
@@ -35,6 +43,8 @@ from ._returns import metric as metric
 from ._returns import pickled as pickled
 from ._runlog import Attempt as Attempt
 from ._runlog import BranchLog as BranchLog
+from ._runlog import CatalogEntry as CatalogEntry
+from ._runlog import CodeIdentity as CodeIdentity
 from ._runlog import RunLog as RunLog
 from ._runlog import Status as Status
 from ._runlog import StepLog as StepLog
@@ -57,10 +67,13 @@ __all__ = [
     "BranchError",
     "BranchLog",
     "Catalog",
+    "CatalogEntry",
+    "CodeIdentity",
     "Conditional",
     "EventError",
     "EventStream",
     "ExecutionFailedError",
+    "FileRunLogStore",
     "Lifecycle",
     "Loop",
     "Map",
@@ -68,11 +81,13 @@ __all__ = [
     "Parallel",
     "ParameterError",
     "PipelineDefinitionError",
-    "ReturnsError",
+    "Replay",
     "Retry",
+    "ReturnsError",
     "RunConfigurationError",
     "RunLog",
     "RunLogStore",
+    "RunSummary",
     "RunnableError",
     "SSEStream",
     "SSE_HEADERS",
@@ -87,7 +102,12 @@ __all__ = [
     "TerminatedWithFailure",
     "format_sse",
     "json",
+    "list_runs",
     "metric",
     "parse_last_event_id",
     "pickled",
+    "read_run_log",
+    "replay",
+    "retry_stream",
+    "retry_streaming",
 ]
