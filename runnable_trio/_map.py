@@ -9,6 +9,10 @@ known when the step is built, so an empty list of items gives an empty list for 
 Items start in input order. ``max_concurrency`` bounds how many run at once with a
 ``trio.CapacityLimiter`` taken before an item's task is started, so a Map over many items with
 a small limit holds only that many tasks (and child scopes) at a time.
+
+The list itself is not copied into the Map step's record: each item's own steps record the
+item they received, and a durable store that writes a step's enclosing records with it would
+otherwise write the whole list once per item.
 """
 
 from __future__ import annotations
@@ -95,7 +99,6 @@ class Map(CompositeStep):
         is given back.
         """
         items = self._items(scope, path)
-        log.attempts[-1].parameters_in[self.iterate_on] = items
         bind_as = self.iterate_as
         branch = self.branch
         results = await fan_out(

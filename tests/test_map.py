@@ -115,7 +115,6 @@ async def test_items_see_the_parent_scope_and_their_item() -> None:
     assert out["result"] == ["[ES] hello", "[FR] hello"]
     assert "language" not in out  # the item binding stays inside the branch
     step = stream.run_log.steps["process_languages"]
-    assert step.attempts[0].parameters_in == {"languages": ["es", "fr"]}
     branch = step.branches["1"].steps["process_language"]
     assert branch.path == "process_languages.1.process_language"
 
