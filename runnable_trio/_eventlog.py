@@ -128,6 +128,10 @@ class EventLog:
         return cls(path, fd, start_seq)
 
     @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    @property
     def pending(self) -> bool:
         """Whether appended lines wait to be written."""
         return bool(self._lines)

@@ -404,7 +404,7 @@ class StreamingRun:
         with contextlib.suppress(trio.RunFinishedError):
             if not self._done.is_set():
                 self._token.run_sync_soon(self._cancel_scope.cancel)
-            if self._run.event_log is not None:
+            if self._run.event_log is not None and not self._run.event_log.closed:
                 self._token.run_sync_soon(_close_event_log, self._run, self._done)
 
 
@@ -413,8 +413,10 @@ def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
         await done.wait()
         await log.close(run.run_log)
 
-    if run.event_log is not None:
-        trio.lowlevel.spawn_system_task(close, run.event_log, name="runnable_trio event log")
+    # Too late once Trio is shutting down (no new system task): the process is ending.
+    if run.event_log is not None and not run.event_log.closed:
+        with contextlib.suppress(RuntimeError):
+            trio.lowlevel.spawn_system_task(close, run.event_log, name="runnable_trio event log")
 
 
 async def _execute_in_scope(
