@@ -23,6 +23,7 @@ from runnable_trio import (
     RunLog,
     Status,
     StepTimeoutError,
+    retry_streaming,
 )
 from tests.helpers import collect
 
@@ -346,3 +347,30 @@ def test_definition_errors_name_the_step_and_field() -> None:
 
 def _noop() -> None:
     return None
+
+
+async def test_retrying_a_failed_map_runs_only_the_failed_items_again() -> None:
+    calls: list[int] = []
+    broken = {2}
+
+    async def work(item: int) -> int:
+        calls.append(item)
+        if item in broken:
+            raise ValueError(f"bad {item}")
+        return item * 10
+
+    branch = task("w", work, "out")
+    pipeline = AsyncPipeline([Map("m", "items", "item", branch, fail_fast=False)])
+    first = pipeline.execute_streaming(parameters={"items": [0, 1, 2, 3]})
+    with pytest.raises(ExecutionFailedError):
+        async for _ in first:
+            pass
+    assert sorted(calls) == [0, 1, 2, 3]
+    calls.clear()
+    broken.clear()
+    again = retry_streaming(pipeline, first.run_id)
+    async for _ in again:
+        pass
+    assert calls == [2]
+    assert again.run_log.status is Status.SUCCESS
+    assert again.run_log.parameters_out["out"] == [0, 10, 20, 30]
