@@ -1,12 +1,13 @@
 """The code identity of a run: git commit and whether the working tree was dirty.
 
-Taken once per run (the reference runs ``git`` three times per step), with one
-``git status --porcelain=v2 --branch --untracked-files=no`` run from a worker thread. The run
-starts at once: :func:`recording_code_identity` probes concurrently with the pipeline and
-waits for the probe, if it is still going, before the run's record is finished (a thread
-cannot be interrupted: a cancelled run waits for ``git``, a few milliseconds). A folder
-that is not a git checkout, or a missing ``git``, is recorded as an error in the identity,
-never as a failure of the run.
+Taken once per process and folder (the reference runs ``git`` three times per step), with one
+``git status --porcelain=v2 --branch --untracked-files=no`` run from a worker thread, and reused
+by every later run of the process from that folder: the code a process runs is the code it
+imported, whatever happens to the working tree afterwards. The run starts at once:
+:func:`recording_code_identity` probes concurrently with the pipeline and waits for the probe,
+if it is still going, before the run's record is finished (a thread cannot be interrupted: a
+cancelled run waits for ``git``, a few milliseconds). A folder that is not a git checkout, or a
+missing ``git``, is recorded as an error in the identity, never as a failure of the run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ _COMMAND = ("git", "status", "--porcelain=v2", "--branch", "--untracked-files=no
 # git with no terminal prompt and no locale surprises; the run's own environment otherwise.
 _ENV_OVERRIDES = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 _GIT_TIMEOUT = 30.0
+# Identities already taken in this process, by folder. A probe that raised is not kept, so a
+# later run tries again.
+_taken: dict[str, CodeIdentity] = {}
 
 
 def probe_code_identity(folder: str) -> CodeIdentity:
@@ -67,6 +71,12 @@ class _Probe:
     def __init__(self, folder: str) -> None:
         self._done = trio.Event()
         self._result = CodeIdentity(error="not taken")
+        self._folder = folder
+        known = _taken.get(folder)
+        if known is not None:
+            self._result = known
+            self._done.set()
+            return
         if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
             # Under a MockClock a pending thread would let virtual time jump (see _offloop).
             self._deliver(outcome.capture(probe_code_identity, folder))
@@ -85,7 +95,7 @@ class _Probe:
         if isinstance(result, outcome.Error):
             self._result = CodeIdentity(error=f"cannot take the code identity: {result.error!r}")
         else:
-            self._result = result.unwrap()
+            self._result = _taken[self._folder] = result.unwrap()
         self._done.set()
 
     async def result(self) -> CodeIdentity:

@@ -133,7 +133,7 @@ class BranchLog:
     steps: dict[str, StepLog] = attrs.field(factory=dict)
 
 
-@attrs.define
+@attrs.frozen
 class CodeIdentity:
     """The code a run ran: the git commit of the working folder and whether it was dirty.
 

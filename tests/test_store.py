@@ -298,14 +298,29 @@ def make_checkout(folder: Path) -> str:
     return git("rev-parse", "HEAD")
 
 
-async def test_code_identity_is_taken_once_per_run(tmp_path: Path) -> None:
+async def test_code_identity_is_taken_once_per_process_and_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runnable_trio import _codeid
+
+    probes: list[str] = []
+
+    def counting_probe(folder: str) -> Any:
+        probes.append(folder)
+        return probe(folder)
+
+    probe = _codeid.probe_code_identity
+    monkeypatch.setattr(_codeid, "probe_code_identity", counting_probe)
     commit = make_checkout(tmp_path)
     pipeline = AsyncPythonTask("a", ok).as_async_pipeline()
-    await collect(pipeline, run_id="clean")
+    await collect(pipeline, run_id="first")
+    # The process keeps running the code it imported, whatever the tree does afterwards.
     (tmp_path / "tracked.txt").write_text("v2")
-    await collect(pipeline, run_id="dirty")
-    assert snapshot("clean")["code"] == {"commit": commit, "dirty": False, "error": None}
-    assert snapshot("dirty")["code"] == {"commit": commit, "dirty": True, "error": None}
+    await collect(pipeline, run_id="second")
+    assert snapshot("first")["code"] == {"commit": commit, "dirty": False, "error": None}
+    assert snapshot("second")["code"] == snapshot("first")["code"]
+    assert probes == [str(tmp_path)]
+    assert probe(str(tmp_path)).dirty  # a new process would see the change
 
 
 async def test_code_identity_outside_a_checkout_is_an_error_not_a_failure() -> None:
