@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,29 +23,20 @@ from runnable_trio import (
 )
 from tests.helpers import collect
 
-MEMORY = "memory.yaml"
-
 
 def task(name: str, function: Any, *returns: str) -> AsyncPipeline:
     return AsyncPythonTask(name, function, returns=list(returns)).as_async_pipeline()
 
 
-@pytest.fixture(autouse=True)
-def _memory_store(tmp_path: Path) -> None:
-    # Keep records in memory: a file store writes from worker threads, and while a test waits
-    # for a thread the autojump clock would skip ahead to the next deadline.
-    (tmp_path / MEMORY).write_text("run_log_store:\n  type: memory\n", encoding="utf-8")
-
-
 async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         async for _ in events:
             pass
     return events.run_log
 
 
 async def run_failing(pipeline: AsyncPipeline, **kwargs: Any) -> tuple[BaseException, RunLog]:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
@@ -89,7 +79,6 @@ async def test_the_branch_sees_the_parent_scope_and_its_path_names_the_key() -> 
     pipeline = router(shout_it=task("loud_task", shout, "loud"))
     events = await collect(
         pipeline,
-        configuration_file=MEMORY,
         parameters={"choice": "shout_it", "text": "hey"},
         attribution=True,
     )

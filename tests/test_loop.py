@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,18 +21,9 @@ from runnable_trio import (
 )
 from tests.helpers import collect
 
-MEMORY = "memory.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _memory_store(tmp_path: Path) -> None:
-    # Keep records in memory: a file store writes from worker threads, and while a test waits
-    # for a thread the autojump clock would skip ahead to the next deadline.
-    (tmp_path / MEMORY).write_text("run_log_store:\n  type: memory\n", encoding="utf-8")
-
 
 async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         async for _ in events:
             pass
     return events.run_log
@@ -90,9 +80,7 @@ async def test_the_branch_runs_at_least_once_and_iterations_are_attributed() -> 
 
     branch = AsyncPythonTask("tick", tick, returns=["stop"]).as_async_pipeline()
     pipeline = AsyncPipeline([Loop("loop", branch, 5, "stop", "i")])
-    events = await collect(
-        pipeline, configuration_file=MEMORY, parameters={"stop": True}, attribution=True
-    )
+    events = await collect(pipeline, parameters={"stop": True}, attribution=True)
     ticks = [(e["i"], e["_meta"]["step"]) for e in events if e["type"] == "tick"]
     assert ticks == [(0, "loop.0.tick")]
 
@@ -105,7 +93,7 @@ async def test_a_failing_iteration_fails_the_loop_and_stops_it() -> None:
 
     branch = AsyncPythonTask("s", step, returns=["done"]).as_async_pipeline()
     pipeline = AsyncPipeline([Loop("loop", branch, 5, "done", "i")])
-    async with pipeline.stream(configuration_file=MEMORY) as events:
+    async with pipeline.stream() as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
@@ -126,7 +114,7 @@ async def test_timeout_on_a_loop(autojump_clock: trio.testing.MockClock) -> None
 
     branch = AsyncPythonTask("s", slow, returns=["done"]).as_async_pipeline()
     pipeline = AsyncPipeline([Loop("loop", branch, 100, "done", "i", timeout=3.5)])
-    async with pipeline.stream(configuration_file=MEMORY) as events:
+    async with pipeline.stream() as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
@@ -147,7 +135,7 @@ async def test_leaving_the_stream_cancels_the_running_iteration() -> None:
 
     branch = AsyncPythonTask("w", wait).as_async_pipeline()
     pipeline = AsyncPipeline([Loop("loop", branch, 3, "done", "i")])
-    async with pipeline.stream(configuration_file=MEMORY) as events:
+    async with pipeline.stream() as events:
         async for _ in events:
             break
     assert finally_ran == [0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,29 +26,20 @@ from runnable_trio import (
 )
 from tests.helpers import collect
 
-MEMORY = "memory.yaml"
-
 
 def task(name: str, function: Any, *returns: str, **kwargs: Any) -> AsyncPipeline:
     return AsyncPythonTask(name, function, returns=list(returns), **kwargs).as_async_pipeline()
 
 
-@pytest.fixture(autouse=True)
-def _memory_store(tmp_path: Path) -> None:
-    # Keep records in memory: a file store writes from worker threads, and while a test waits
-    # for a thread the autojump clock would skip ahead to the next deadline.
-    (tmp_path / MEMORY).write_text("run_log_store:\n  type: memory\n", encoding="utf-8")
-
-
 async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         async for _ in events:
             pass
     return events.run_log
 
 
 async def run_failing(pipeline: AsyncPipeline, **kwargs: Any) -> tuple[BaseException, RunLog]:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
@@ -98,7 +88,6 @@ async def test_items_see_the_parent_scope_and_their_item() -> None:
     )
     events = await collect(
         pipeline,
-        configuration_file=MEMORY,
         parameters={"languages": ["es", "fr"]},
         attribution=True,
     )
@@ -107,9 +96,7 @@ async def test_items_see_the_parent_scope_and_their_item() -> None:
         "process_languages.0.process_language",
         "process_languages.1.process_language",
     }
-    async with pipeline.stream(
-        configuration_file=MEMORY, parameters={"languages": ["es", "fr"]}
-    ) as stream:
+    async with pipeline.stream(parameters={"languages": ["es", "fr"]}) as stream:
         async for _ in stream:
             pass
     out = stream.run_log.parameters_out
@@ -239,9 +226,7 @@ async def test_first_failing_item_cancels_the_others() -> None:
             finally_ran.append(item)
 
     pipeline = AsyncPipeline([Map("m", "items", "item", task("t", process))])
-    async with pipeline.stream(
-        configuration_file=MEMORY, parameters={"items": list(range(5))}
-    ) as events:
+    async with pipeline.stream(parameters={"items": list(range(5))}) as events:
         seen: list[dict[str, Any]] = []
         with pytest.raises(ExecutionFailedError) as caught:
             async for event in events:

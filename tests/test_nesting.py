@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,18 +22,9 @@ from runnable_trio import (
 )
 from tests.helpers import collect
 
-MEMORY = "memory.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _memory_store(tmp_path: Path) -> None:
-    # Keep records in memory: a file store writes from worker threads, and while a test waits
-    # for a thread the autojump clock would skip ahead to the next deadline.
-    (tmp_path / MEMORY).write_text("run_log_store:\n  type: memory\n", encoding="utf-8")
-
 
 async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         async for _ in events:
             pass
     return events.run_log
@@ -70,7 +60,6 @@ async def test_map_inside_a_parallel_branch(autojump_clock: trio.testing.MockClo
     start = trio.current_time()
     events = await collect(
         pipeline,
-        configuration_file=MEMORY,
         parameters={"ns": [1, 2, 3], "label": "x"},
         attribution=True,
     )
@@ -163,7 +152,7 @@ async def test_a_nested_group_stays_a_member_and_is_not_flattened(
 
     inner = AsyncPipeline([Map("inner", "ns", "n", task("f", fail), fail_fast=False)])
     pipeline = AsyncPipeline([Parallel("outer", {"items": inner, "other": task("ok", fine)})])
-    async with pipeline.stream(configuration_file=MEMORY, parameters={"ns": [1, 2]}) as events:
+    async with pipeline.stream(parameters={"ns": [1, 2]}) as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,29 +23,20 @@ from runnable_trio import (
 )
 from tests.helpers import collect
 
-MEMORY = "memory.yaml"
-
 
 def task(name: str, function: Any, *returns: str, **kwargs: Any) -> AsyncPipeline:
     return AsyncPythonTask(name, function, returns=list(returns), **kwargs).as_async_pipeline()
 
 
-@pytest.fixture(autouse=True)
-def _memory_store(tmp_path: Path) -> None:
-    # Keep records in memory: a file store writes from worker threads, and while a test waits
-    # for a thread the autojump clock would skip ahead to the next deadline.
-    (tmp_path / MEMORY).write_text("run_log_store:\n  type: memory\n", encoding="utf-8")
-
-
 async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         async for _ in events:
             pass
     return events.run_log
 
 
 async def run_failing(pipeline: AsyncPipeline, **kwargs: Any) -> tuple[BaseException, RunLog]:
-    async with pipeline.stream(configuration_file=MEMORY, **kwargs) as events:
+    async with pipeline.stream(**kwargs) as events:
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
@@ -140,7 +130,7 @@ async def test_branch_events_interleave_in_real_time_with_branch_paths() -> None
     pipeline = AsyncPipeline(
         [Parallel("translate", {"a": task("a_task", branch_a), "b": task("b_task", branch_b)})]
     )
-    events = await collect(pipeline, configuration_file=MEMORY, attribution=True)
+    events = await collect(pipeline, attribution=True)
     chunks = [(e["text"], e["_meta"]["step"]) for e in events if e["type"] == "chunk"]
     assert chunks == [
         ("a1", "translate.a.a_task"),
@@ -184,7 +174,7 @@ async def test_first_failure_cancels_siblings_and_is_raised_unchanged() -> None:
         raise ValueError("broken branch")
 
     pipeline = AsyncPipeline([Parallel("p", {"slow": task("s", slow), "bad": task("b", broken)})])
-    async with pipeline.stream(configuration_file=MEMORY) as events:
+    async with pipeline.stream() as events:
         seen: list[dict[str, Any]] = []
         with pytest.raises(ExecutionFailedError) as caught:
             async for event in events:
@@ -294,7 +284,7 @@ async def test_leaving_the_stream_cancels_every_live_branch() -> None:
 
     branches = {f"b{i}": task("t", live) for i in range(100)}
     pipeline = AsyncPipeline([Parallel("p", branches)])
-    async with pipeline.stream(configuration_file=MEMORY) as events:
+    async with pipeline.stream() as events:
         started = 0
         async for _ in events:
             started += 1
@@ -319,7 +309,7 @@ async def test_closing_execute_streaming_cancels_every_live_branch() -> None:
             finally_ran += 1
 
     pipeline = AsyncPipeline([Parallel("p", {f"b{i}": task("t", live) for i in range(100)})])
-    run_ = pipeline.execute_streaming(configuration_file=MEMORY)
+    run_ = pipeline.execute_streaming()
     started = 0
     async for _ in run_:
         started += 1
