@@ -178,6 +178,21 @@ def test_task_functions_run_on_the_host_loop_in_its_thread() -> None:
     run_asyncio(main)
 
 
+def test_a_plain_function_runs_in_a_worker_thread() -> None:
+    def blocking(text: str) -> tuple[str, int]:
+        return text.upper(), threading.get_ident()
+
+    async def main() -> Any:
+        task = AsyncPythonTask("sync", blocking, returns=["upper", "thread"])
+        run = task.as_async_pipeline().execute_streaming(parameters={"text": "quiet"})
+        assert [event async for event in run] == []
+        return run.run_log.parameters_out
+
+    out = run_asyncio(main)
+    assert out["upper"] == "QUIET"
+    assert out["thread"] != threading.get_ident()  # never on the event loop's thread
+
+
 def test_concurrent_streams_share_one_guest_run_that_ends_with_the_last() -> None:
     async def main() -> None:
         assert not trio_is_running()
@@ -531,3 +546,18 @@ def test_importing_runnable_leaves_asyncio_alone() -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "asyncio.unix_events"
+
+
+def test_two_tasks_waiting_on_one_stream_is_an_error() -> None:
+    async def main() -> None:
+        probe = Probe()
+        run = probe.pipeline().execute_streaming()
+        await anext(run)
+        first = asyncio.create_task(anext(run))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="another task is already waiting"):
+            await anext(run)
+        assert (await first)["type"] == "tick"
+        await run.aclose()
+
+    run_asyncio(main)

@@ -76,6 +76,13 @@ async def _wait_until_done(future: asyncio.Future[Any]) -> None:
         raise_cancel()
 
 
+async def _prefer_the_runs_cancellation() -> None:
+    # The asyncio task was cancelled from outside. When the run is being cancelled too (at
+    # loop shutdown, asyncio.run cancels every task, the run's and ours, at once), that is the
+    # story: raise trio.Cancelled rather than fail the step.
+    await trio.lowlevel.checkpoint_if_cancelled()
+
+
 async def await_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` as an asyncio task on ``loop`` and return its result, from Trio.
 
@@ -94,6 +101,7 @@ async def await_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[An
     try:
         return task.result()
     except asyncio.CancelledError as exc:
+        await _prefer_the_runs_cancellation()
         raise HostCancelledError(
             "the asyncio task running this step's function was cancelled outside the run"
         ) from exc
@@ -164,6 +172,10 @@ class _Feeder:
                         room.set_result(None)
                 return item
             if self._end is not None:
+                if isinstance(self._end, outcome.Error) and isinstance(
+                    self._end.error, HostCancelledError
+                ):
+                    await _prefer_the_runs_cancellation()
                 return self._end.unwrap()
             self._reader = trio.lowlevel.current_task()
 

@@ -291,12 +291,26 @@ class HostStream:
         self._capacity = max(2, capacity)
         self._bridge: _Bridge | None = None
         self._closed = False
+        self._waiting = False
         self.last_seq = after
 
     def __aiter__(self) -> HostStream:
         return self
 
     async def __anext__(self) -> Event:
+        bridge = self._bridge
+        if bridge is not None and bridge.items:  # the usual case: no await at all
+            self.last_seq, event = bridge.take()
+            return event
+        if self._waiting:
+            raise RuntimeError("anext(): another task is already waiting on this stream")
+        self._waiting = True
+        try:
+            return await self._wait_for_next()
+        finally:
+            self._waiting = False
+
+    async def _wait_for_next(self) -> Event:
         bridge = self._bridge
         if bridge is None:
             if self._closed:
