@@ -3,7 +3,9 @@
 Fan-out runs one branch per task in a nursery opened inside the composite step, so the task tree
 follows the pipeline and leaving a run cancels every branch at once. Each branch starts from a
 child :class:`Scope` (a copy of its parent's values plus what is bound for it) and gives back
-the names it assigned; the composite decides how those merge into its own scope.
+the names it assigned; the composite decides how those merge into its own scope. The copy is
+shallow, one dict per branch and no more: values are shared, so a branch that mutates a list
+in place changes it for its siblings, while assigning a name never does.
 
 Failure policy. With ``fail_fast`` (the default) the first failing branch cancels its siblings:
 trio's nursery does exactly that. Without it, a branch's ``Exception`` is kept and the others
