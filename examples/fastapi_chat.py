@@ -117,13 +117,15 @@ async def debug_run(run_id: str) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+async def main(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the app with uvicorn on this asyncio loop until SIGINT/SIGTERM."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    await server.serve()
+
+
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-
-
-if __name__ == "__main__":
-    main()
+    asyncio.run(main(args.host, args.port))

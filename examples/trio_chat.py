@@ -135,20 +135,17 @@ async def until_terminated() -> None:
             return
 
 
-async def serve_app(host: str, port: int) -> None:
+async def main(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the app with Hypercorn's Trio worker until SIGINT/SIGTERM."""
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.loglevel = "WARNING"
     await serve(app, config, shutdown_trigger=until_terminated)
 
 
-def main() -> None:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    trio.run(serve_app, args.host, args.port)
-
-
-if __name__ == "__main__":
-    main()
+    trio.run(main, args.host, args.port)
