@@ -30,6 +30,7 @@ from runnable import (
     HostRun,
     Map,
     Parallel,
+    replay,
 )
 from runnable._aio import GENERATOR_CAPACITY
 
@@ -559,5 +560,16 @@ def test_two_tasks_waiting_on_one_stream_is_an_error() -> None:
             await anext(run)
         assert (await first)["type"] == "tick"
         await run.aclose()
+
+    run_asyncio(main)
+
+
+def test_replay_from_asyncio() -> None:
+    async def main() -> None:
+        run = LLM_THEN_SHOUT.execute_streaming(parameters={"prompt": "a b c"}, event_log=True)
+        live = [event async for event in run]
+        resumed = replay(run.run_id, after=2)
+        assert [event async for event in resumed] == live[2:]
+        assert resumed.last_seq == len(live)
 
     run_asyncio(main)

@@ -16,6 +16,7 @@ from runnable_trio import (
     format_sse,
     parse_last_event_id,
 )
+from runnable_trio._replay import replay
 
 
 def parse(messages: list[str]) -> list[dict[str, Any]]:
@@ -115,3 +116,19 @@ async def test_aclose_cancels_the_run() -> None:
     assert run.run_log.status == "CANCELLED"
     with pytest.raises(StopAsyncIteration):
         await anext(body)
+
+
+async def test_resume_from_the_event_log_gives_the_same_messages() -> None:
+    run = PIPELINE.execute_streaming(parameters={"text": "a b c d"}, event_log=True)
+    live = [message async for message in SSEStream(run)]
+    resumed = [message async for message in SSEStream(replay(run.run_id, after=2), after=2)]
+    assert resumed == live[2:]
+    assert parse(resumed)[0]["id"] == "3"
+
+
+async def test_resume_of_a_failed_run_ends_with_the_same_error_event() -> None:
+    run = PIPELINE.execute_streaming(parameters={"text": "a crash"}, event_log=True)
+    live = [message async for message in SSEStream(run)]
+    resumed = [message async for message in SSEStream(replay(run.run_id, after=1), after=1)]
+    assert resumed == live[1:]
+    assert parse(resumed)[-1]["data"]["type"] == "error"
