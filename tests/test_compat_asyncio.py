@@ -551,14 +551,19 @@ def test_importing_runnable_leaves_asyncio_alone() -> None:
 
 def test_two_tasks_waiting_on_one_stream_is_an_error() -> None:
     async def main() -> None:
-        probe = Probe()
-        run = probe.pipeline().execute_streaming()
-        await anext(run)
+        go = asyncio.Event()
+
+        async def gated() -> AsyncIterator[dict[str, Any]]:
+            await go.wait()
+            yield {"type": "tick"}
+
+        run = AsyncPythonTask("gated", gated).as_async_pipeline().execute_streaming()
         first = asyncio.create_task(anext(run))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # the first task is waiting: nothing was produced yet
         with pytest.raises(RuntimeError, match="another task is already waiting"):
             await anext(run)
-        assert (await first)["type"] == "tick"
+        go.set()
+        assert await first == {"type": "tick"}
         await run.aclose()
 
     run_asyncio(main)
@@ -573,3 +578,15 @@ def test_replay_from_asyncio() -> None:
         assert resumed.last_seq == len(live)
 
     run_asyncio(main)
+
+
+@pytest.mark.parametrize("method", ["execute_streaming", "stream"])
+def test_streaming_methods_take_runnable_trios_arguments(method: str) -> None:
+    import inspect
+
+    import runnable_trio
+
+    ours = inspect.signature(getattr(AsyncPipeline, method)).parameters
+    theirs = inspect.signature(getattr(runnable_trio.AsyncPipeline, method)).parameters
+    assert list(ours) == list(theirs)
+    assert [p.default for p in ours.values()] == [p.default for p in theirs.values()]

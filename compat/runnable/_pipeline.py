@@ -14,7 +14,7 @@ the iteration in any way cancels the run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -73,12 +73,15 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         tag: str = "",
         parameters_file: str = "",
         log_level: int | str = "WARNING",
-        **options: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        attribution: bool = False,
+        buffer_size: int | None = None,
+        event_log: bool | None = None,
     ) -> Any:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
-        Arguments (``parameters=``, ``attribution=``, ``buffer_size=``, ``event_log=`` ...),
-        return value and errors are those of
+        Arguments, return value and errors are those of
         :meth:`runnable_trio.AsyncPipeline.execute_streaming`; from asyncio code the iterator
         is a :class:`HostRun`.
 
@@ -89,21 +92,43 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         """
         if called_from_trio():
             return super().execute_streaming(
-                configuration_file, run_id, tag, parameters_file, log_level, **options
+                configuration_file,
+                run_id,
+                tag,
+                parameters_file,
+                log_level,
+                parameters=parameters,
+                attribution=attribution,
+                buffer_size=buffer_size,
+                event_log=event_log,
             )
         return HostRun(
-            _prepare(self, configuration_file, run_id, tag, parameters_file, log_level, options)
+            prepare_run(
+                self,
+                configuration_file=configuration_file,
+                run_id=run_id,
+                tag=tag,
+                parameters_file=parameters_file,
+                log_level=log_level,
+                parameters=parameters,
+                attribution=attribution,
+                buffer_size=buffer_size,
+                event_log=event_log,
+            )
         )
 
     def stream(
         self,
         *,
+        parameters: Mapping[str, Any] | None = None,
         run_id: str | None = None,
-        configuration_file: str = "",
         tag: str = "",
         parameters_file: str = "",
+        configuration_file: str = "",
         log_level: int | str = "WARNING",
-        **options: Any,
+        attribution: bool = False,
+        buffer_size: int | None = None,
+        event_log: bool | None = None,
     ) -> AbstractAsyncContextManager[Any]:
         """``async with pipeline.stream(...) as events: async for event in events:``.
 
@@ -117,43 +142,29 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         """
         if called_from_trio():
             return super().stream(
+                parameters=parameters,
                 run_id=run_id,
-                configuration_file=configuration_file,
                 tag=tag,
                 parameters_file=parameters_file,
+                configuration_file=configuration_file,
                 log_level=log_level,
-                **options,
+                attribution=attribution,
+                buffer_size=buffer_size,
+                event_log=event_log,
             )
-        return _host_stream(
-            HostRun(
-                _prepare(
-                    self, configuration_file, run_id or "", tag, parameters_file, log_level, options
-                )
-            )
+        run = prepare_run(
+            self,
+            configuration_file=configuration_file,
+            run_id=run_id or "",
+            tag=tag,
+            parameters_file=parameters_file,
+            log_level=log_level,
+            parameters=parameters,
+            attribution=attribution,
+            buffer_size=buffer_size,
+            event_log=event_log,
         )
-
-
-def _prepare(
-    pipeline: AsyncPipeline,
-    configuration_file: str,
-    run_id: str,
-    tag: str,
-    parameters_file: str,
-    log_level: int | str,
-    options: dict[str, Any],
-) -> PreparedRun:
-    options.setdefault("parameters", None)
-    options.setdefault("attribution", False)
-    options.setdefault("buffer_size", None)
-    return prepare_run(
-        pipeline,
-        configuration_file=configuration_file,
-        run_id=run_id,
-        tag=tag,
-        parameters_file=parameters_file,
-        log_level=log_level,
-        **options,
-    )
+        return _host_stream(HostRun(run))
 
 
 class CompatStep(runnable_trio._pipeline.BaseStep):
