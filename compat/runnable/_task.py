@@ -8,8 +8,9 @@ async generators run as asyncio tasks:
   queue) work inside the function;
 - on a Trio host (``trio.run``, Hypercorn's Trio worker), on a trio-asyncio loop: the one the
   caller opened (``trio_asyncio.open_loop()``), or else one opened around the step. Opening a
-  loop costs about 0.7 ms, so a Trio application running many such steps opens one itself,
-  around its work (e.g. in its lifespan), and every step uses it.
+  loop costs about 0.7 ms, so a Trio application running many such steps opens one itself
+  around its work (``async with trio_asyncio.open_loop(): await serve(app, config)``): the
+  tasks started inside inherit it, and every step uses it.
 
 trio-asyncio is imported only on the second path: importing it patches asyncio's loop functions
 for the whole process (``asyncio.new_event_loop()`` then builds trio-asyncio loops), which an
