@@ -80,8 +80,8 @@ def _cell(outcome: Outcome | None, metric: Metric) -> str:
 
 
 def _ratio(ours: float | None, base: float | None) -> str:
-    if ours is None or base is None or base == 0:
-        return "—"
+    if ours is None or base is None or base <= 0:
+        return "—"  # a baseline at or below the clock's resolution has no meaningful ratio
     ratio = ours / base
     return f"x{ratio:.2f}" if 0.01 <= ratio < 100 else f"x{ratio:.2g}"
 
