@@ -21,8 +21,8 @@ from contextlib import asynccontextmanager
 
 import outcome
 import trio
-import trio.testing
 
+from ._offloop import on_mock_clock
 from ._runlog import CodeIdentity, RunLog
 
 __all__ = ["probe_code_identity", "recording_code_identity"]
@@ -77,7 +77,7 @@ class _Probe:
             self._result = known
             self._done.set()
             return
-        if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        if on_mock_clock():
             # Under a MockClock a pending thread would let virtual time jump (see _offloop).
             self._deliver(outcome.capture(probe_code_identity, folder))
             return

@@ -11,16 +11,24 @@ is small, and a test is better served by exact timing than by a free event loop.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import trio
-import trio.testing
 
-__all__ = ["run_blocking"]
+__all__ = ["on_mock_clock", "run_blocking"]
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
+
+
+def on_mock_clock() -> bool:
+    """Whether this Trio run keeps virtual time (``trio.testing.MockClock``)."""
+    # A MockClock exists only if trio.testing was imported; importing it here would pull
+    # pytest into every program that imports this library.
+    testing = sys.modules.get("trio.testing")
+    return testing is not None and isinstance(trio.lowlevel.current_clock(), testing.MockClock)
 
 
 async def run_blocking(
@@ -33,7 +41,7 @@ async def run_blocking(
     Cancellation: checked before the work starts; once started, the work finishes and its
     result is returned (as ``trio.to_thread.run_sync`` does).
     """
-    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+    if on_mock_clock():
         await trio.lowlevel.checkpoint_if_cancelled()
         result = function(*args)
         await trio.lowlevel.cancel_shielded_checkpoint()

@@ -118,8 +118,13 @@ async def run_branch(
     ctx: RunContext, pipeline: AsyncPipeline, scope: Scope, prefix: str, branch: BranchLog
 ) -> None:
     """Run a composite step's branch, keeping ``branch.status`` up to date."""
+    # The loop of run_pipeline, not a call to it: a Map holds one such stack per item, and
+    # every switch of a branch's task passes through each of its frames.
+    steps = branch.steps
     try:
-        await run_pipeline(ctx, pipeline, scope, prefix, branch.steps)
+        for step in pipeline.steps:
+            if not await run_step(ctx, step, scope, prefix, steps):
+                break
     except Exception:
         branch.status = Status.FAIL
         raise
@@ -189,12 +194,19 @@ def _after_success(step: BaseStep, path: str) -> bool:
 
 async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
     policy: Retry = getattr(step, "retry", None) or NO_RETRY
+    timeout = step.timeout
     number = 0
     while True:
         number += 1
         attempt = log.new_attempt()
         try:
-            await _attempt(ctx, step, scope, path, log)
+            if timeout is None:
+                await step._execute(ctx, scope, path, log)
+            else:
+                with trio.move_on_after(timeout) as cancel_scope:
+                    await step._execute(ctx, scope, path, log)
+                if cancel_scope.cancelled_caught:
+                    raise StepTimeoutError(path, "timeout", timeout)
         except Exception as exc:
             attempt.end(Status.FAIL, exc)
             if number >= policy.attempts:
@@ -215,13 +227,3 @@ async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, lo
         else:
             attempt.end(Status.SUCCESS)
             return
-
-
-async def _attempt(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
-    if step.timeout is None:
-        await step._execute(ctx, scope, path, log)
-        return
-    with trio.move_on_after(step.timeout) as cancel_scope:
-        await step._execute(ctx, scope, path, log)
-    if cancel_scope.cancelled_caught:
-        raise StepTimeoutError(path, "timeout", step.timeout)
