@@ -42,8 +42,8 @@ from runnable_trio import (
     RunLog,
     SSEStream,
     parse_last_event_id,
+    replay,
 )
-from runnable_trio._replay import replay
 
 # For the debug endpoint: the latest runs' live records, and the prompts whose model stream
 # has finished (its finally block ran). Bounded, as anything kept per request must be.

@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runnable_trio._replay import Replay
-from runnable_trio._replay import replay as trio_replay
+from runnable_trio import Replay
+from runnable_trio import replay as trio_replay
 
 from ._guest import HostStream
 from ._pipeline import called_from_trio
