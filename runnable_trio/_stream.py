@@ -332,6 +332,7 @@ class StreamingRun:
     Attributes:
         run_id: the run's id (known before the run starts).
         run_log: the run's live record; final once the iteration has ended.
+        last_seq: the sequence number of the last event received.
     """
 
     def __init__(self, run: PreparedRun) -> None:
@@ -349,6 +350,11 @@ class StreamingRun:
     @property
     def run_log(self) -> RunLog:
         return self._run.run_log
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event received (0 before the first)."""
+        return 0 if self._events is None else self._events.last_seq
 
     def __aiter__(self) -> StreamingRun:
         return self

@@ -491,3 +491,14 @@ async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> 
             pass
     assert isinstance(caught.value.__cause__, RunConfigurationError)
     assert store.finished == []
+
+
+async def test_sequence_numbers_without_attribution() -> None:
+    async def three() -> AsyncIterator[dict[str, Any]]:
+        for _ in range(3):
+            yield {"type": "chunk"}
+
+    run = AsyncPythonTask("t", three).as_async_pipeline().execute_streaming()
+    assert run.last_seq == 0
+    seen = [run.last_seq async for _ in run]
+    assert seen == [1, 2, 3]
