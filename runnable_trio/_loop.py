@@ -1,7 +1,7 @@
 """``Loop``: run a branch again and again, carrying parameters from one iteration to the next.
 
 The loop runs do-while style: iteration ``i`` (from 0) runs the branch with ``index_as``
-bound to ``i``; afterwards, if the parameter ``break_on`` is truthy the loop stops, and it
+bound to ``i``; afterwards, if the parameter ``break_on`` is ``True`` the loop stops, and it
 stops anyway after ``max_iterations`` iterations. Reaching the limit is not a failure: the
 limit is a guard, and the step gives back what the last iteration left.
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._errors import PipelineDefinitionError
+from ._errors import ParameterError, PipelineDefinitionError
 from ._fanout import CompositeStep, check_name_field, check_pipeline, check_positive_int
 from ._pipeline import AsyncPipeline, checked_init
 from ._runlog import BranchLog
@@ -33,13 +33,15 @@ __all__ = ["Loop"]
 @checked_init
 @attrs.frozen(kw_only=True)
 class Loop(CompositeStep):
-    """Run ``branch`` until the parameter ``break_on`` is truthy, at most ``max_iterations`` times.
+    """Run ``branch`` until the parameter ``break_on`` is True, at most ``max_iterations`` times.
 
     Args:
         name: the step's name (unique within its pipeline, no ``.`` or ``%``).
         branch: the pipeline run at each iteration.
         max_iterations: the most iterations run (an int >= 1).
-        break_on: the parameter checked after each iteration; truthy ends the loop.
+        break_on: the bool parameter checked after each iteration; ``True`` ends the loop.
+            Not set yet means ``False``; any other value fails the step, as in the reference
+            (a string ``"false"`` must not end a loop by being truthy).
         index_as: the parameter name the iteration index (0, 1, ...) is bound to.
         on_failure, terminate_with_success, terminate_with_failure, timeout: see
             :class:`BaseStep`; ``timeout`` covers the whole loop.
@@ -70,6 +72,7 @@ class Loop(CompositeStep):
         """Run the iterations one after the other and give back what they assigned.
 
         Raises:
+            ParameterError: ``break_on`` is set to something other than a bool.
             Exception: what an iteration failed with; later iterations do not run.
 
         Cancellation: the running iteration is cancelled; nothing is given back.
@@ -81,6 +84,13 @@ class Loop(CompositeStep):
             key = str(index)
             record = log.branches[key] = BranchLog(key)
             await run_branch(ctx, self.branch, carried, join_path(path, key), record)
-            if values.get(self.break_on):
+            done = values.get(self.break_on, False)
+            if not isinstance(done, bool):
+                raise ParameterError(
+                    path,
+                    f"'break_on' parameter {self.break_on!r} must be a bool after iteration "
+                    f"{index} (got {type(done).__name__} {done!r})",
+                )
+            if done:
                 break
         scope.publish(carried.assigned, log)

@@ -14,6 +14,7 @@ from runnable_trio import (
     AsyncPythonTask,
     ExecutionFailedError,
     Loop,
+    ParameterError,
     PipelineDefinitionError,
     RunLog,
     Status,
@@ -159,3 +160,18 @@ def test_definition_errors_name_the_step_and_field() -> None:
         assert str(caught.value).startswith("Loop 'again'")
     with pytest.raises(PipelineDefinitionError, match="unknown keyword 'until'"):
         Loop("again", branch, 2, "stop", "i", until=3)
+
+
+async def test_break_on_must_be_a_bool() -> None:
+    async def says_false(i: int) -> str:
+        return "false"  # truthy: must not end the loop silently
+
+    branch = AsyncPythonTask("t", says_false, returns=["stop"]).as_async_pipeline()
+    pipeline = AsyncPipeline([Loop("loop", branch, 5, "stop", "i")])
+    with pytest.raises(ExecutionFailedError) as caught:
+        async for _ in pipeline.execute_streaming():
+            pass
+    assert isinstance(caught.value.__cause__, ParameterError)
+    assert "'break_on' parameter 'stop' must be a bool after iteration 0 (got str 'false')" in str(
+        caught.value.__cause__
+    )
