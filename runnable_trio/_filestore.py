@@ -6,9 +6,9 @@ reference pays 26 ms per step at 50 steps, 59 ms at 200). Here each run has two 
 - ``<run_id>.json``, a full snapshot of the record, written atomically (a temporary file in
   the same folder, then ``os.link`` for the first one, which also claims the id, or
   ``os.replace`` later): when the run starts, and when it ends;
-- ``<run_id>.journal.jsonl``, one JSON line per finished step (the step's record and the
-  records of the composite steps around it), appended while the run goes and deleted once
-  the final snapshot is in place.
+- ``<run_id>.journal.jsonl``, one JSON line per finished step, appended while the run goes
+  and deleted once the final snapshot is in place; the record of a composite step around it
+  goes in once, on a line of its own, before the first step inside it.
 
 Reading a run (:meth:`FileRunLogStore.load`) takes the snapshot and, while it still says
 ``PROCESSING``, places the journal's steps into it by path; a line cut short by a crash is
@@ -16,13 +16,15 @@ ignored. So every step is made durable as it ends, at a cost that does not grow 
 and a reader never sees half a file. Durable means "survives the process being killed"
 (SIGKILL included); files are not fsync'ed, which a power failure could still undo.
 
-Snapshots are written in worker threads (``_offloop.run_blocking``). A journal line is not:
-it is appended with one ``os.write`` to a file opened ``O_APPEND``, on the event loop, as its
-step ends. That write lands in the page cache in a few microseconds, while a hop to a worker
-thread and back costs 50-300 us (measured on a busy 2-core machine), more than a small step
-itself; a thread that writes later would instead leave a finished step undurable while the
-next one runs (a SIGKILL then loses it, and a retry runs it again). So the journal line is
-the one record write that stays on the loop, by design.
+The final snapshot, which grows with the run, is written in a worker thread
+(``_offloop.run_blocking``). Two small writes are not. A journal line is appended with one
+``os.write`` to a file opened ``O_APPEND``, on the event loop, as its step ends. The first
+snapshot (definition and initial parameters) is written on the loop too, because nothing may
+run, not even the first event, before it has claimed the run id. Such writes land in the page
+cache in microseconds, while a hop to a worker thread and back costs 50-300 us (measured on a
+busy 2-core machine), more than a small step itself; and a thread that writes later would
+leave a finished step undurable while the next one runs (a SIGKILL then loses it, and a retry
+runs it again). So these stay on the loop, by design.
 
 While a run is going, its process holds an exclusive ``flock`` on the journal; the lock goes
 with the process, so :meth:`FileRunLogStore.is_live` tells a running run from one whose
@@ -100,10 +102,10 @@ class FileRunLogStore:
             RunConfigurationError: a run with this id exists (even one started a moment ago
                 by another process).
 
-        Cancellation: the file work finishes in its thread; then ``Cancelled`` propagates.
+        Cancellation: not a checkpoint (see the module docstring for why this is inline).
         """
         data = _encode(run_log)
-        fd = await run_blocking(self._create_files, run_log.run_id, data)
+        fd = self._create_files(run_log.run_id, data)
         self._journals[run_log.run_id] = _Journal(fd, run_log.run_id)
 
     async def reopen(self, run_log: RunLog) -> None:
@@ -124,12 +126,16 @@ class FileRunLogStore:
         journal = self._journals.get(run_log.run_id)
         if journal is None:
             return  # not a run this store started
-        parents = [
-            step_log_to_dict(attrs.evolve(parent, branches={}))
-            for parent in _enclosing(run_log, step.path)
-        ]
-        line = dumps({"step": step_log_to_dict(step), "parents": parents}) + "\n"
-        journal.append(line.encode())
+        lines = []
+        for parent in _enclosing(run_log, step.path):
+            # A composite step's own record goes in once, before the first line of a step
+            # inside it; repeating it on every line would cost a Map of n items n copies.
+            if parent.path not in journal.parents_written:
+                journal.parents_written.add(parent.path)
+                header = step_log_to_dict(attrs.evolve(parent, branches={}))
+                lines.append(dumps({"parent": header}))
+        lines.append(dumps({"step": step_log_to_dict(step)}))
+        journal.append(("\n".join(lines) + "\n").encode())
 
     async def finish(self, run_log: RunLog) -> None:
         """Write the final snapshot atomically, then drop the journal and its lock."""
@@ -198,7 +204,7 @@ class FileRunLogStore:
             os.close(fd)
         return False
 
-    # File work, run in worker threads.
+    # File work (in worker threads, but for _create_files: see the module docstring).
 
     def _create_files(self, run_id: str, data: bytes) -> int:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -256,11 +262,15 @@ class FileRunLogStore:
             lines = self.journal_path(run_log.run_id).read_bytes().splitlines()
         except FileNotFoundError:
             return
+        parents: dict[str, StepLog] = {}
         for line in lines:
             try:
                 entry = loads(line)
+                if "parent" in entry:
+                    parent = step_log_from_dict(entry["parent"])
+                    parents[parent.path] = parent
+                    continue
                 step = step_log_from_dict(entry["step"])
-                parents = [step_log_from_dict(parent) for parent in entry["parents"]]
             except Exception:
                 break  # a line cut short by a crash: the last one
             place_step(run_log, step, parents)
@@ -291,6 +301,7 @@ class _Journal:
     def __init__(self, fd: int, run_id: str) -> None:
         self.fd = fd
         self._run_id = run_id
+        self.parents_written: set[str] = set()
 
     def append(self, line: bytes) -> None:
         """Append a line (see the module docstring for why this is not in a thread).

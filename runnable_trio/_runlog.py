@@ -16,6 +16,7 @@ branch (Parallel key, Map index, Loop iteration, or ``%on_failure``), each holdi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -218,11 +219,11 @@ def step_log_from_dict(data: Any) -> StepLog:
     return _records.structure(data, StepLog)
 
 
-def place_step(run_log: RunLog, step: StepLog, parents: list[StepLog]) -> None:
+def place_step(run_log: RunLog, step: StepLog, parents: Mapping[str, StepLog]) -> None:
     """Put ``step`` at its path in ``run_log``, creating missing enclosing records on the way.
 
-    ``parents`` are records of the composite steps enclosing ``step``, outermost first, used
-    only where the tree does not hold them yet (a placeholder of unknown kind otherwise).
+    ``parents`` holds records of composite steps by path, used only where the tree does not
+    hold them yet (a placeholder of unknown kind otherwise).
     """
     names = step.path.split(".")
     steps = run_log.steps
@@ -230,11 +231,10 @@ def place_step(run_log: RunLog, step: StepLog, parents: list[StepLog]) -> None:
         name, branch_name = names[2 * depth], names[2 * depth + 1]
         found = steps.get(name)
         if found is None:
-            found = (
-                parents[depth]
-                if depth < len(parents)
-                else StepLog(name, "", ".".join(names[: 2 * depth + 1]))
-            )
+            path = ".".join(names[: 2 * depth + 1])
+            found = parents.get(path)
+            if found is None:
+                found = StepLog(name, "", path)
             steps[name] = found
         branch = found.branches.get(branch_name)
         if branch is None:

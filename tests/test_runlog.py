@@ -162,19 +162,19 @@ def test_place_step_builds_missing_parents_by_path() -> None:
     run_log = RunLog("r1")
     parent = StepLog("translate", "parallel", "translate")
     leaf = StepLog("t", "task", "translate.spanish.t", status=Status.SUCCESS)
-    place_step(run_log, leaf, [parent])
+    place_step(run_log, leaf, {"translate": parent})
     assert run_log.steps["translate"] is parent
     assert run_log.steps["translate"].branches["spanish"].steps["t"] is leaf
     # A sibling lands beside it; the parent already present is kept.
     other = StepLog("t", "task", "translate.french.t")
-    place_step(run_log, other, [StepLog("translate", "parallel", "translate")])
+    place_step(run_log, other, {"translate": StepLog("translate", "parallel", "translate")})
     assert run_log.steps["translate"] is parent
     assert set(parent.branches) == {"spanish", "french"}
 
 
 def test_place_step_without_parent_records_makes_placeholders() -> None:
     run_log = RunLog("r1")
-    place_step(run_log, StepLog("t", "task", "m.0.t"), [])
+    place_step(run_log, StepLog("t", "task", "m.0.t"), {})
     assert run_log.steps["m"].kind == ""
     assert run_log.steps["m"].path == "m"
     assert "t" in run_log.steps["m"].branches["0"].steps

@@ -19,6 +19,7 @@ from runnable_trio import (
     AsyncPipeline,
     AsyncPythonTask,
     ExecutionFailedError,
+    Map,
     MemoryRunLogStore,
     RunConfigurationError,
     Status,
@@ -93,7 +94,7 @@ def test_journal_lines_cut_short_by_a_crash_are_ignored(tmp_path: Path) -> None:
     from runnable_trio._runlog import run_log_to_dict, step_log_to_dict
 
     (tmp_path / "r1.json").write_text(dumps(run_log_to_dict(run_log)))
-    line = dumps({"step": step_log_to_dict(good), "parents": []})
+    line = dumps({"step": step_log_to_dict(good)})
     (tmp_path / "r1.journal.jsonl").write_text(line + "\n" + line[: len(line) // 2])
     loaded = store.load("r1")
     assert loaded.steps["a"].status is Status.SUCCESS
@@ -328,3 +329,53 @@ async def test_code_identity_outside_a_checkout_is_an_error_not_a_failure() -> N
     code = snapshot("r")["code"]
     assert code["commit"] is None
     assert "not a git repository" in code["error"]
+
+
+async def test_journal_writes_each_enclosing_record_once(tmp_path: Path) -> None:
+    async def item(x: int) -> int:
+        return x
+
+    branch = AsyncPythonTask("t", item, returns=["y"]).as_async_pipeline()
+    pipeline = AsyncPipeline([Map("m", "xs", "x", branch)])
+    store = FileRunLogStore(tmp_path)
+    journal_lines: list[dict[str, Any]] = []
+    original = store.finish
+
+    async def finish_reading_journal(run_log: RunLog) -> None:
+        text = store.journal_path(run_log.run_id).read_text()
+        journal_lines.extend(json.loads(line) for line in text.splitlines())
+        reread = store.load(run_log.run_id)  # what a reader sees before the final snapshot
+        assert reread.steps["m"].kind == "map"
+        assert [b.steps["t"].assigned for b in reread.steps["m"].branches.values()] == [
+            {"y": 0},
+            {"y": 1},
+            {"y": 2},
+        ]
+        await original(run_log)
+
+    store.finish = finish_reading_journal  # type: ignore[method-assign]
+    from runnable_trio._stream import StreamingRun, prepare_run
+
+    run = StreamingRun(
+        prepare_run(
+            pipeline,
+            configuration_file="",
+            run_id="r",
+            tag="",
+            parameters_file="",
+            log_level="WARNING",
+            parameters={"xs": [0, 1, 2]},
+            attribution=False,
+            buffer_size=None,
+            store=store,
+        )
+    )
+    async for _ in run:
+        pass
+    assert [next(iter(line)) for line in journal_lines] == [
+        "parent",
+        "step",
+        "step",
+        "step",
+        "step",
+    ]
