@@ -14,9 +14,9 @@ by the first ``__anext__``, so that no ``yield`` ever sits inside a nursery or c
 is cancelled and awaited when ``__anext__`` is cancelled or raises and on ``aclose()``, and
 cancelled when the iterator is garbage-collected (``break`` without ``aclose``).
 
-Both consume events through :class:`EventStream`, one channel hop from the producing task. Its
-``__anext__`` takes ``receive_nowait`` while events are buffered, after a cancellation check,
-so a burst of buffered events costs no trip through the scheduler.
+Both consume events through :class:`EventStream`, one hop from the producing task through the
+run's bounded ``EventBuffer`` (``_buffer.py``), which takes an event out after a cancellation
+check only while events are buffered: a burst of events costs no trip through the scheduler.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 import trio
 
+from ._buffer import EventBuffer
 from ._catalog import RunCatalog
 from ._codeid import recording_code_identity
 from ._config import load_configuration
@@ -156,7 +157,7 @@ class PreparedRun:
     def run_id(self) -> str:
         return self.run_log.run_id
 
-    async def execute(self, send: trio.MemorySendChannel[Event]) -> None:
+    async def execute(self, buffer: EventBuffer) -> None:
         """Run the pipeline, sending its events; never raises an ``Exception``.
 
         A failure is kept in ``error`` for the consumer. The run log's final status is
@@ -166,7 +167,7 @@ class PreparedRun:
         Cancellation: the pipeline is cancelled, the run ends ``CANCELLED``, and
         ``Cancelled`` propagates.
         """
-        sink = EventSink(send, self.run_id, self.attribution)
+        sink = EventSink(buffer, self.run_id, self.attribution)
         run_log = self.run_log
         ctx = RunContext(
             self.run_id,
@@ -184,7 +185,7 @@ class PreparedRun:
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             self.finished = True
-            send.close()
+            buffer.close()
             return
         try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
@@ -215,7 +216,7 @@ class PreparedRun:
             with trio.CancelScope(shield=True):
                 await self.store.finish(run_log)
             self.finished = True
-            send.close()
+            buffer.close()
 
     def failure(self) -> ExecutionFailedError | None:
         """The error the consumer receives, chained to the cause, if the run failed."""
@@ -239,10 +240,10 @@ class EventStream:
         last_seq: the sequence number of the last event received (0 before the first).
     """
 
-    __slots__ = ("_log", "_receive", "_run", "_stamp", "last_seq")
+    __slots__ = ("_buffer", "_log", "_run", "_stamp", "last_seq")
 
-    def __init__(self, receive: trio.MemoryReceiveChannel[Event], run: PreparedRun) -> None:
-        self._receive = receive
+    def __init__(self, buffer: EventBuffer, run: PreparedRun) -> None:
+        self._buffer = buffer
         self._run = run
         self._stamp = run.attribution
         self._log = run.event_log
@@ -261,17 +262,10 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Event:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._log is not None and self._log.pending and not self._buffer:
+            await self._log.flush()  # idle: write the event log's batch now
         try:
-            event = self._receive.receive_nowait()
-        except trio.WouldBlock:
-            if self._log is not None and self._log.pending:
-                await self._log.flush()  # idle: write the event log's batch now
-            try:
-                event = await self._receive.receive()
-            except trio.EndOfChannel:
-                await self._end_log()
-                self._end()
+            event = await self._buffer.get()
         except trio.EndOfChannel:
             await self._end_log()
             self._end()
@@ -306,12 +300,12 @@ class EventStream:
 @asynccontextmanager
 async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
     """Run ``run`` in a nursery owned by the caller's ``async with`` block."""
-    send, receive = trio.open_memory_channel[Event](run.buffer_size)
+    buffer = EventBuffer(run.buffer_size)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run.execute, send, name=f"runnable_trio run {run.run_id}")
+            nursery.start_soon(run.execute, buffer, name=f"runnable_trio run {run.run_id}")
             try:
-                yield EventStream(receive, run)
+                yield EventStream(buffer, run)
             finally:
                 if not run.finished:
                     nursery.cancel_scope.cancel()
@@ -380,15 +374,15 @@ class StreamingRun:
             await self._abort()
 
     def _start(self) -> None:
-        send, receive = trio.open_memory_channel[Event](self._run.buffer_size)
-        self._events = EventStream(receive, self._run)
+        buffer = EventBuffer(self._run.buffer_size)
+        self._events = EventStream(buffer, self._run)
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
         trio.lowlevel.spawn_system_task(
             _execute_in_scope,
             self._run,
-            send,
+            buffer,
             self._cancel_scope,
             self._done,
             name=f"runnable_trio run {self.run_id}",
@@ -427,12 +421,12 @@ def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
 
 async def _execute_in_scope(
     run: PreparedRun,
-    send: trio.MemorySendChannel[Event],
+    buffer: EventBuffer,
     cancel_scope: trio.CancelScope,
     done: trio.Event,
 ) -> None:
     try:
         with cancel_scope:
-            await run.execute(send)
+            await run.execute(buffer)
     finally:
         done.set()
