@@ -26,7 +26,7 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter
+from ._convert import converter, load_yaml
 from ._errors import RunConfigurationError
 from ._filestore import DEFAULT_FOLDER, FileRunLogStore
 from ._store import MemoryRunLogStore, RunLogStore
@@ -83,7 +83,7 @@ def load_configuration(path: str) -> Configuration:
     if not path:
         return Configuration()
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RunConfigurationError(f"cannot read configuration_file {path!r}: {exc}") from exc
     if not isinstance(raw, dict):

@@ -30,7 +30,7 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter
+from ._convert import converter, load_yaml
 from ._errors import ParameterError, RunConfigurationError
 
 __all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
@@ -78,7 +78,7 @@ def _read_parameters_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise RunConfigurationError(f"cannot read parameters_file {str(path)!r}: {exc}") from exc
     try:
-        loaded = yaml.safe_load(text)
+        loaded = load_yaml(text)
     except yaml.YAMLError as exc:
         raise RunConfigurationError(f"parameters_file {str(path)!r} is not YAML: {exc}") from exc
     if loaded is None:
