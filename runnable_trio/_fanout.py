@@ -17,13 +17,13 @@ group stays a member, never flattened), so ``ExecutionFailedError.__cause__`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import trio
 
-from ._groups import raise_without_context, reraise_single
+from ._groups import leaves, raise_without_context, reraise_single
 from ._pipeline import AsyncPipeline, BaseStep, definition_error
 from ._runlog import BranchLog
 from ._runner import join_path, run_branch
@@ -221,7 +221,7 @@ async def fan_out(
 def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
     """Raise what a fan-out nursery's group means: one failure, several, or a cancellation."""
     _, failed = group.split(trio.Cancelled)
-    if failed is None or any(not isinstance(exc, Exception) for exc in _leaves(failed)):
+    if failed is None or any(not isinstance(exc, Exception) for exc in leaves(failed)):
         reraise_single(group)  # a cancellation, KeyboardInterrupt or SystemExit: not ours
     _raise_collected([exc for exc in failed.exceptions if isinstance(exc, Exception)], path)
 
@@ -231,10 +231,3 @@ def _raise_collected(failures: list[Exception], path: str) -> NoReturn:
         raise_without_context(failures[0])
     raise ExceptionGroup(f"step {path!r}: {len(failures)} branches failed", failures) from None
 
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NoReturn
 
 import trio
 
-__all__ = ["raise_without_context", "reraise_single"]
+__all__ = ["leaves", "raise_without_context", "reraise_single"]
 
 
 def raise_without_context(exc: BaseException) -> NoReturn:
@@ -20,28 +21,34 @@ def raise_without_context(exc: BaseException) -> NoReturn:
 
 
 def reraise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    """Raise the one non-``Cancelled`` exception of ``group``, or ``group`` itself.
+    """Raise the one member of ``group`` that is not a cancellation, or ``group`` itself.
 
-    A group of only ``Cancelled`` raises its first member, so the enclosing cancel scope
-    catches it as usual. ``KeyboardInterrupt`` and ``SystemExit`` always win.
+    Only the group's own members are looked at, so a member that is itself an exception group
+    (one the user raised, say) is raised whole, never unwrapped. A group of only ``Cancelled``
+    raises its first, so the enclosing cancel scope catches it as usual.
+    ``KeyboardInterrupt`` and ``SystemExit``, at any depth, always win.
     """
-    leaves = list(_leaves(group))
-    for exc in leaves:
+    for exc in leaves(group):
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise_without_context(exc)
-    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+    real = [exc for exc in group.exceptions if not _only_cancelled(exc)]
     if len(real) == 1:
         raise_without_context(real[0])
     if not real:
-        raise_without_context(leaves[0])
+        raise_without_context(next(leaves(group)))
     raise group
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(member) for member in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
+
+
+def leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    """The exceptions of ``group`` and of the groups inside it, depth first."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            found.extend(_leaves(exc))
+            yield from leaves(exc)
         else:
-            found.append(exc)
-    return found
+            yield exc

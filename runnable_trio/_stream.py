@@ -213,10 +213,18 @@ class PreparedRun:
             run_log.end(Status.SUCCESS)
             await sink.lifecycle(Lifecycle.RUN_COMPLETED, "")
         finally:
-            with trio.CancelScope(shield=True):
-                await self.store.finish(run_log)
-            self.finished = True
-            buffer.close()
+            try:
+                with trio.CancelScope(shield=True):
+                    await self.store.finish(run_log)
+            except Exception as exc:
+                # A record that cannot be finished (disk full...) must reach the consumer,
+                # and must not escape this task: it may be a system task, whose exception
+                # would end the whole Trio run.
+                if self.error is None:
+                    self.error = exc
+            finally:
+                self.finished = True
+                buffer.close()
 
     def failure(self) -> ExecutionFailedError | None:
         """The error the consumer receives, chained to the cause, if the run failed."""

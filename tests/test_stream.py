@@ -502,3 +502,42 @@ async def test_sequence_numbers_without_attribution() -> None:
     assert run.last_seq == 0
     seen = [run.last_seq async for _ in run]
     assert seen == [1, 2, 3]
+
+
+@pytest.mark.parametrize("surface", ["stream", "execute_streaming"])
+async def test_a_record_that_cannot_be_finished_fails_the_run_not_trio(surface: str) -> None:
+    from runnable_trio import MemoryRunLogStore, RunLog
+    from runnable_trio._stream import StreamingRun, open_stream, prepare_run
+
+    class DiskFull(MemoryRunLogStore):
+        async def finish(self, run_log: RunLog) -> None:
+            raise OSError(28, "No space left on device")
+
+    run = prepare_run(
+        AsyncPythonTask("n", noop).as_async_pipeline(),
+        configuration_file="",
+        run_id="",
+        tag="",
+        parameters_file="",
+        log_level="WARNING",
+        parameters=None,
+        attribution=False,
+        buffer_size=None,
+        store=DiskFull(),
+    )
+    with pytest.raises(ExecutionFailedError) as caught:
+        if surface == "stream":
+            async with open_stream(run) as events:
+                async for _ in events:
+                    pass
+        else:
+            async for _ in StreamingRun(run):
+                pass
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+async def test_the_consumers_own_exception_group_is_not_unwrapped() -> None:
+    with pytest.raises(ExceptionGroup) as caught:
+        async with AsyncPythonTask("n", noop).as_async_pipeline().stream():
+            raise ExceptionGroup("mine", [ValueError("a")])
+    assert caught.value.message == "mine"
