@@ -230,4 +230,3 @@ def _raise_collected(failures: list[Exception], path: str) -> NoReturn:
     if len(failures) == 1:
         raise_without_context(failures[0])
     raise ExceptionGroup(f"step {path!r}: {len(failures)} branches failed", failures) from None
-

@@ -44,6 +44,7 @@ from ._errors import RunConfigurationError
 from ._jsoncodec import dumps, loads
 from ._offloop import run_blocking
 from ._runlog import (
+    BranchLog,
     RunLog,
     Status,
     StepLog,
@@ -134,6 +135,12 @@ class FileRunLogStore:
                 journal.parents_written.add(parent.path)
                 header = step_log_to_dict(attrs.evolve(parent, branches={}))
                 lines.append(dumps({"parent": header}))
+        if step.branches:
+            # The steps inside a composite are in the journal already: its own line says only
+            # how each branch ended, and the reader keeps the steps it has placed.
+            step = attrs.evolve(
+                step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
+            )
         lines.append(dumps({"step": step_log_to_dict(step)}))
         journal.append(("\n".join(lines) + "\n").encode())
 
@@ -142,8 +149,8 @@ class FileRunLogStore:
         journal = self._journals.pop(run_log.run_id, None)
         if journal is None:
             return
-        data = _encode(run_log)
-        await run_blocking(self._finish_files, run_log.run_id, data, journal.fd)
+        # Encoding a long run's record takes a while: done in the thread too (it is final).
+        await run_blocking(self._finish_files, run_log, journal.fd)
 
     def load(self, run_id: str) -> RunLog:
         """The run's record: the snapshot, with the journal's steps placed in while running.
@@ -229,11 +236,11 @@ class FileRunLogStore:
             raise
         return fd
 
-    def _finish_files(self, run_id: str, data: bytes, fd: int) -> None:
-        final = self.snapshot_path(run_id)
+    def _finish_files(self, run_log: RunLog, fd: int) -> None:
+        final = self.snapshot_path(run_log.run_id)
         try:
-            os.replace(self._write_temporary(final, data), final)
-            self.journal_path(run_id).unlink(missing_ok=True)
+            os.replace(self._write_temporary(final, _encode(run_log)), final)
+            self.journal_path(run_log.run_id).unlink(missing_ok=True)
         finally:
             os.close(fd)
 

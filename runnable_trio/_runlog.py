@@ -240,4 +240,12 @@ def place_step(run_log: RunLog, step: StepLog, parents: Mapping[str, StepLog]) -
         if branch is None:
             branch = found.branches[branch_name] = BranchLog(branch_name)
         steps = branch.steps
+    placed = steps.get(step.name)
+    if placed is not None:
+        # A composite's journal line names its branches without their steps, which earlier
+        # lines have placed: keep them.
+        for key, branch in step.branches.items():
+            earlier = placed.branches.get(key)
+            if earlier is not None and not branch.steps:
+                branch.steps = earlier.steps
     steps[step.name] = step

@@ -61,7 +61,8 @@ def _function_kind(function: Callable[..., Any]) -> _Kind | None:
 def _returns_converter(value: object) -> object:
     if isinstance(value, list | tuple):
         return tuple(
-            TaskReturns(item) if isinstance(item, str) and item else item for item in value
+            TaskReturns(item) if isinstance(item, str) and item.isidentifier() else item
+            for item in value
         )
     return value
 
@@ -74,6 +75,8 @@ def _check_returns(
         raise definition_error(instance, "returns", expected, value)
     names: set[str] = set()
     for item in value:
+        if isinstance(item, str):
+            raise definition_error(instance, "returns", "names that are Python identifiers", item)
         if not isinstance(item, TaskReturns):
             raise definition_error(instance, "returns", expected, item)
         if item.name in names:

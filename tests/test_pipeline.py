@@ -116,6 +116,10 @@ def test_stub_accepts_and_keeps_extra_keywords() -> None:
             "(json(...), pickled(...), metric(...)) (got 42)",
         ),
         (lambda: task(returns="x"), "'returns' must be a list of str or TaskReturns"),
+        (
+            lambda: task(returns=["a-b"]),
+            "AsyncPythonTask 't': 'returns' must be names that are Python identifiers (got 'a-b')",
+        ),
         (lambda: task(returns=["x", "x"]), "'returns' must be a list of distinct names (got 'x')"),
         (
             lambda: task(terminate_with_success=True, terminate_with_failure=True),
