@@ -148,7 +148,6 @@ def _prepare_retry(
             reuse[step.path] = step
         else:
             resume[step.path] = step
-    run_log.reopen()
     use_event_log = configuration.event_log if event_log is None else bool(event_log)
     return PreparedRun(
         pipeline=pipeline,

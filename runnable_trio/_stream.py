@@ -181,7 +181,12 @@ class PreparedRun:
         )
         scope = Scope(dict(self.parameters))
         try:
-            await (self.store.reopen if self.retrying else self.store.create)(run_log)
+            if self.retrying:
+                # Only now: a retry prepared but never started leaves the record as it was.
+                run_log.reopen()
+                await self.store.reopen(run_log)
+            else:
+                await self.store.create(run_log)
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             self.finished = True

@@ -187,6 +187,8 @@ async def test_a_memory_store_run_can_be_retried_with_its_store(tmp_path: Path) 
             async for _ in events:
                 pass
     flaky.failing.clear()
+    retry_streaming(pipeline, "m1", store=store)  # prepared, never started
+    assert store.load("m1").status is Status.FAIL  # so the record is left as it was
     async with retry_stream(pipeline, "m1", store=store) as events:
         async for _ in events:
             pass
