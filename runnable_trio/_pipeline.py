@@ -111,8 +111,9 @@ class BaseStep:
             skipped, and the pipeline succeeds unless the recovery pipeline fails.
         terminate_with_success: end the pipeline successfully after this step.
         terminate_with_failure: end the pipeline as failed after this step.
-        timeout: seconds after which the step is cancelled and fails with
-            ``StepTimeoutError`` (the whole step, all attempts and branches included).
+        timeout: seconds after which an attempt at the step is cancelled and fails with
+            ``StepTimeoutError`` (per attempt: a task's retry gets a fresh limit; a composite
+            step has one attempt, all its branches included).
     """
 
     #: The step kind written in run logs and lifecycle events.
@@ -260,7 +261,7 @@ class AsyncPipeline:
         :meth:`execute_streaming`.
 
         Raises:
-            RunConfigurationError: on entering, for unusable parameters or ids.
+            RunConfigurationError: at the call, for unusable parameters or ids.
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """

@@ -1,8 +1,9 @@
 """Return kinds: how a task's named results are kept.
 
 A ``returns`` entry is either a plain name (kept as a JSON-compatible parameter) or one of the
-kinds below. ``pickled`` values are kept as Python objects (and stored in the catalog by the
-persistent run log); ``metric`` values are parameters that the run log also records as
+kinds below. ``pickled`` values are kept as Python objects, and pickled into the run's catalog
+folder (``.catalog/<run_id>/%pickled/``, whatever the run-log store) so a retry can reload
+them; ``metric`` values are parameters that the run log also records as
 metrics of the attempt.
 """
 
@@ -40,7 +41,7 @@ def json(name: str) -> TaskReturns:
 
 
 def pickled(name: str) -> TaskReturns:
-    """A result kept as a Python object: not converted, stored in the catalog when persisted."""
+    """A result kept as a Python object: not converted, pickled into the run's catalog."""
     return TaskReturns(name, ReturnKind.PICKLED)
 
 
