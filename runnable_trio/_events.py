@@ -49,6 +49,14 @@ class EventSink:
         self.run_id = run_id
         self.attribution = attribution
 
+    def emit_nowait(self, event: Event, step: str) -> bool:
+        """Put a user event in at once if it needs no attribution and there is room.
+
+        Returns whether it did; if not, ``emit`` must be awaited. This spares the hot path
+        of a streaming task a coroutine per event.
+        """
+        return not self.attribution and self._buffer.put_nowait(event)
+
     async def emit(self, event: Event, step: str) -> None:
         """Send one user event, waiting while the buffer is full.
 

@@ -199,6 +199,7 @@ class AsyncPythonTask(BaseStep):
     ) -> Mapping[str, Any] | None:
         """Forward the generator's events; return its last ``stream_end_type`` event."""
         end_type = self.stream_end_type
+        emit_nowait = ctx.sink.emit_nowait
         emit = ctx.sink.emit
         end: Mapping[str, Any] | None = None
         idle = self.idle_timeout
@@ -207,7 +208,8 @@ class AsyncPythonTask(BaseStep):
                 async for event in generator:
                     if self._check_event(event, path) == end_type:
                         end = event
-                    await emit(event, path)
+                    if not emit_nowait(event, path):
+                        await emit(event, path)
                 return end
             with trio.CancelScope(deadline=trio.current_time() + idle) as silence:
                 async for event in generator:
