@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._errors import BranchError, ParameterError
+from ._errors import BranchError, ParameterError, available_names
 from ._fanout import CompositeStep, branches_converter, check_branches, check_name_field
 from ._pipeline import AsyncPipeline, checked_init
 from ._runlog import BranchLog
@@ -68,11 +68,10 @@ class Conditional(CompositeStep):
         try:
             value = scope.values[self.parameter]
         except KeyError:
-            available = ", ".join(sorted(scope.values)) or "none"
             raise ParameterError(
                 path,
                 f"parameter {self.parameter!r} is not set, so no branch can be chosen "
-                f"(available parameters: {available})",
+                f"(available parameters: {available_names(scope.values)})",
             ) from None
         log.attempts[-1].parameters_in[self.parameter] = value
         key = str(value)

@@ -21,6 +21,8 @@ catching the usual exception for "bad argument" keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "BranchError",
     "EventError",
@@ -113,3 +115,14 @@ class ExecutionFailedError(RunnableError):
         self.step = step
         where = f" at step {step!r}" if step else ""
         super().__init__(f"run {run_id!r} failed{where}: {reason}")
+
+
+def short_repr(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def available_names(values: Iterable[str]) -> str:
+    """The names of the parameters a step could have used, for error messages."""
+    return ", ".join(sorted(values)) or "none"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._errors import ParameterError
+from ._errors import ParameterError, available_names, short_repr
 from ._fanout import (
     CompositeStep,
     check_bool,
@@ -125,19 +125,15 @@ class Map(CompositeStep):
         try:
             items = scope.values[self.iterate_on]
         except KeyError:
-            available = ", ".join(sorted(scope.values)) or "none"
             raise ParameterError(
                 path,
                 f"'iterate_on' names parameter {self.iterate_on!r}, which is not set "
-                f"(available parameters: {available})",
+                f"(available parameters: {available_names(scope.values)})",
             ) from None
         if not isinstance(items, list | tuple):
-            text = repr(items)
-            if len(text) > 200:
-                text = text[:200] + "..."
             raise ParameterError(
                 path,
                 f"'iterate_on' parameter {self.iterate_on!r} must be a list (got "
-                f"{type(items).__name__} {text})",
+                f"{type(items).__name__} {short_repr(items)})",
             )
         return items

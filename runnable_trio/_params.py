@@ -31,7 +31,7 @@ import cattrs
 import yaml
 
 from ._convert import converter, load_yaml
-from ._errors import ParameterError, RunConfigurationError
+from ._errors import ParameterError, RunConfigurationError, available_names
 
 __all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
 
@@ -155,11 +155,10 @@ class Binder:
             if argument.name in values:
                 kwargs[argument.name] = self._convert(argument, values[argument.name], step)
             elif argument.required:
-                available = ", ".join(sorted(values)) or "none"
                 raise ParameterError(
                     step,
                     f"no parameter for required argument {argument.name!r} "
-                    f"(available parameters: {available})",
+                    f"(available parameters: {available_names(values)})",
                 )
         if self.takes_rest:
             for name, value in values.items():

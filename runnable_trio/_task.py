@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from ._catalog import Catalog
-from ._errors import EventError, ReturnsError, StepTimeoutError
+from ._errors import EventError, ReturnsError, StepTimeoutError, short_repr
 from ._params import Binder
 from ._pipeline import BaseStep, check_seconds, checked_init, definition_error
 from ._retry import Retry
@@ -228,10 +228,9 @@ class AsyncPythonTask(BaseStep):
             event_type = event.get("type")
             if type(event_type) is str:
                 return event_type
-        text = repr(event)
-        if len(text) > 200:
-            text = text[:200] + "..."
-        raise EventError(path, f"yielded {text}; events must be dicts with a str 'type'")
+        raise EventError(
+            path, f"yielded {short_repr(event)}; events must be dicts with a str 'type'"
+        )
 
     def _end_event_values(self, end: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
         if not self.returns:
