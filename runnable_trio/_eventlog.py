@@ -30,7 +30,7 @@ import trio
 from ._convert import converter
 from ._errors import RunConfigurationError
 from ._jsoncodec import dumps, loads
-from ._offloop import run_blocking
+from ._offloop import run_blocking, write_all
 from ._runlog import RunLog, Status
 
 if sys.platform != "win32":
@@ -155,7 +155,7 @@ class EventLog:
         lines, self._lines = self._lines, []
         data = ("\n".join(lines) + "\n").encode()
         try:
-            await run_blocking(_write_all, self._fd, data, limiter=self._limiter)
+            await run_blocking(write_all, self._fd, data, limiter=self._limiter)
         except trio.Cancelled:
             self._lines[:0] = lines  # the thread never started
             raise
@@ -183,12 +183,6 @@ class EventLog:
         # Never started (a StreamingRun made but not iterated): release the file and lock.
         if self._fd is not None:
             os.close(self._fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _last_seq(fd: int) -> int:

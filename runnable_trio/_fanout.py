@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CompositeStep",
     "branches_converter",
-    "check_bool",
     "check_branches",
     "check_name_field",
     "check_pipeline",
@@ -132,12 +131,6 @@ def check_positive_int(instance: BaseStep, attribute: attrs.Attribute[Any], valu
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         expected = "an int >= 1" + (" or None" if attribute.default is None else "")
         raise definition_error(instance, attribute.name, expected, value)
-
-
-def check_bool(instance: BaseStep, attribute: attrs.Attribute[Any], value: object) -> None:
-    """A field holding a bool."""
-    if not isinstance(value, bool):
-        raise definition_error(instance, attribute.name, "a bool", value)
 
 
 # Fan-out and fan-in.

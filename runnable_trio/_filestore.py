@@ -42,7 +42,7 @@ import attrs
 
 from ._errors import RunConfigurationError
 from ._jsoncodec import dumps, loads
-from ._offloop import run_blocking
+from ._offloop import run_blocking, write_all
 from ._runlog import (
     BranchLog,
     RunLog,
@@ -318,14 +318,8 @@ class _Journal:
                 kept durable.
         """
         try:
-            _write_all(self.fd, line)
+            write_all(self.fd, line)
         except OSError as exc:
             raise OSError(
                 f"the run log journal of run {self._run_id!r} cannot be written: {exc}"
             ) from exc
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

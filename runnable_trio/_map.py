@@ -25,14 +25,13 @@ import attrs
 from ._errors import ParameterError, available_names, short_repr
 from ._fanout import (
     CompositeStep,
-    check_bool,
     check_name_field,
     check_pipeline,
     check_positive_int,
     fan_out,
     names_assigned,
 )
-from ._pipeline import AsyncPipeline, checked_init, definition_error
+from ._pipeline import AsyncPipeline, check_bool, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

@@ -11,13 +11,14 @@ is small, and a test is better served by exact timing than by a free event loop.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import trio
 
-__all__ = ["on_mock_clock", "run_blocking"]
+__all__ = ["on_mock_clock", "run_blocking", "write_all"]
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -47,3 +48,10 @@ async def run_blocking(
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result
     return await trio.to_thread.run_sync(function, *args, limiter=limiter)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

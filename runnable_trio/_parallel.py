@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import BranchError
-from ._fanout import CompositeStep, branches_converter, check_bool, check_branches, fan_out
-from ._pipeline import AsyncPipeline, checked_init
+from ._fanout import CompositeStep, branches_converter, check_branches, fan_out
+from ._pipeline import AsyncPipeline, check_bool, checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from ._runner import RunContext, Scope
     from ._stream import EventStream, StreamingRun
 
-__all__ = ["AsyncPipeline", "BaseStep", "checked_init", "definition_error"]
+__all__ = [
+    "AsyncPipeline",
+    "BaseStep",
+    "check_bool",
+    "check_seconds",
+    "checked_init",
+    "definition_error",
+]
 
 _C = TypeVar("_C", bound=type)
 
@@ -81,7 +88,8 @@ def _check_name(instance: BaseStep, attribute: attrs.Attribute[str], value: obje
         )
 
 
-def _check_flag(instance: BaseStep, attribute: attrs.Attribute[bool], value: object) -> None:
+def check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A field holding a bool."""
     if not isinstance(value, bool):
         raise definition_error(instance, attribute.name, "a bool", value)
 
@@ -121,8 +129,8 @@ class BaseStep:
 
     name: str = attrs.field(validator=_check_name, kw_only=False)
     on_failure: AsyncPipeline | None = attrs.field(default=None, validator=_check_on_failure)
-    terminate_with_success: bool = attrs.field(default=False, validator=_check_flag)
-    terminate_with_failure: bool = attrs.field(default=False, validator=_check_flag)
+    terminate_with_success: bool = attrs.field(default=False, validator=check_bool)
+    terminate_with_failure: bool = attrs.field(default=False, validator=check_bool)
     timeout: float | None = attrs.field(default=None, validator=check_seconds)
 
     def __attrs_post_init__(self) -> None:
