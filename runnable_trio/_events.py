@@ -37,6 +37,7 @@ class Lifecycle:
     STEP_COMPLETED = "step.completed"
     STEP_FAILED = "step.failed"
     STEP_RETRYING = "step.retrying"
+    STEP_CANCELLED = "step.cancelled"
 
 
 class EventSink:

@@ -84,6 +84,7 @@ class Replay:
         self._offset = 0
         self._partial = b""
         self._ready: deque[EventRecord | EventLogEnd] = deque()
+        self._end: EventLogEnd | None = None  # once reached, every later call ends the same way
 
     def __aiter__(self) -> Replay:
         return self
@@ -93,6 +94,8 @@ class Replay:
 
         Cancellation: stops waiting; the replay can be iterated again.
         """
+        if self._end is not None:
+            self._finish(self._end)
         while True:
             while self._ready:
                 record = self._ready.popleft()
@@ -124,6 +127,7 @@ class Replay:
         return False
 
     def _finish(self, end: EventLogEnd) -> NoReturn:
+        self._end = end
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
         reason = f"{end.error_type}: {end.error_message}" if end.error_type else "it failed"

@@ -178,6 +178,7 @@ async def run_step(
         return False  # recovered: the rest of this pipeline is skipped
     except BaseException:
         log.status = Status.CANCELLED
+        ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
     log.status = Status.SUCCESS
     ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)

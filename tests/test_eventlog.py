@@ -74,6 +74,8 @@ async def test_replay_after_a_number_gives_exactly_the_later_events() -> None:
     assert [event async for event in later] == [{"type": "tick", "n": 7}, {"type": "tick", "n": 8},
                                                 {"type": "tick", "n": 9}]  # fmt: skip
     assert later.last_seq == 10
+    with pytest.raises(StopAsyncIteration):  # ended, and stays ended
+        await later.__anext__()
     assert await replayed("r1", after=10) == []
 
 

@@ -541,3 +541,34 @@ async def test_the_consumers_own_exception_group_is_not_unwrapped() -> None:
         async with AsyncPythonTask("n", noop).as_async_pipeline().stream():
             raise ExceptionGroup("mine", [ValueError("a")])
     assert caught.value.message == "mine"
+
+
+async def test_sibling_steps_cancelled_by_a_failure_say_so(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from runnable_trio import Parallel
+
+    async def fails() -> None:
+        await trio.sleep(1)
+        raise ValueError("boom")
+
+    async def waits() -> None:
+        await trio.sleep(100)
+
+    pipeline = AsyncPipeline(
+        [
+            Parallel(
+                "p",
+                {
+                    "bad": AsyncPythonTask("bad", fails).as_async_pipeline(),
+                    "slow": AsyncPythonTask("slow", waits).as_async_pipeline(),
+                },
+            )
+        ]
+    )
+    received: list[dict[str, Any]] = []
+    with pytest.raises(ExecutionFailedError):
+        async for event in pipeline.execute_streaming(attribution=True):
+            received.append(event)
+    cancelled = [e["_meta"]["step"] for e in received if e["type"] == Lifecycle.STEP_CANCELLED]
+    assert cancelled == ["p.slow.slow"]
