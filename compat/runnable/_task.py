@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import runnable_trio
+from runnable_trio._task import _Kind
 
 from ._aio import await_on_loop, iterate_on_loop
 from ._guest import host_loop
@@ -65,7 +66,8 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
     __slots__ = ()
 
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
-        if host_loop() is not None or _trio_asyncio_loop() is not None:
+        # A plain def runs in a worker thread either way: no asyncio loop to open for it.
+        if self._kind is _Kind.SYNC or host_loop() is not None or _trio_asyncio_loop() is not None:
             await super()._execute(ctx, scope, path, log)
             return
         import trio_asyncio
