@@ -3,6 +3,9 @@
 An ``async def`` task whose return value becomes the ``result`` parameter; the pipeline's
 stream is iterated from ``asyncio.run``. Nothing to supply: the function takes no parameters.
 
+It prints nothing, as written: a coroutine task streams no events of its own (its result
+is in the run log; ``execute_streaming(attribution=True)`` would add lifecycle events).
+
 Run it with ``python examples/reference/basic_async.py``.
 """
 

@@ -4,6 +4,9 @@ Two ``async def`` steps: the first's return value (``processed_text``) is the se
 argument. The first step's ``text`` parameter is supplied as ``RUNNABLE_PRM_text``, set in the
 ``__main__`` block (an existing value wins).
 
+It prints nothing, as written: coroutine tasks stream no events of their own (their results
+are in the run log; ``execute_streaming(attribution=True)`` would add lifecycle events).
+
 Run it with ``python examples/reference/multi_step.py``.
 """
 
