@@ -5,8 +5,8 @@ Taken once per process and folder (the reference runs ``git`` three times per st
 by every later run of the process from that folder: the code a process runs is the code it
 imported, whatever happens to the working tree afterwards. The run starts at once:
 :func:`recording_code_identity` probes concurrently with the pipeline and waits for the probe,
-if it is still going, before the run's record is finished (a thread cannot be interrupted: a
-cancelled run waits for ``git``, a few milliseconds). A folder that is not a git checkout, or a
+if it is still going, before the run's record is finished; a cancelled run does not wait (its
+record then says the identity was not taken). A folder that is not a git checkout, or a
 missing ``git``, is recorded as an error in the identity, never as a failure of the run.
 """
 
@@ -102,6 +102,12 @@ class _Probe:
         await self._done.wait()
         return self._result
 
+    def result_so_far(self) -> CodeIdentity:
+        """The identity if the probe has answered, else an identity saying it was not taken."""
+        if self._done.is_set():
+            return self._result
+        return CodeIdentity(error="not taken: the run was cancelled before git answered")
+
 
 @asynccontextmanager
 async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterator[None]:
@@ -110,12 +116,25 @@ async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterat
     No nursery: the probe runs in a thread, so the block's exceptions pass through as they
     were raised (a nursery would copy exception groups).
 
-    Cancellation: shielded wait for the probe (``git`` takes milliseconds) on the way out.
+    Cancellation: no wait for the probe: a cancelled run ends at once, and its record says
+    the identity was not taken if ``git`` had not answered yet (the probe's thread still
+    finishes, and fills the per-process cache for later runs).
     """
     probe = _Probe(os.getcwd()) if enabled else None
     try:
         yield
-    finally:
+    except BaseException as exc:
         if probe is not None:
-            with trio.CancelScope(shield=True):
-                run_log.code = await probe.result()
+            if isinstance(exc, Exception):
+                run_log.code = await _shielded(probe)
+            else:
+                run_log.code = probe.result_so_far()
+        raise
+    if probe is not None:
+        run_log.code = await _shielded(probe)
+
+
+async def _shielded(probe: _Probe) -> CodeIdentity:
+    # A run that ended by itself has its record finished: git takes milliseconds.
+    with trio.CancelScope(shield=True):
+        return await probe.result()

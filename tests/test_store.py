@@ -379,3 +379,36 @@ async def test_journal_writes_each_enclosing_record_once(tmp_path: Path) -> None
         "step",
         "step",
     ]
+
+
+async def test_a_cancelled_run_does_not_wait_for_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from runnable_trio import _codeid
+
+    release = threading.Event()
+
+    def slow_git(folder: str) -> Any:
+        release.wait(10)  # git on a huge checkout
+        return _codeid.CodeIdentity(commit="abc", dirty=False)
+
+    monkeypatch.setattr(_codeid, "probe_code_identity", slow_git)
+    started = trio.Event()
+
+    async def endless() -> Any:
+        started.set()
+        yield {"type": "x"}
+        await trio.sleep_forever()
+
+    try:
+        with trio.fail_after(5):
+            async with AsyncPythonTask("e", endless).as_async_pipeline().stream() as events:
+                async for _ in events:
+                    break
+    finally:
+        release.set()
+    assert events.run_log.status is Status.CANCELLED
+    assert events.run_log.code is not None
+    assert "not taken" in (events.run_log.code.error or "")
