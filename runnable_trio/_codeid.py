@@ -137,4 +137,5 @@ async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterat
 async def _shielded(probe: _Probe) -> CodeIdentity:
     # A run that ended by itself has its record finished: git takes milliseconds.
     with trio.CancelScope(shield=True):
-        return await probe.result()
+        identity = await probe.result()
+    return identity
