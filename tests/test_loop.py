@@ -16,18 +16,10 @@ from runnable_trio import (
     Loop,
     ParameterError,
     PipelineDefinitionError,
-    RunLog,
     Status,
     StepTimeoutError,
 )
-from tests.helpers import collect
-
-
-async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(**kwargs) as events:
-        async for _ in events:
-            pass
-    return events.run_log
+from tests.helpers import collect, run
 
 
 async def refine(draft: str, i: int) -> tuple[str, bool]:

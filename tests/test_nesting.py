@@ -17,21 +17,9 @@ from runnable_trio import (
     Map,
     Parallel,
     Retry,
-    RunLog,
     Status,
 )
-from tests.helpers import collect
-
-
-async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(**kwargs) as events:
-        async for _ in events:
-            pass
-    return events.run_log
-
-
-def task(name: str, function: Any, *returns: str, **kwargs: Any) -> AsyncPipeline:
-    return AsyncPythonTask(name, function, returns=list(returns), **kwargs).as_async_pipeline()
+from tests.helpers import collect, run, task
 
 
 async def square(n: int) -> Any:

@@ -17,31 +17,10 @@ from runnable_trio import (
     ExecutionFailedError,
     Parallel,
     PipelineDefinitionError,
-    RunLog,
     Status,
     StepTimeoutError,
 )
-from tests.helpers import collect
-
-
-def task(name: str, function: Any, *returns: str, **kwargs: Any) -> AsyncPipeline:
-    return AsyncPythonTask(name, function, returns=list(returns), **kwargs).as_async_pipeline()
-
-
-async def run(pipeline: AsyncPipeline, **kwargs: Any) -> RunLog:
-    async with pipeline.stream(**kwargs) as events:
-        async for _ in events:
-            pass
-    return events.run_log
-
-
-async def run_failing(pipeline: AsyncPipeline, **kwargs: Any) -> tuple[BaseException, RunLog]:
-    async with pipeline.stream(**kwargs) as events:
-        with pytest.raises(ExecutionFailedError) as caught:
-            async for _ in events:
-                pass
-    assert caught.value.__cause__ is not None
-    return caught.value.__cause__, events.run_log
+from tests.helpers import collect, run, run_failing, task
 
 
 async def test_branches_run_concurrently(autojump_clock: trio.testing.MockClock) -> None:
