@@ -28,7 +28,7 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter, load_yaml, read_regular_file
+from ._convert import check_path, converter, load_yaml, read_regular_file
 from ._errors import RunConfigurationError, short_repr
 from ._filestore import DEFAULT_FOLDER, FileRunLogStore
 from ._store import MemoryRunLogStore, RunLogStore
@@ -130,10 +130,7 @@ def load_configuration(path: str) -> Configuration:
         RunConfigurationError: the file cannot be read (or is not a regular file), is not
             YAML, or has unknown or ill-typed settings (each one named, with the value given).
     """
-    if not isinstance(path, str | os.PathLike):
-        raise RunConfigurationError(
-            f"'configuration_file' must be a path (str or os.PathLike) (got {short_repr(path)})"
-        )
+    check_path(path, "configuration_file")
     if not path:
         return Configuration()
     shown = os.fspath(path)

@@ -15,9 +15,9 @@ from typing import Any
 import cattrs
 import yaml
 
-from ._errors import RunConfigurationError
+from ._errors import RunConfigurationError, short_repr
 
-__all__ = ["converter", "load_yaml", "make_converter", "read_regular_file"]
+__all__ = ["check_path", "converter", "load_yaml", "make_converter", "read_regular_file"]
 
 # libyaml's parser when PyYAML was built with it: parsing a small file per run in pure Python
 # costs milliseconds.
@@ -57,6 +57,23 @@ converter = make_converter()
 def load_yaml(text: str) -> Any:
     """Parse YAML text with the safe loader (plain data only). Raises ``yaml.YAMLError``."""
     return yaml.load(text, Loader=_YAML_LOADER)
+
+
+def check_path(value: object, what: str) -> None:
+    """Refuse a ``what`` that is not a path (str or ``os.PathLike``).
+
+    A mapping is most likely parameters given by position: ``execute_streaming({"x": 5})``
+    puts them where ``configuration_file`` goes, so the message says what to write.
+
+    Raises:
+        RunConfigurationError: ``value`` is not a str or ``os.PathLike``.
+    """
+    if isinstance(value, str | os.PathLike):
+        return
+    hint = "; parameters are keyword-only: parameters={...}" if isinstance(value, dict) else ""
+    raise RunConfigurationError(
+        f"{what!r} must be a path (str or os.PathLike) (got {short_repr(value)}){hint}"
+    )
 
 
 def read_regular_file(path: str | os.PathLike[str], what: str) -> str:

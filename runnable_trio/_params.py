@@ -30,8 +30,8 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter, load_yaml, read_regular_file
-from ._errors import ParameterError, RunConfigurationError, available_names, short_repr
+from ._convert import check_path, converter, load_yaml, read_regular_file
+from ._errors import ParameterError, RunConfigurationError, available_names
 
 __all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
 
@@ -50,11 +50,7 @@ def load_parameters(
             is not a mapping with str keys.
     """
     values: dict[str, Any] = {}
-    if not isinstance(parameters_file, str | os.PathLike):
-        raise RunConfigurationError(
-            "'parameters_file' must be a path (str or os.PathLike) "
-            f"(got {short_repr(parameters_file)})"
-        )
+    check_path(parameters_file, "parameters_file")
     if parameters_file:
         values.update(_read_parameters_file(Path(parameters_file)))
     # Iterate over the names only: os.environ decodes every value it hands out.

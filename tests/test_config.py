@@ -147,3 +147,13 @@ def test_a_folder_is_refused(tmp_path: Path) -> None:
 def test_a_configuration_file_that_is_not_a_path() -> None:
     with pytest.raises(RunConfigurationError, match=r"'configuration_file' must be a path"):
         load_configuration(3)  # type: ignore[arg-type]
+
+
+def test_parameters_given_by_position_on_any_surface_say_parameters_is_keyword_only() -> None:
+    # The same check serves the compat layer, which reads the configuration itself.
+    with pytest.raises(RunConfigurationError) as caught:
+        load_configuration({"x": 5})  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "'configuration_file' must be a path (str or os.PathLike) (got {'x': 5}); "
+        "parameters are keyword-only: parameters={...}"
+    )
