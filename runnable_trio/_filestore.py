@@ -27,12 +27,13 @@ leave a finished step undurable while the next one runs (a SIGKILL then loses it
 runs it again). So these stay on the loop, by design.
 
 While a run is going, its process holds an exclusive ``flock`` on the journal; the lock goes
-with the process, so :meth:`FileRunLogStore.is_live` tells a running run from one whose
+with the process, so :meth:`FileRunLogStore.alive` tells a running run from one whose
 process died (both ``PROCESSING``), which a retry needs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import sys
@@ -54,25 +55,14 @@ from ._runlog import (
     step_log_from_dict,
     step_log_to_dict,
 )
+from ._store import RunSummary
 
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["DEFAULT_FOLDER", "FileRunLogStore", "RunSummary"]
+__all__ = ["DEFAULT_FOLDER", "FileRunLogStore"]
 
 DEFAULT_FOLDER = ".run_log_store"
-
-
-@attrs.frozen(kw_only=True)
-class RunSummary:
-    """One line of :meth:`FileRunLogStore.runs`: a run's id, status and times."""
-
-    run_id: str
-    status: Status
-    tag: str
-    pipeline_name: str
-    started_at: str
-    ended_at: str | None
 
 
 class FileRunLogStore:
@@ -86,6 +76,9 @@ class FileRunLogStore:
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
         self.folder = Path(folder).absolute()
         self._journals: dict[str, _Journal] = {}
+
+    def __repr__(self) -> str:
+        return f"FileRunLogStore({str(self.folder)!r})"
 
     def snapshot_path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.json"
@@ -186,8 +179,13 @@ class FileRunLogStore:
                         status=Status(data["status"]),
                         tag=data["tag"],
                         pipeline_name=data["pipeline_name"],
-                        started_at=data["started_at"],
-                        ended_at=data["ended_at"],
+                        started_at=dt.datetime.fromisoformat(data["started_at"]),
+                        ended_at=(
+                            None
+                            if data["ended_at"] is None
+                            else dt.datetime.fromisoformat(data["ended_at"])
+                        ),
+                        alive=(data["status"] == Status.PROCESSING and self.alive(data["run_id"])),
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError):
@@ -195,10 +193,10 @@ class FileRunLogStore:
         found.sort(key=lambda run: run.started_at, reverse=True)
         return found
 
-    def is_live(self, run_id: str) -> bool:
+    def alive(self, run_id: str) -> bool | None:
         """Whether a process is running this run now (it holds the journal's lock)."""
         if sys.platform == "win32":
-            return False
+            return None
         try:
             fd = os.open(self.journal_path(run_id), os.O_RDONLY)
         except FileNotFoundError:

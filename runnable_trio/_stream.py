@@ -45,6 +45,7 @@ from ._runid import new_run_id, validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, run_pipeline
 from ._store import RunLogStore
+from ._stores import store_from_configuration
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
@@ -99,7 +100,7 @@ def prepare_run(
     values = load_parameters(parameters, parameters_file)
     configuration = load_configuration(configuration_file)
     if store is None:
-        store = configuration.make_store()
+        store = store_from_configuration(configuration)
     run_id = validate_run_id(run_id) if run_id else new_run_id()
     if store.exists(run_id):
         raise RunConfigurationError(f"a run with id {run_id!r} already exists")
