@@ -159,7 +159,9 @@ def _prepare_retry(
         buffer_size=check_buffer_size(buffer_size),
         catalog=catalog,
         event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
+            EventLog.open(configuration.run_log_store.folder, run_id, retry=True)
+            if use_event_log
+            else None
         ),
         code_identity=configuration.code_identity,
         retrying=True,

@@ -107,6 +107,8 @@ def prepare_run(
     level = log_level_number(log_level)
     definition, definition_hash = definition_of(pipeline)
     folders = configuration.catalog.folder, configuration.run_log_store.folder
+    catalog = RunCatalog.for_run(run_id, *folders)
+    catalog.check_new()  # a new run's files are created new: nothing may be there yet
     use_event_log = configuration.event_log if event_log is None else bool(event_log)
     return PreparedRun(
         pipeline=pipeline,
@@ -123,7 +125,7 @@ def prepare_run(
         log_level=level,
         attribution=bool(attribution),
         buffer_size=buffer_size,
-        catalog=RunCatalog.for_run(run_id, *folders),
+        catalog=catalog,
         event_log=(
             EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
         ),
@@ -188,6 +190,8 @@ class PreparedRun:
                 await self.store.reopen(run_log)
             else:
                 await self.store.create(run_log)
+            if self.event_log is not None:
+                self.event_log.start()  # the record is this run's: so is the event log
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             self.finished = True

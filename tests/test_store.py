@@ -68,7 +68,7 @@ async def test_a_run_is_recorded_in_a_json_file_by_default() -> None:
     assert data["definition"]["name"] == "demo"
     assert len(data["definition_hash"]) == 64
     # The journal is gone, no temporary file is left behind.
-    assert files_in(STORE) == ["r1.json"]
+    assert files_in(STORE) == [".writers", "r1.json"]  # .writers: the process lock
 
 
 async def test_each_finished_step_is_readable_while_the_run_goes() -> None:
