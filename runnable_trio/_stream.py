@@ -39,11 +39,11 @@ from ._definition import definition_of
 from ._errors import ExecutionFailedError, RunConfigurationError
 from ._eventlog import EventLog
 from ._events import META_KEY, Event, EventSink, Lifecycle
-from ._groups import reraise_single
+from ._groups import only_cancelled, raise_without_context, reraise_single
 from ._params import load_parameters
 from ._runid import new_run_id, validate_run_id
 from ._runlog import RunLog, Status, StepLog
-from ._runner import RunContext, Scope, run_pipeline
+from ._runner import RunContext, Scope, close_abandoned, run_pipeline
 from ._store import RunLogStore
 
 if TYPE_CHECKING:
@@ -150,6 +150,9 @@ class PreparedRun:
     reuse: Mapping[str, StepLog] = attrs.field(factory=dict)
     resume: Mapping[str, StepLog] = attrs.field(factory=dict)
     error: Exception | None = None
+    #: A ``BaseException`` that is not a cancellation (``KeyboardInterrupt``, ``SystemExit``)
+    #: that ended the run: the consumer receives it as itself.
+    interrupt: BaseException | None = None
     failed_step: str | None = None
     finished: bool = False
 
@@ -165,7 +168,8 @@ class PreparedRun:
         the end of the stream reads a final status.
 
         Cancellation: the pipeline is cancelled, the run ends ``CANCELLED``, and
-        ``Cancelled`` propagates.
+        ``Cancelled`` propagates. So does a ``KeyboardInterrupt`` or ``SystemExit`` a task
+        raised, which is also kept in ``interrupt`` (the run ends ``CANCELLED`` too).
         """
         sink = EventSink(buffer, self.run_id, self.attribution)
         run_log = self.run_log
@@ -184,6 +188,7 @@ class PreparedRun:
             if self.retrying:
                 # Only now: a retry prepared but never started leaves the record as it was.
                 run_log.reopen()
+                close_abandoned(run_log.steps)
                 await self.store.reopen(run_log)
             else:
                 await self.store.create(run_log)
@@ -209,9 +214,11 @@ class PreparedRun:
                 error_type=type(exc).__name__,
                 error=str(exc),
             )
-        except BaseException:
+        except BaseException as exc:
             run_log.end(Status.CANCELLED)
             sink.lifecycle_nowait(Lifecycle.RUN_CANCELLED, "")
+            if not only_cancelled(exc):
+                self.interrupt = exc
             raise
         else:
             run_log.parameters_out = dict(scope.values)
@@ -253,11 +260,16 @@ class EventStream:
         last_seq: the sequence number of the last event received (0 before the first).
     """
 
-    __slots__ = ("_buffer", "_log", "_run", "_stamp", "last_seq")
+    __slots__ = ("_buffer", "_deliver_interrupt", "_log", "_run", "_stamp", "last_seq")
 
-    def __init__(self, buffer: EventBuffer, run: PreparedRun) -> None:
+    def __init__(
+        self, buffer: EventBuffer, run: PreparedRun, *, deliver_interrupt: bool = False
+    ) -> None:
         self._buffer = buffer
         self._run = run
+        # Where the run is not a child of the consumer's nursery (a system task), nothing
+        # else would give the consumer a KeyboardInterrupt the run ended with.
+        self._deliver_interrupt = deliver_interrupt
         self._stamp = run.attribution
         self._log = run.event_log
         # A retried run's events number on from those of its earlier attempts.
@@ -304,6 +316,10 @@ class EventStream:
             await self._log.close(self._run.run_log)
 
     def _end(self) -> NoReturn:
+        interrupt = self._run.interrupt
+        if interrupt is not None and self._deliver_interrupt:
+            self._deliver_interrupt = False  # once; the iteration has ended
+            raise_without_context(interrupt)
         failure = self._run.failure()
         if failure is not None:
             raise failure
@@ -388,7 +404,7 @@ class StreamingRun:
 
     def _start(self) -> None:
         buffer = EventBuffer(self._run.buffer_size)
-        self._events = EventStream(buffer, self._run)
+        self._events = EventStream(buffer, self._run, deliver_interrupt=True)
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
@@ -441,5 +457,11 @@ async def _execute_in_scope(
     try:
         with cancel_scope:
             await run.execute(buffer)
+    except BaseException:
+        # A system task must raise nothing but Cancelled, or Trio ends the whole run with
+        # TrioInternalError: a KeyboardInterrupt or SystemExit of the run's own goes to the
+        # consumer instead (EventStream raises run.interrupt after the last event).
+        if run.interrupt is None:
+            raise
     finally:
         done.set()
