@@ -162,6 +162,7 @@ def _prepare_retry(
             EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
         ),
         code_identity=configuration.code_identity,
+        cancel_warning=configuration.cancel_warning,
         retrying=True,
         reuse=reuse,
         resume=resume,

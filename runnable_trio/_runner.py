@@ -93,6 +93,9 @@ class RunContext:
     catalog: RunCatalog = attrs.field(
         default=attrs.Factory(lambda self: RunCatalog.for_run(self.run_id), takes_self=True)
     )
+    #: The paths of the steps running now, for the warning about a run that does not end
+    #: after it was cancelled.
+    running: set[str] = attrs.field(factory=set)
     _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
 
     def note_failure(self, exc: BaseException, path: str) -> None:
@@ -189,6 +192,8 @@ async def run_step(
     # cancellation that arrives while step.started waits for room in a full buffer included.
     steps[step.name] = log
     ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
+    running = ctx.running
+    running.add(path)
     try:
         await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
         await _attempts(ctx, step, scope, path, log)
@@ -209,6 +214,8 @@ async def run_step(
         log.status = Status.CANCELLED
         ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
+    finally:
+        running.discard(path)
     log.status = Status.SUCCESS
     ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
     await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
