@@ -419,10 +419,17 @@ class EventStream:
         if self._log is not None:
             await self._log.close(self._run.run_log)
 
-    def _end(self) -> NoReturn:
+    def take_interrupt(self) -> BaseException | None:
+        """The interrupt the run ended with, if it is this stream's to deliver; once."""
         interrupt = self._run.interrupt
-        if interrupt is not None and self._deliver_interrupt:
-            self._deliver_interrupt = False  # once; the iteration has ended
+        if interrupt is None or not self._deliver_interrupt:
+            return None
+        self._deliver_interrupt = False  # the iteration has ended
+        return interrupt
+
+    def _end(self) -> NoReturn:
+        interrupt = self.take_interrupt()
+        if interrupt is not None:
             raise_without_context(interrupt)
         failure = self._run.failure()
         if failure is not None:
@@ -529,12 +536,19 @@ class StreamingRun:
         )
 
     async def _abort(self) -> None:
+        """Cancel the run and wait for it; a KeyboardInterrupt it ended with wins."""
         self._cancel_scope.cancel()
         await self._run.wait_cancelled()
         with trio.CancelScope(shield=True):
             await self._done.wait()
         if self._run.event_log is not None:
             await self._run.event_log.close(self._run.run_log)
+        assert self._events is not None
+        interrupt = self._events.take_interrupt()
+        if interrupt is not None:
+            # As out of stream()'s block: an interrupt raised by a task while the consumer
+            # was leaving still reaches it.
+            raise_without_context(interrupt)
 
     def __del__(self) -> None:
         # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the

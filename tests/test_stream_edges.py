@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -274,3 +275,31 @@ async def test_a_dropped_iterator_whose_run_does_not_end_is_named_in_a_warning(
     await trio.sleep(30)
     assert "'p.slow.stubborn'" in caplog.records[-1].getMessage()
     await trio.sleep(60)
+
+
+async def test_an_interrupt_raised_while_the_consumer_leaves_reaches_it_from_aclose() -> None:
+    in_thread, release = trio.Event(), threading.Event()
+
+    def interrupted_in_its_thread() -> None:
+        trio.from_thread.run_sync(in_thread.set)
+        release.wait()  # still running when the run is cancelled
+        raise SystemExit(3)
+
+    branches = {
+        "tick": AsyncPythonTask("tick", one_event).as_async_pipeline(),
+        "thread": AsyncPythonTask("thread", interrupted_in_its_thread).as_async_pipeline(),
+    }
+    run = AsyncPipeline([Parallel("p", branches)]).execute_streaming()
+    async for _ in run:
+        break
+    await in_thread.wait()
+
+    async def let_the_thread_go() -> None:
+        await trio.testing.wait_all_tasks_blocked()  # aclose() waits for the thread now
+        release.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(let_the_thread_go)
+        with pytest.raises(SystemExit):
+            await run.aclose()
+    assert run.run_log.status is Status.CANCELLED
