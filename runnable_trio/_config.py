@@ -4,12 +4,13 @@ A small YAML file choosing where a run's records go, so the same pipeline runs a
 another environment without code changes. Every setting is optional; the defaults are::
 
     run_log_store:
-      type: file              # or "memory": records kept in this process only
+      type: file              # or "memory": one store per process, records kept in memory
       folder: .run_log_store  # run logs, journals and event logs
     catalog:
       folder: .catalog        # the run's files go to <folder>/<run_id>/
     event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
     code_identity: true       # record the git commit and dirtiness of the working folder
+    cancel_warning: 10        # seconds a cancelled run may take to end before a warning
 
 Relative folders are taken from the working folder when the run starts. The file is read at
 each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
@@ -30,8 +31,8 @@ import yaml
 
 from ._convert import check_path, converter, load_yaml, read_regular_file
 from ._errors import RunConfigurationError, short_repr
-from ._filestore import DEFAULT_FOLDER, FileRunLogStore
-from ._store import MemoryRunLogStore, RunLogStore
+from ._filestore import DEFAULT_FOLDER
+from ._pipeline import is_finite_number
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 
@@ -39,6 +40,11 @@ __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configur
 def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not value:
         raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not (0 < value < float("inf")):
+        raise ValueError(f"{attribute.name!r} must be a number of seconds > 0 (got {value!r})")
 
 
 @attrs.frozen(kw_only=True)
@@ -58,12 +64,7 @@ class Configuration:
     catalog: CatalogConfig = CatalogConfig()
     event_log: bool = False
     code_identity: bool = True
-
-    def make_store(self) -> RunLogStore:
-        """A new store of the configured type."""
-        if self.run_log_store.type == "memory":
-            return MemoryRunLogStore()
-        return FileRunLogStore(self.run_log_store.folder)
+    cancel_warning: float = attrs.field(default=10.0, validator=_positive_seconds)
 
 
 def _describe_error(exc: BaseException, type_: type | None) -> str:
@@ -114,12 +115,10 @@ def _check_value(value: object, type_: Any, path: str) -> list[str]:
         return [f"{path!r} must be true or false {given}"]
     if expected is str and not isinstance(value, str):
         return [f"{path!r} must be a str {given}"]
-    if expected in (int, float) and (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (expected is int and not isinstance(value, int))
-    ):
-        return [f"{path!r} must be {'an int' if expected is int else 'a number'} {given}"]
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return [f"{path!r} must be an int {given}"]
+    if expected is float and not is_finite_number(value):
+        return [f"{path!r} must be a finite number {given}"]
     return []
 
 

@@ -10,6 +10,7 @@ import pytest
 from runnable_trio import AsyncPythonTask, Catalog, MemoryRunLogStore, RunConfigurationError
 from runnable_trio._config import Configuration, load_configuration
 from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._stores import store_from_configuration
 
 from .helpers import collect
 
@@ -30,7 +31,7 @@ def exists(path: str) -> bool:
 def test_defaults_are_the_file_store_in_dot_folders() -> None:
     configuration = load_configuration("")
     assert configuration == Configuration()
-    store = configuration.make_store()
+    store = store_from_configuration(configuration)
     assert isinstance(store, FileRunLogStore)
     assert store.folder == Path.cwd() / ".run_log_store"
     assert configuration.catalog.folder == ".catalog"
@@ -58,7 +59,7 @@ async def test_folders_and_event_log_come_from_the_file() -> None:
 
 async def test_memory_store_from_the_file() -> None:
     path = configure("run_log_store:\n  type: memory\n")
-    assert isinstance(load_configuration(path).make_store(), MemoryRunLogStore)
+    assert isinstance(store_from_configuration(load_configuration(path)), MemoryRunLogStore)
     await collect(AsyncPythonTask("t", ok).as_async_pipeline(), configuration_file=path)
     assert not exists(".run_log_store")
 
@@ -99,6 +100,9 @@ def test_a_missing_file_is_named() -> None:
         ("run_log_store: {folder: [a]}\n", "'run_log_store.folder' must be a str (got ['a'])"),
         ("run_log_store: {type: 3}\n", "'run_log_store.type' must be 'file' or 'memory' (got 3)"),
         ("catalog: .catalog\n", "'catalog' must be a mapping of settings (got '.catalog')"),
+        ("cancel_warning: '5'\n", "'cancel_warning' must be a finite number (got '5')"),
+        ("cancel_warning: .inf\n", "'cancel_warning' must be a finite number (got inf)"),
+        (f"cancel_warning: {10**400}\n", "'cancel_warning' must be a finite number (got 1000"),
         (
             "run_log_store: {type: file, colder: x}\n",
             "unknown setting 'run_log_store.colder' (settings here: type, folder)",

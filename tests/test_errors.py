@@ -310,3 +310,22 @@ def test_functions_whose_arguments_cannot_be_bound_by_name_fail_the_build(
         AsyncPythonTask("t", function)
     assert "AsyncPythonTask 't': 'function' must be a callable" in str(caught.value)
     assert message in str(caught.value)
+
+
+def bad_counts() -> st.SearchStrategy[object]:
+    return st.one_of(
+        st.integers(max_value=0),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([True, False, "3", [3]]),
+    )
+
+
+@settings(max_examples=50, deadline=None)  # no wall-clock limit: never load-dependent
+@given(value=bad_counts())
+def test_counts_of_the_composites_must_be_ints_of_at_least_one(value: object) -> None:
+    with pytest.raises(PipelineDefinitionError) as caught:
+        Map("m", "items", "item", branch(), max_concurrency=value)  # type: ignore[arg-type]
+    assert str(caught.value).startswith("Map 'm': 'max_concurrency' must be an int >= 1 or None")
+    with pytest.raises(PipelineDefinitionError) as caught:
+        Loop("l", branch(), value, "done", "i")  # type: ignore[arg-type]
+    assert str(caught.value).startswith("Loop 'l': 'max_iterations' must be an int >= 1 (got")
