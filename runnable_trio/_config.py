@@ -10,6 +10,7 @@ another environment without code changes. Every setting is optional; the default
       folder: .catalog        # the run's files go to <folder>/<run_id>/
     event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
     code_identity: true       # record the git commit and dirtiness of the working folder
+    cancel_warning: 10        # seconds a cancelled run may take to end before a warning
 
 Relative folders are taken from the working folder when the run starts. The file is read at
 each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
@@ -38,6 +39,11 @@ def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) ->
         raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
 
 
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not (0 < value < float("inf")):
+        raise ValueError(f"{attribute.name!r} must be a number of seconds > 0 (got {value!r})")
+
+
 @attrs.frozen(kw_only=True)
 class RunLogStoreConfig:
     type: Literal["file", "memory"] = "file"
@@ -55,6 +61,7 @@ class Configuration:
     catalog: CatalogConfig = CatalogConfig()
     event_log: bool = False
     code_identity: bool = True
+    cancel_warning: float = attrs.field(default=10.0, validator=_positive_seconds)
 
 
 def _describe_error(exc: BaseException, type_: type | None) -> str:

@@ -231,12 +231,14 @@ class AsyncPipeline:
                 configuration names (e.g. a ``MemoryRunLogStore`` of a test).
 
         Raises:
-            RunConfigurationError: at the call, for unusable parameters or ids.
+            RunConfigurationError: at the call, for unusable parameters or ids, or when
+                called from asyncio code (use ``import runnable`` there).
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import StreamingRun, prepare_run
+        from ._stream import StreamingRun, check_called_from_trio, prepare_run
 
+        check_called_from_trio("execute_streaming()")
         return StreamingRun(
             prepare_run(
                 self,
@@ -275,12 +277,14 @@ class AsyncPipeline:
         :meth:`execute_streaming`.
 
         Raises:
-            RunConfigurationError: at the call, for unusable parameters or ids.
+            RunConfigurationError: at the call, for unusable parameters or ids, or when
+                called from asyncio code (use ``import runnable`` there).
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import open_stream, prepare_run
+        from ._stream import check_called_from_trio, open_stream, prepare_run
 
+        check_called_from_trio("stream()")
         return open_stream(
             prepare_run(
                 self,

@@ -164,6 +164,7 @@ def _prepare_retry(
             else None
         ),
         code_identity=configuration.code_identity,
+        cancel_warning=configuration.cancel_warning,
         retrying=True,
         reuse=reuse,
         resume=resume,
