@@ -4,7 +4,7 @@ A small YAML file choosing where a run's records go, so the same pipeline runs a
 another environment without code changes. Every setting is optional; the defaults are::
 
     run_log_store:
-      type: file              # or "memory": records kept in this process only
+      type: file              # or "memory": one store per process, records kept in memory
       folder: .run_log_store  # run logs, journals and event logs
     catalog:
       folder: .catalog        # the run's files go to <folder>/<run_id>/
@@ -29,8 +29,7 @@ import yaml
 
 from ._convert import converter, load_yaml
 from ._errors import RunConfigurationError
-from ._filestore import DEFAULT_FOLDER, FileRunLogStore
-from ._store import MemoryRunLogStore, RunLogStore
+from ._filestore import DEFAULT_FOLDER
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 
@@ -63,12 +62,6 @@ class Configuration:
     event_log: bool = False
     code_identity: bool = True
     cancel_warning: float = attrs.field(default=10.0, validator=_positive_seconds)
-
-    def make_store(self) -> RunLogStore:
-        """A new store of the configured type."""
-        if self.run_log_store.type == "memory":
-            return MemoryRunLogStore()
-        return FileRunLogStore(self.run_log_store.folder)
 
 
 def _describe_error(exc: BaseException, type_: type | None) -> str:

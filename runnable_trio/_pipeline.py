@@ -26,6 +26,7 @@ from ._errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
+    from ._store import RunLogStore
     from ._stream import EventStream, StreamingRun
 
 __all__ = [
@@ -203,6 +204,7 @@ class AsyncPipeline:
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: RunLogStore | None = None,
     ) -> StreamingRun:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
@@ -225,6 +227,8 @@ class AsyncPipeline:
             event_log: record every event with its sequence number in
                 ``<run log folder>/<run_id>.events.jsonl``, for ``replay()``; ``None`` takes
                 the configuration file's ``event_log`` (off by default).
+            store: the run-log store to record the run in, instead of the one the
+                configuration names (e.g. a ``MemoryRunLogStore`` of a test).
 
         Raises:
             RunConfigurationError: at the call, for unusable parameters or ids, or when
@@ -247,6 +251,7 @@ class AsyncPipeline:
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         )
 
@@ -262,6 +267,7 @@ class AsyncPipeline:
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: RunLogStore | None = None,
     ) -> AbstractAsyncContextManager[EventStream]:
         """Run the pipeline in a nursery owned by an ``async with`` block.
 
@@ -291,5 +297,6 @@ class AsyncPipeline:
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         )

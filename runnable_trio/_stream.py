@@ -47,6 +47,7 @@ from ._runid import new_run_id, validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, close_abandoned, run_pipeline
 from ._store import RunLogStore
+from ._stores import store_from_configuration
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
@@ -137,13 +138,15 @@ def prepare_run(
     values = load_parameters(parameters, parameters_file)
     configuration = load_configuration(configuration_file)
     if store is None:
-        store = configuration.make_store()
+        store = store_from_configuration(configuration)
     run_id = validate_run_id(run_id) if run_id else new_run_id()
     if store.exists(run_id):
         raise RunConfigurationError(f"a run with id {run_id!r} already exists")
     level = log_level_number(log_level)
     definition, definition_hash = definition_of(pipeline)
     folders = configuration.catalog.folder, configuration.run_log_store.folder
+    catalog = RunCatalog.for_run(run_id, *folders)
+    catalog.check_new()  # a new run's files are created new: nothing may be there yet
     use_event_log = configuration.event_log if event_log is None else bool(event_log)
     return PreparedRun(
         pipeline=pipeline,
@@ -160,7 +163,7 @@ def prepare_run(
         log_level=level,
         attribution=bool(attribution),
         buffer_size=buffer_size,
-        catalog=RunCatalog.for_run(run_id, *folders),
+        catalog=catalog,
         event_log=(
             EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
         ),
@@ -238,6 +241,8 @@ class PreparedRun:
                 await self.store.reopen(run_log)
             else:
                 await self.store.create(run_log)
+            if self.event_log is not None:
+                self.event_log.start()  # the record is this run's: so is the event log
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             self._ended(buffer)
