@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._pipeline import BaseStep
 from tests.records import unfinished
 
-__all__ = ["LEAVES", "SURFACES", "Trial", "run_trial"]
+__all__ = ["LEAVES", "SURFACES", "TRIO_KIT", "Builder", "Kit", "Tracker", "Trial", "run_trial"]
 
 SURFACES = ("execute_streaming", "stream")
 LEAVES = ("full", "break", "aclose", "exception", "move_on_after", "cancel", "external")
@@ -59,7 +60,7 @@ class ConsumerError(Exception):
 class Tracker:
     """What the task functions of one trial did."""
 
-    gate: trio.Event = attrs.Factory(trio.Event)
+    gate: Any = attrs.Factory(trio.Event)  # set after a random delay; some tasks wait on it
     started: int = 0
     finished: int = 0
     interrupted: int = 0
@@ -90,12 +91,28 @@ class Trial:
         )
 
 
+@attrs.frozen
+class Kit:
+    """The step classes and task functions a pipeline is built from (Trio's, or compat's)."""
+
+    pipeline: Any = AsyncPipeline
+    task: Any = AsyncPythonTask
+    parallel: Any = Parallel
+    map: Any = Map
+    loop: Any = Loop
+    conditional: Any = Conditional
+    #: (name, flavour, fate, events, sleeps, waits, tracker) -> the task's function
+    function: Callable[..., Callable[..., Any]] = attrs.Factory(lambda: _task_function)
+    sleeps: tuple[float, ...] = SLEEPS
+
+
 class Builder:
     """Random pipelines from one ``random.Random``."""
 
-    def __init__(self, rng: random.Random, trial: Trial) -> None:
+    def __init__(self, rng: random.Random, trial: Trial, kit: Kit | None = None) -> None:
         self.rng = rng
         self.trial = trial
+        self.kit = TRIO_KIT if kit is None else kit
         self.count = 0
 
     def name(self, kind: str) -> str:
@@ -104,10 +121,10 @@ class Builder:
 
     def pipeline(self, depth: int) -> AsyncPipeline:
         steps = [self.step(depth) for _ in range(self.rng.randint(1, 3))]
-        return AsyncPipeline(steps)
+        return self.kit.pipeline(steps)
 
     def step(self, depth: int) -> BaseStep:
-        rng = self.rng
+        rng, kit = self.rng, self.kit
         kind = rng.choice(["task"] * 3 + (["parallel", "map", "loop", "cond"] if depth else []))
         if kind == "task":
             return self.task()
@@ -115,9 +132,9 @@ class Builder:
         self.trial.shape.append(f"{name}(depth {depth})")
         if kind == "parallel":
             branches = {f"b{i}": self.pipeline(depth - 1) for i in range(rng.randint(1, 3))}
-            return Parallel(name, branches, fail_fast=rng.random() < 0.8)
+            return kit.parallel(name, branches, fail_fast=rng.random() < 0.8)
         if kind == "map":
-            return Map(
+            return kit.map(
                 name,
                 "items",
                 f"item_{name}",
@@ -126,25 +143,29 @@ class Builder:
                 fail_fast=rng.random() < 0.8,
             )
         if kind == "loop":
-            return Loop(name, self.pipeline(depth - 1), rng.randint(1, 3), "stop", f"i_{name}")
-        return Conditional(name, "choice", {key: self.pipeline(depth - 1) for key in ("x", "y")})
+            return kit.loop(name, self.pipeline(depth - 1), rng.randint(1, 3), "stop", f"i_{name}")
+        return kit.conditional(
+            name, "choice", {key: self.pipeline(depth - 1) for key in ("x", "y")}
+        )
 
     def task(self) -> AsyncPythonTask:
-        rng = self.rng
+        rng, kit = self.rng, self.kit
         name = self.name("t")
         flavour = rng.choice(["coroutine", "generator", "generator", "sync"])
         fate = rng.choices(["ok", "fail", "interrupt"], weights=[90, 9, 1])[0]
         events = rng.randint(0, 4)
-        sleeps = [rng.choice(SLEEPS) for _ in range(events + 1)]
+        sleeps = [rng.choice(kit.sleeps) for _ in range(events + 1)]
         waits = rng.random() < 0.15
         self.trial.shape.append(f"{name}:{flavour}/{fate}/{events}ev/{'gate' if waits else ''}")
         tracker = self.trial.tracker
-        function = _task_function(name, flavour, fate, events, sleeps, waits, tracker)
+        function = kit.function(name, flavour, fate, events, sleeps, waits, tracker)
         timeout = rng.choice([None] * 9 + [0.5])
-        return AsyncPythonTask(name, function, timeout=timeout)
+        task: AsyncPythonTask = kit.task(name, function, timeout=timeout)
+        return task
 
 
-def _fail(name: str, fate: str, tracker: Tracker) -> None:
+def fail(name: str, fate: str, tracker: Tracker) -> None:
+    """What a task function does at its end: nothing, fail, or raise ``SystemExit``."""
     if fate == "fail":
         raise ValueError(f"{name} failed")
     if fate == "interrupt":
@@ -166,7 +187,7 @@ def _task_function(
         def sync_task() -> None:
             tracker.started += 1
             try:
-                _fail(name, fate, tracker)
+                fail(name, fate, tracker)
             finally:
                 tracker.finished += 1
 
@@ -184,7 +205,7 @@ def _task_function(
             tracker.running.add(name)
             try:
                 await pause(0)
-                _fail(name, fate, tracker)
+                fail(name, fate, tracker)
             finally:
                 tracker.running.discard(name)
                 tracker.finished += 1
@@ -199,12 +220,15 @@ def _task_function(
                 await pause(index)
                 yield {"type": "tick", "step": name, "n": index}
             await pause(events)
-            _fail(name, fate, tracker)
+            fail(name, fate, tracker)
         finally:
             tracker.running.discard(name)
             tracker.finished += 1
 
     return generator_task
+
+
+TRIO_KIT = Kit()
 
 
 def _live_run_tasks() -> list[str]:
@@ -324,9 +348,13 @@ async def _check(
         await trio.testing.wait_all_tasks_blocked()
         if not ended.is_set():
             gc.collect()  # the iterator is in a reference cycle: its finaliser cancels the run
-        with trio.move_on_after(1000) as waited:
-            await ended.wait()
-        assert not waited.cancelled_caught, "a dropped run did not end"
+        # Virtual time jumps while a plain def runs in its thread: bound the wait in real
+        # time instead.
+        give_up = time.monotonic() + 30
+        while not ended.is_set():
+            with trio.move_on_after(1000):
+                await ended.wait()
+            assert time.monotonic() < give_up, "a dropped run did not end"
     await trio.testing.wait_all_tasks_blocked()
     alive = _live_run_tasks()
     assert not alive, f"tasks of the run still alive: {alive}"
