@@ -189,6 +189,7 @@ class PreparedRun:
                 await self.store.create(run_log)
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
+            run_log.end(Status.FAIL, exc)  # this run's own record (in memory) is final too
             self.finished = True
             buffer.close()
             return

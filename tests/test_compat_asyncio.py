@@ -33,6 +33,7 @@ from runnable import (
     replay,
 )
 from runnable._aio import GENERATOR_CAPACITY
+from runnable.exceptions import CommandCallError
 
 from runnable_trio import Status
 
@@ -269,7 +270,8 @@ def test_failure_ends_the_stream_with_execution_failed_error() -> None:
         assert events == [{"type": "chunk", "text": "partial"}]
         assert caught.value.run_id == "r-1"
         assert caught.value.step == "gen"
-        assert isinstance(caught.value.__cause__, ValueError)
+        assert isinstance(caught.value.__cause__, CommandCallError)
+        assert isinstance(caught.value.__cause__.__cause__, ValueError)
         assert run.run_log.status is Status.FAIL
 
     run_asyncio(main)
@@ -513,8 +515,10 @@ def test_public_names() -> None:
     import runnable
 
     public = {name for name in vars(runnable) if not name.startswith("_")}
-    modules = {name for name in public if type(getattr(runnable, name)).__name__ == "module"}
-    assert set(runnable.__all__) == public - modules
+    private_modules = {"_aio", "_guest", "_pipeline", "_reader", "_replay", "_steps", "_task"}
+    assert set(runnable.__all__) == public - {"sdk"}
+    assert {"defaults", "exceptions", "names"} <= set(runnable.__all__)
+    assert private_modules <= set(vars(runnable))
     assert set(runnable.__all__) >= {
         "AsyncPipeline",
         "AsyncPythonTask",

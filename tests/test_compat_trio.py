@@ -22,6 +22,7 @@ from runnable import (
     HostRun,
     Parallel,
 )
+from runnable.exceptions import CommandCallError
 
 from runnable_trio import Status, StreamingRun
 
@@ -140,7 +141,8 @@ async def test_failure_chains_the_functions_exception() -> None:
     with pytest.raises(ExecutionFailedError) as caught:
         async for _ in AsyncPythonTask("f", broken).as_async_pipeline().execute_streaming():
             pass
-    assert isinstance(caught.value.__cause__, ValueError)
+    assert isinstance(caught.value.__cause__, CommandCallError)
+    assert isinstance(caught.value.__cause__.__cause__, ValueError)
     assert caught.value.step == "f"
 
 

@@ -105,13 +105,21 @@ async def test_a_disconnecting_client_cancels_its_run(url: str) -> None:
         assert state["processing"] == 0
 
 
-async def test_a_failed_run_ends_with_an_error_event(url: str) -> None:
+async def test_a_failed_run_ends_with_an_error_event(
+    url: str, request: pytest.FixtureRequest
+) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         run_id, events = await chat(client, "!fail on purpose")
     assert [e.get("id") for e in events] == ["1", "2", "3", "4", None]
+    # compat wraps the function's exception in CommandCallError, as the reference does.
+    compat = request.node.callspec.params["url"] == "fastapi_chat"
+    wrapped = "CommandCallError: " if compat else ""
     assert events[-1]["data"] == {
         "type": "error",
-        "error": f"run '{run_id}' failed at step 'llm_response': RuntimeError: the model crashed",
+        "error": (
+            f"run '{run_id}' failed at step 'llm_response': {wrapped}RuntimeError: the model "
+            "crashed"
+        ),
         "run_id": run_id,
         "step": "llm_response",
     }
