@@ -116,7 +116,7 @@ async def events_of(
             assert pending == "", f"a partial frame at the end of the body: {pending!r}"
 
         async with contextlib.aclosing(frames()) as received:
-            yield response.headers["x-run-id"], received
+            yield response.headers.get("x-run-id", ""), received
 
 
 async def ask(client: httpx.AsyncClient, endpoint: str, prompt: str, **extra: Any) -> Any:
