@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sniffio
 import trio
+import trio.lowlevel
 import trio_asyncio
 from runnable import (
     AsyncPipeline,
@@ -78,9 +79,11 @@ async def test_functions_use_the_callers_trio_asyncio_loop() -> None:
 class Probe:
     def __init__(self) -> None:
         self.finalized = False
+        self.started = False
         self.produced = 0
 
     async def endless(self) -> AsyncIterator[dict[str, Any]]:
+        self.started = True
         try:
             while True:
                 self.produced += 1
@@ -91,6 +94,7 @@ class Probe:
             self.finalized = True
 
     async def sleeper(self) -> None:
+        self.started = True
         try:
             await asyncio.sleep(60)
         finally:
@@ -104,10 +108,18 @@ async def test_trio_cancellation_cancels_the_asyncio_function_and_waits(
 ) -> None:
     probe = Probe()
     pipeline = AsyncPythonTask("f", function.__get__(probe)).as_async_pipeline()
-    with trio.move_on_after(0.05):
-        async with pipeline.stream() as events:
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery, pipeline.stream() as events:
+
+            async def cancel_once_started() -> None:
+                while not probe.started:  # the function runs on the asyncio side
+                    await trio.lowlevel.checkpoint()
+                scope.cancel()
+
+            nursery.start_soon(cancel_once_started)
             async for _ in events:
                 pass
+    assert scope.cancelled_caught
     assert probe.finalized
     assert events.run_log.status is Status.CANCELLED
     produced = probe.produced
@@ -126,7 +138,7 @@ async def test_cancelled_error_inside_the_function_fails_the_step(kind: str) -> 
         raise asyncio.CancelledError
 
     function = coroutine if kind == "coroutine" else generator
-    with trio.fail_after(2):  # never hangs
+    with trio.fail_after(30):  # never hangs
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in AsyncPythonTask("f", function).as_async_pipeline().execute_streaming():
                 pass
@@ -164,20 +176,28 @@ async def test_streaming_from_asyncio_code_on_a_trio_asyncio_loop() -> None:
 
 
 async def test_parallel_asyncio_branches_run_concurrently() -> None:
+    arrived = 0
+    everyone = asyncio.Event()
+
     def branch(name: str) -> AsyncPipeline:
         async def work() -> str:
+            # A barrier: no branch returns before all three have started, so this ends only
+            # if they run at once (in turn, the first would wait forever).
+            nonlocal arrived
             flavours.append(sniffio.current_async_library())
-            await asyncio.sleep(0.2)
+            arrived += 1
+            if arrived == 3:
+                everyone.set()
+            await everyone.wait()
             return name
 
         return AsyncPythonTask(name, work, returns=[f"{name}_result"]).as_async_pipeline()
 
     flavours.clear()
     pipeline = AsyncPipeline([Parallel("all", branches={n: branch(n) for n in ("a", "b", "c")})])
-    started = trio.current_time()
-    async with pipeline.stream() as events:
-        async for _ in events:
-            pass
-    assert trio.current_time() - started < 0.45  # three 0.2 s branches (in turn: 0.6 s)
+    with trio.fail_after(30):
+        async with trio_asyncio.open_loop(), pipeline.stream() as events:
+            async for _ in events:
+                pass
     assert events.run_log.parameters_out["c_result"] == "c"
     assert flavours == ["asyncio"] * 3

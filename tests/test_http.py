@@ -95,13 +95,14 @@ async def test_a_disconnecting_client_cancels_its_run(url: str) -> None:
                 for _ in range(3):
                     await anext(received)
         # Leaving the block closed the connection half-way through the body.
-        left = trio.current_time()
-        while True:
-            state = (await client.get(f"/debug/runs/{run_id}")).json()
-            if state["status"] == "CANCELLED" and state["finally_ran"]:
-                break
-            assert trio.current_time() - left < 0.1, state
-            await trio.sleep(0.005)
+        # Waited for with a generous bound: how fast it happens depends on the machine's load
+        # (``tests/migration/measure.py`` reports it), that it happens does not.
+        with trio.fail_after(30):
+            while True:
+                state = (await client.get(f"/debug/runs/{run_id}")).json()
+                if state["status"] == "CANCELLED" and state["finally_ran"]:
+                    break
+                await trio.sleep(0.005)
         assert state["processing"] == 0
 
 
