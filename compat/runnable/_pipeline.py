@@ -152,6 +152,7 @@ def retry_streaming(
     attribution: bool = False,
     buffer_size: int | None = None,
     event_log: bool | None = None,
+    store: runnable_trio.RunLogStore | None = None,
 ) -> Any:
     """Retry the failed run ``run_id``: ``async for event in retry_streaming(pipeline, id):``.
 
@@ -171,6 +172,7 @@ def retry_streaming(
         "attribution": attribution,
         "buffer_size": buffer_size,
         "event_log": event_log,
+        "store": store,
     }
     if called_from_trio():
         return _retry_checked(
@@ -189,6 +191,7 @@ def retry_stream(
     attribution: bool = False,
     buffer_size: int | None = None,
     event_log: bool | None = None,
+    store: runnable_trio.RunLogStore | None = None,
 ) -> AbstractAsyncContextManager[Any]:
     """``async with retry_stream(pipeline, run_id) as events:``, from asyncio or Trio.
 
@@ -201,6 +204,7 @@ def retry_stream(
         "attribution": attribution,
         "buffer_size": buffer_size,
         "event_log": event_log,
+        "store": store,
     }
     events = _retry_checked(lambda: runnable_trio.retry_stream(pipeline, run_id, **options), run_id)
     if called_from_trio():
@@ -225,6 +229,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: runnable_trio.RunLogStore | None = None,
     ) -> Any:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
@@ -248,6 +253,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
         run_id = _run_id(run_id)
@@ -263,6 +269,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                     attribution=attribution,
                     buffer_size=buffer_size,
                     event_log=event_log,
+                    store=store,
                 ),
                 run_id,
                 configuration_file,
@@ -279,6 +286,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             ),
             run_id,
             configuration_file,
@@ -297,6 +305,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: runnable_trio.RunLogStore | None = None,
     ) -> AbstractAsyncContextManager[Any]:
         """``async with pipeline.stream(...) as events: async for event in events:``.
 
@@ -319,6 +328,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
         chosen = _run_id(run_id)
@@ -334,6 +344,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                     attribution=attribution,
                     buffer_size=buffer_size,
                     event_log=event_log,
+                    store=store,
                 ),
                 chosen,
                 configuration_file,
@@ -350,6 +361,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             ),
             chosen,
             configuration_file,
