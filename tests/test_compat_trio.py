@@ -201,3 +201,31 @@ async def test_parallel_asyncio_branches_run_concurrently() -> None:
                 pass
     assert events.run_log.parameters_out["c_result"] == "c"
     assert flavours == ["asyncio"] * 3
+
+
+# --- the reference's surface, on a Trio host -----------------------------------------------
+
+
+async def translated() -> AsyncIterator[dict[str, Any]]:
+    await asyncio.sleep(0)
+    yield {"type": "done", "spanish_translation": "hola"}
+
+
+async def test_the_reference_surface_holds_on_a_trio_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runnable import exceptions, read_run_log, retry_streaming
+
+    monkeypatch.setenv("RUNNABLE_RUN_ID", "trio-env-id")
+    pipeline = AsyncPythonTask("t", translated, returns=["translation_result"]).as_async_pipeline()
+    async with trio_asyncio.open_loop():
+        run = pipeline.execute_streaming()
+        assert isinstance(run, StreamingRun)
+        assert run.run_id == "trio-env-id"
+        async for _ in run:
+            pass
+        # By position, as in the reference, on this surface too.
+        assert run.run_log.parameters_out["translation_result"] == "hola"
+        with pytest.raises(exceptions.RunLogExistsError):
+            pipeline.execute_streaming()
+        with pytest.raises(exceptions.RetryValidationError, match="succeeded"):
+            retry_streaming(pipeline, "trio-env-id")
+    assert read_run_log("trio-env-id").status is Status.SUCCESS
