@@ -218,11 +218,7 @@ def test_concurrent_streams_share_one_guest_run_that_ends_with_the_last() -> Non
         assert [e async for e in first][-1] == {"type": "done", "full_text": "Response to: one"}
         assert trio.lowlevel.current_trio_token() is token  # still the same run
         assert [e async for e in second][-1] == {"type": "done", "full_text": "Response to: two"}
-        for _ in range(20):
-            if not trio_is_running():
-                break
-            await asyncio.sleep(0.01)
-        assert not trio_is_running()
+        await until(lambda: not trio_is_running())
         # A later stream starts a new guest run.
         assert [e async for e in LLM_THEN_SHOUT.execute_streaming(parameters={"prompt": "x"})]
 
@@ -335,9 +331,10 @@ async def leave_by_exception_in_stream_block(pipeline: AsyncPipeline) -> Any:
 async def leave_by_timeout(pipeline: AsyncPipeline) -> Any:
     run = pipeline.execute_streaming()
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.02):
+        async with asyncio.timeout(None) as timeout:
             async for _ in run:
-                pass
+                # The run is going: expire now (a fixed delay could expire before it starts).
+                timeout.reschedule(asyncio.get_running_loop().time())
     return run.run_log
 
 
@@ -408,8 +405,10 @@ def test_break_out_of_the_loop_cancels_the_run() -> None:
 
 def test_cancelling_the_run_cancels_a_coroutine_function_and_waits_for_it() -> None:
     ended = []
+    started = asyncio.Event()
 
     async def slow() -> None:
+        started.set()
         try:
             await asyncio.sleep(60)
         finally:
@@ -418,10 +417,17 @@ def test_cancelling_the_run_cancels_a_coroutine_function_and_waits_for_it() -> N
 
     async def main() -> None:
         run = AsyncPythonTask("slow", slow).as_async_pipeline().execute_streaming()
+
+        async def expire_once_started(scope: asyncio.Timeout) -> None:
+            await wait_for(started)
+            scope.reschedule(asyncio.get_running_loop().time())
+
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.02):
+            async with asyncio.timeout(None) as timeout:
+                expiring = asyncio.create_task(expire_once_started(timeout))
                 async for _ in run:
                     pass
+        await expiring
         assert ended == ["finally"]
         assert run.run_log.status is Status.CANCELLED
 
