@@ -6,9 +6,10 @@ Each is also one of runnable_trio's errors, so code written for either package c
                             the iteration, after the last event)
     CommandCallError        a task function raised: its exception is the ``__cause__``; this
                             error is the ``__cause__`` of the run's ExecutionFailedError
-    RunLogExistsError       a run id already used (a RunConfigurationError, at the call; or
-                            the ``__cause__`` of ExecutionFailedError when two runs raced
-                            for one id)
+    RunLogExistsError       a run id already used (a RunConfigurationError, at the call;
+                            two runs started with one id before either was recorded are
+                            both accepted there, and the loser's ExecutionFailedError has
+                            runnable_trio's RunConfigurationError as its cause)
     RunLogNotFoundError     no run with that id: read_run_log(), retry_streaming()
     RetryValidationError    a run that cannot be retried: it succeeded, is still going, or
                             ran another pipeline
