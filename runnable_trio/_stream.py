@@ -245,6 +245,7 @@ class PreparedRun:
                 self.event_log.start()  # the record is this run's: so is the event log
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
+            run_log.end(Status.FAIL, exc)  # this run's own record (in memory) is final too
             self._ended(buffer)
             return
         except BaseException:  # cancelled before it started: the record says so
