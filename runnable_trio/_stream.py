@@ -45,6 +45,7 @@ from ._runid import new_run_id, validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, run_pipeline
 from ._store import RunLogStore
+from ._telemetry import run_telemetry
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
@@ -192,6 +193,9 @@ class PreparedRun:
             self.finished = True
             buffer.close()
             return
+        # The run's span (None without tracing), current in this task from here on, so
+        # every way out passes the `finally` below, which ends it.
+        telemetry = ctx.telemetry = run_telemetry(self.run_id, self.pipeline.name)
         try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
             async with recording_code_identity(run_log, self.code_identity):
@@ -229,6 +233,8 @@ class PreparedRun:
                     self.error = exc
             finally:
                 self.finished = True
+                if telemetry is not None:  # ended before the consumer sees the stream end
+                    telemetry.end_run(run_log.status, self.error)
                 buffer.close()
 
     def failure(self) -> ExecutionFailedError | None:
