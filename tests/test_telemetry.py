@@ -7,9 +7,11 @@ process, and other test modules must run without tracing).
 
 from __future__ import annotations
 
+import asyncio
+import math
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import attrs
@@ -40,6 +42,14 @@ from runnable_trio._telemetry import run_telemetry
 from .helpers import run, run_failing, task
 
 
+def trio_time() -> float:
+    """Trio's clock, or NaN outside Trio (a span on an asyncio host)."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return math.nan
+
+
 class OpenSpans(SpanProcessor):
     """The spans started and not yet ended; ``all_ended`` is set when none is left open."""
 
@@ -53,12 +63,12 @@ class OpenSpans(SpanProcessor):
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         self.started += 1
         self.open[span.get_span_context().span_id] = span.name
-        self.times[span.get_span_context().span_id] = [trio.current_time()]
+        self.times[span.get_span_context().span_id] = [trio_time()]
 
     def on_end(self, span: ReadableSpan) -> None:
         assert span.context is not None
         del self.open[span.context.span_id]
-        self.times[span.context.span_id].append(trio.current_time())
+        self.times[span.context.span_id].append(trio_time())
         if not self.open:
             self.all_ended.set()
 
@@ -545,3 +555,89 @@ def test_import_and_run_do_not_import_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# Through compat, on an asyncio host: the guest run carries the host task's context.
+
+
+def run_asyncio(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    # An explicit factory: importing trio-asyncio elsewhere changes asyncio's default loop.
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        return runner.run(main())
+
+
+def test_an_asyncio_hosts_span_is_the_runs_parent(spans: Recorder) -> None:
+    import runnable
+
+    seen: dict[str, int] = {}
+
+    async def on_host(x: int) -> int:
+        await asyncio.sleep(0)  # an asyncio-flavoured function, run on the host loop
+        seen["current"] = trace.get_current_span().get_span_context().span_id
+        with trace.get_tracer("user").start_as_current_span("user on asyncio"):
+            await asyncio.sleep(0)
+        return x + 1
+
+    pipeline = runnable.AsyncPipeline(
+        steps=[runnable.AsyncPythonTask(name="on_host", function=on_host, returns=["x"])]
+    )
+
+    async def main() -> int:
+        with trace.get_tracer("test").start_as_current_span("request"):
+            async for _ in pipeline.execute_streaming(parameters={"x": 1}):
+                pass
+            return host_span_id()
+
+    host = run_asyncio(main)
+    root = spans.run_span()
+    assert root.parent is not None
+    assert root.parent.span_id == host
+    step = spans.steps()["on_host", 1]
+    assert root.context is not None
+    assert step.context is not None
+    assert step.parent is not None
+    assert step.parent.span_id == root.context.span_id
+    assert seen["current"] == step.context.span_id
+    (user,) = spans.named("user on asyncio")
+    assert user.parent is not None
+    assert user.parent.span_id == step.context.span_id
+    assert not spans.tracker.open
+
+
+def test_concurrent_asyncio_requests_parent_their_own_runs(spans: Recorder) -> None:
+    # The streams of one loop share one guest run: each run still has its own request's span
+    # as parent, never the other's.
+    import runnable
+
+    both = asyncio.Event()
+    arrived: list[int] = []
+
+    async def meet(n: int) -> int:
+        arrived.append(n)
+        if len(arrived) == 2:
+            both.set()
+        await both.wait()
+        return n
+
+    pipeline = runnable.AsyncPipeline(
+        steps=[runnable.AsyncPythonTask(name="meet", function=meet, returns=["n"])]
+    )
+
+    async def request(n: int) -> tuple[str, int]:
+        with trace.get_tracer("test").start_as_current_span(f"request {n}"):
+            run = pipeline.execute_streaming(parameters={"n": n})
+            async for _ in run:
+                pass
+            return run.run_id, host_span_id()
+
+    async def main() -> list[tuple[str, int]]:
+        async with asyncio.timeout(30):
+            return list(await asyncio.gather(request(1), request(2)))
+
+    requests = dict(run_asyncio(main))
+    runs = spans.named("runnable.run")
+    assert len(runs) == 2
+    for span in runs:
+        assert span.attributes is not None
+        assert span.parent is not None
+        assert span.parent.span_id == requests[str(span.attributes["runnable.run_id"])]
