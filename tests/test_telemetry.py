@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -641,3 +642,46 @@ def test_concurrent_asyncio_requests_parent_their_own_runs(spans: Recorder) -> N
         assert span.attributes is not None
         assert span.parent is not None
         assert span.parent.span_id == requests[str(span.attributes["runnable.run_id"])]
+
+
+def test_the_example_prints_its_spans_to_the_console(tmp_path: Any) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "telemetry.py"
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+    )
+    spans = [line.split()[1:4] for line in done.stdout.splitlines() if line.startswith("span:")]
+    assert ["runnable.run", "weather", "SUCCESS"] in spans
+    assert ["runnable.step", "gather.forecasts.cities.2.forecast", "SUCCESS"] in spans
+    assert ["fetch", "Rio"] in [span[:2] for span in spans]
+    assert spans[-1][0] == "request"  # the run's parent, ended last
+
+
+async def test_an_asyncio_function_on_a_trio_host_sees_the_step_span(spans: Recorder) -> None:
+    import runnable
+    import trio_asyncio  # type: ignore[import-untyped]
+
+    seen: list[int] = []
+
+    async def on_asyncio() -> None:
+        await asyncio.sleep(0)
+        seen.append(host_span_id())
+
+    pipeline = runnable.AsyncPipeline(
+        steps=[runnable.AsyncPythonTask(name="on_asyncio", function=on_asyncio)]
+    )
+    with trace.get_tracer("test").start_as_current_span("request"):
+        host = host_span_id()
+        async with trio_asyncio.open_loop():
+            async for _ in pipeline.execute_streaming():
+                pass
+    root = spans.run_span()
+    assert root.parent is not None
+    assert root.parent.span_id == host
+    step = spans.steps()["on_asyncio", 1].context
+    assert step is not None
+    assert seen == [step.span_id]
