@@ -80,7 +80,7 @@ def run_telemetry(run_id: str, pipeline: str) -> RunTelemetry | None:
     from opentelemetry import trace  # imported already (above): a dictionary look-up
 
     provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
     return RunTelemetry(_tracer(provider), run_id, pipeline)
 

@@ -685,3 +685,34 @@ async def test_an_asyncio_function_on_a_trio_host_sees_the_step_span(spans: Reco
     step = spans.steps()["on_asyncio", 1].context
     assert step is not None
     assert seen == [step.span_id]
+
+
+async def test_a_retried_run_spans_what_runs_again(spans: Recorder) -> None:
+    from runnable_trio import retry_stream
+
+    calls = 0
+
+    async def first() -> int:
+        return 1
+
+    async def flaky(x: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("down")
+        return x
+
+    pipeline = AsyncPipeline(
+        [AsyncPythonTask("first", first, returns=["x"]), AsyncPythonTask("flaky", flaky)]
+    )
+    await run_failing(pipeline, run_id="r1")
+    spans.exporter.clear()
+    async with retry_stream(pipeline, "r1") as events:
+        async for _ in events:
+            pass
+    # The step that succeeded is reused, not run: no span. The other's attempt numbers go on.
+    assert sorted(spans.steps()) == [("flaky", 2)]
+    root = spans.run_span()
+    assert root.attributes is not None
+    assert root.attributes["runnable.run_id"] == "r1"
+    assert root.attributes["runnable.status"] == "SUCCESS"
