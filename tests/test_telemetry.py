@@ -11,7 +11,7 @@ import asyncio
 import math
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -716,3 +716,47 @@ async def test_a_retried_run_spans_what_runs_again(spans: Recorder) -> None:
     assert root.attributes is not None
     assert root.attributes["runnable.run_id"] == "r1"
     assert root.attributes["runnable.status"] == "SUCCESS"
+
+
+def test_an_instrumented_asgi_requests_span_is_the_runs_parent(spans: Recorder) -> None:
+    # FastAPI behind OpenTelemetry's ASGI middleware (what FastAPIInstrumentor installs),
+    # streaming a compat run: the request's server span is the run's parent.
+    import httpx
+    import runnable
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    from runnable_trio import SSE_MEDIA_TYPE, SSEStream
+
+    async def answer(prompt: str) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.sleep(0)
+        yield {"type": "chunk", "text": prompt.upper()}
+
+    pipeline = runnable.AsyncPythonTask(name="answer", function=answer).as_async_pipeline()
+    app = FastAPI()
+
+    @app.get("/chat")
+    async def chat(prompt: str) -> StreamingResponse:
+        run = pipeline.execute_streaming(parameters={"prompt": prompt})
+        return StreamingResponse(SSEStream(run), media_type=SSE_MEDIA_TYPE)
+
+    traced = OpenTelemetryMiddleware(app, tracer_provider=spans.provider)
+
+    async def main() -> str:
+        transport = httpx.ASGITransport(app=traced)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/chat", params={"prompt": "hi"})
+        return response.text
+
+    assert "HI" in run_asyncio(main)
+    # The middleware's server span (recent FastAPI versions add one of their own too).
+    servers = {
+        s.context.span_id: s
+        for s in spans.finished()
+        if s.kind is trace.SpanKind.SERVER and s.context is not None
+    }
+    root = spans.run_span()
+    assert root.parent is not None
+    assert servers[root.parent.span_id].name == "GET /chat"
+    assert not spans.tracker.open
