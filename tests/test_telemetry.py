@@ -1,29 +1,21 @@
-"""OpenTelemetry spans (``_telemetry``): recorded with the SDK's in-memory exporter.
+"""OpenTelemetry spans (``_telemetry``) on a Trio host, recorded with the in-memory exporter.
 
-Each test gets its own SDK tracer provider, installed by patching
-``opentelemetry.trace.get_tracer_provider`` (the global provider can be set only once per
-process, and other test modules must run without tracing).
+The asyncio side (compat/) is in ``test_telemetry_compat.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import StatusCode
 
 from runnable_trio import (
@@ -41,74 +33,12 @@ from runnable_trio import (
 from runnable_trio._telemetry import run_telemetry
 
 from .helpers import run, run_failing, task
-
-
-def trio_time() -> float:
-    """Trio's clock, or NaN outside Trio (a span on an asyncio host)."""
-    try:
-        return trio.current_time()
-    except RuntimeError:
-        return math.nan
-
-
-class OpenSpans(SpanProcessor):
-    """The spans started and not yet ended; ``all_ended`` is set when none is left open."""
-
-    def __init__(self) -> None:
-        self.open: dict[int, str] = {}
-        self.started = 0
-        #: Trio's clock (virtual under autojump_clock) when each span started and ended.
-        self.times: dict[int, list[float]] = {}
-        self.all_ended = trio.Event()
-
-    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        self.started += 1
-        self.open[span.get_span_context().span_id] = span.name
-        self.times[span.get_span_context().span_id] = [trio_time()]
-
-    def on_end(self, span: ReadableSpan) -> None:
-        assert span.context is not None
-        del self.open[span.context.span_id]
-        self.times[span.context.span_id].append(trio_time())
-        if not self.open:
-            self.all_ended.set()
-
-
-@attrs.define
-class Recorder:
-    exporter: InMemorySpanExporter
-    tracker: OpenSpans
-    provider: TracerProvider
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-    def named(self, name: str) -> list[ReadableSpan]:
-        return [span for span in self.finished() if span.name == name]
-
-    def steps(self) -> dict[tuple[str, int], ReadableSpan]:
-        """The step spans by (path, attempt)."""
-        return {
-            (str(span.attributes["runnable.step"]), int(span.attributes["runnable.attempt"])): span
-            for span in self.named("runnable.step")
-            if span.attributes is not None
-        }
-
-    def run_span(self) -> ReadableSpan:
-        (span,) = self.named("runnable.run")
-        return span
+from .telemetry_support import Recorder, host_span_id, recording
 
 
 @pytest.fixture
 def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
-    exporter = InMemorySpanExporter()
-    tracker = OpenSpans()
-    provider = TracerProvider()
-    provider.add_span_processor(tracker)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    yield Recorder(exporter, tracker, provider)
-    provider.shutdown()
+    yield from recording(monkeypatch)
 
 
 Tree = tuple[tuple[str, int, str, "Tree"], ...]
@@ -151,10 +81,6 @@ def log_tree(steps: dict[str, StepLog]) -> Tree:
 
 def paths(tree: Tree) -> list[str]:
     return [path for path, *_ in tree]
-
-
-def host_span_id() -> int:
-    return trace.get_current_span().get_span_context().span_id
 
 
 async def both_started(arrived: list[str], everyone: trio.Event, name: str) -> None:
@@ -558,92 +484,6 @@ def test_import_and_run_do_not_import_opentelemetry() -> None:
     assert done.stdout.strip() == "[]"
 
 
-# Through compat, on an asyncio host: the guest run carries the host task's context.
-
-
-def run_asyncio(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    # An explicit factory: importing trio-asyncio elsewhere changes asyncio's default loop.
-    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-        return runner.run(main())
-
-
-def test_an_asyncio_hosts_span_is_the_runs_parent(spans: Recorder) -> None:
-    import runnable
-
-    seen: dict[str, int] = {}
-
-    async def on_host(x: int) -> int:
-        await asyncio.sleep(0)  # an asyncio-flavoured function, run on the host loop
-        seen["current"] = trace.get_current_span().get_span_context().span_id
-        with trace.get_tracer("user").start_as_current_span("user on asyncio"):
-            await asyncio.sleep(0)
-        return x + 1
-
-    pipeline = runnable.AsyncPipeline(
-        steps=[runnable.AsyncPythonTask(name="on_host", function=on_host, returns=["x"])]
-    )
-
-    async def main() -> int:
-        with trace.get_tracer("test").start_as_current_span("request"):
-            async for _ in pipeline.execute_streaming(parameters={"x": 1}):
-                pass
-            return host_span_id()
-
-    host = run_asyncio(main)
-    root = spans.run_span()
-    assert root.parent is not None
-    assert root.parent.span_id == host
-    step = spans.steps()["on_host", 1]
-    assert root.context is not None
-    assert step.context is not None
-    assert step.parent is not None
-    assert step.parent.span_id == root.context.span_id
-    assert seen["current"] == step.context.span_id
-    (user,) = spans.named("user on asyncio")
-    assert user.parent is not None
-    assert user.parent.span_id == step.context.span_id
-    assert not spans.tracker.open
-
-
-def test_concurrent_asyncio_requests_parent_their_own_runs(spans: Recorder) -> None:
-    # The streams of one loop share one guest run: each run still has its own request's span
-    # as parent, never the other's.
-    import runnable
-
-    both = asyncio.Event()
-    arrived: list[int] = []
-
-    async def meet(n: int) -> int:
-        arrived.append(n)
-        if len(arrived) == 2:
-            both.set()
-        await both.wait()
-        return n
-
-    pipeline = runnable.AsyncPipeline(
-        steps=[runnable.AsyncPythonTask(name="meet", function=meet, returns=["n"])]
-    )
-
-    async def request(n: int) -> tuple[str, int]:
-        with trace.get_tracer("test").start_as_current_span(f"request {n}"):
-            run = pipeline.execute_streaming(parameters={"n": n})
-            async for _ in run:
-                pass
-            return run.run_id, host_span_id()
-
-    async def main() -> list[tuple[str, int]]:
-        async with asyncio.timeout(30):
-            return list(await asyncio.gather(request(1), request(2)))
-
-    requests = dict(run_asyncio(main))
-    runs = spans.named("runnable.run")
-    assert len(runs) == 2
-    for span in runs:
-        assert span.attributes is not None
-        assert span.parent is not None
-        assert span.parent.span_id == requests[str(span.attributes["runnable.run_id"])]
-
-
 def test_the_example_prints_its_spans_to_the_console(tmp_path: Any) -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "telemetry.py"
     done = subprocess.run(
@@ -659,32 +499,6 @@ def test_the_example_prints_its_spans_to_the_console(tmp_path: Any) -> None:
     assert ["runnable.step", "gather.forecasts.cities.2.forecast", "SUCCESS"] in spans
     assert ["fetch", "Rio"] in [span[:2] for span in spans]
     assert spans[-1][0] == "request"  # the run's parent, ended last
-
-
-async def test_an_asyncio_function_on_a_trio_host_sees_the_step_span(spans: Recorder) -> None:
-    import runnable
-    import trio_asyncio  # type: ignore[import-untyped]
-
-    seen: list[int] = []
-
-    async def on_asyncio() -> None:
-        await asyncio.sleep(0)
-        seen.append(host_span_id())
-
-    pipeline = runnable.AsyncPipeline(
-        steps=[runnable.AsyncPythonTask(name="on_asyncio", function=on_asyncio)]
-    )
-    with trace.get_tracer("test").start_as_current_span("request"):
-        host = host_span_id()
-        async with trio_asyncio.open_loop():
-            async for _ in pipeline.execute_streaming():
-                pass
-    root = spans.run_span()
-    assert root.parent is not None
-    assert root.parent.span_id == host
-    step = spans.steps()["on_asyncio", 1].context
-    assert step is not None
-    assert seen == [step.span_id]
 
 
 async def test_a_retried_run_spans_what_runs_again(spans: Recorder) -> None:
@@ -716,47 +530,3 @@ async def test_a_retried_run_spans_what_runs_again(spans: Recorder) -> None:
     assert root.attributes is not None
     assert root.attributes["runnable.run_id"] == "r1"
     assert root.attributes["runnable.status"] == "SUCCESS"
-
-
-def test_an_instrumented_asgi_requests_span_is_the_runs_parent(spans: Recorder) -> None:
-    # FastAPI behind OpenTelemetry's ASGI middleware (what FastAPIInstrumentor installs),
-    # streaming a compat run: the request's server span is the run's parent.
-    import httpx
-    import runnable
-    from fastapi import FastAPI
-    from fastapi.responses import StreamingResponse
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-    from runnable_trio import SSE_MEDIA_TYPE, SSEStream
-
-    async def answer(prompt: str) -> AsyncIterator[dict[str, Any]]:
-        await asyncio.sleep(0)
-        yield {"type": "chunk", "text": prompt.upper()}
-
-    pipeline = runnable.AsyncPythonTask(name="answer", function=answer).as_async_pipeline()
-    app = FastAPI()
-
-    @app.get("/chat")
-    async def chat(prompt: str) -> StreamingResponse:
-        run = pipeline.execute_streaming(parameters={"prompt": prompt})
-        return StreamingResponse(SSEStream(run), media_type=SSE_MEDIA_TYPE)
-
-    traced = OpenTelemetryMiddleware(app, tracer_provider=spans.provider)
-
-    async def main() -> str:
-        transport = httpx.ASGITransport(app=traced)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get("/chat", params={"prompt": "hi"})
-        return response.text
-
-    assert "HI" in run_asyncio(main)
-    # The middleware's server span (recent FastAPI versions add one of their own too).
-    servers = {
-        s.context.span_id: s
-        for s in spans.finished()
-        if s.kind is trace.SpanKind.SERVER and s.context is not None
-    }
-    root = spans.run_span()
-    assert root.parent is not None
-    assert servers[root.parent.span_id].name == "GET /chat"
-    assert not spans.tracker.open
