@@ -445,10 +445,17 @@ async def test_a_failed_run_has_ended_its_spans_when_the_stream_ends(spans: Reco
 # No tracing without a tracer provider; nothing imported without the package.
 
 
-def test_no_spans_without_a_real_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_telemetry("id", "p") is None  # the API's default: the proxy provider
-    monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
+@pytest.mark.parametrize(
+    "provider",
+    [trace.ProxyTracerProvider, trace.NoOpTracerProvider],  # the API's default, its no-op
+)
+def test_no_spans_without_a_real_provider(monkeypatch: pytest.MonkeyPatch, provider: Any) -> None:
+    monkeypatch.setattr(trace, "get_tracer_provider", provider)
     assert run_telemetry("id", "p") is None
+    monkeypatch.setattr(trace, "get_tracer_provider", TracerProvider)
+    telemetry = run_telemetry("id", "p")  # the SDK's: spans
+    assert telemetry is not None
+    telemetry.end_run(Status.SUCCESS, None)
 
 
 async def test_the_no_op_provider_leaves_the_callers_span_current(
