@@ -34,6 +34,7 @@ import trio
 from .._config import load_configuration
 from .._errors import ExecutionFailedError
 from .._filestore import FileRunLogStore
+from .._groups import reraise_single
 from .._runlog import RunLog
 from .._sse import SSEStream
 from ._faults import current_plan, tracking
@@ -294,9 +295,9 @@ async def _leave_iterator(
     # the iterator must cancel the run.
     collected = weakref.ref(run)
     del run
-    if collected() is not None:
+    if collected() is not None and not done.is_set():
         gc.collect()
-        if collected() is not None:
+        if collected() is not None and not done.is_set():
             raise AssertionError(
                 f"the iterator of run {left.run_log.run_id} is still referenced after it was "
                 f"left by {way.value}, so it cannot be collected and its run is not cancelled"
@@ -309,6 +310,15 @@ async def _with_scope(
     body: Callable[[trio.CancelScope, trio.Event], Awaitable[None]], left: Left
 ) -> None:
     go = trio.Event()
+    try:
+        await _in_nursery(body, left, go)
+    except BaseExceptionGroup as group:  # the canceller's nursery: give the body's error back
+        reraise_single(group)
+
+
+async def _in_nursery(
+    body: Callable[[trio.CancelScope, trio.Event], Awaitable[None]], left: Left, go: trio.Event
+) -> None:
     async with trio.open_nursery() as nursery:
         with trio.CancelScope() as scope:
             if left.way is Way.EXTERNAL_CANCEL:
