@@ -301,3 +301,52 @@ async def test_an_iterator_kept_alive_after_break_is_reported(
     with pytest.raises(AssertionError, match="still referenced"):
         await leave(nested(), Way.BREAK, 0, parameters=PARAMETERS)
     await kept[0].aclose()
+
+
+def twenty_steps() -> AsyncPipeline:
+    """A nested pipeline of 20 steps: a Parallel of three branches, one of them a Map."""
+    item = AsyncPipeline(
+        [
+            AsyncPythonTask("gen", tokens, returns=["count"]),
+            AsyncPythonTask("add", work, returns=["total"]),
+        ]
+    )
+
+    def pair(prefix: str) -> list[Any]:
+        return [
+            # Only outside the Parallel may a generator assign count (branches must not clash).
+            AsyncPythonTask(f"{prefix}_gen", tokens, returns=[] if len(prefix) == 1 else ["count"]),
+            AsyncPythonTask(f"{prefix}_add", work, returns=[f"{prefix}_total"]),
+        ]
+
+    return AsyncPipeline(
+        [
+            *pair("head"),
+            Parallel(
+                "fan",
+                {
+                    "a": AsyncPipeline(pair("a")),
+                    "b": AsyncPipeline([Map("each", "items", "n", item)]),
+                    "c": AsyncPipeline(pair("c")),
+                },
+            ),
+            *pair("tail"),
+        ]
+    )
+
+
+def count_steps(steps: dict[str, StepLog]) -> int:
+    return sum(
+        1 + sum(count_steps(b.steps) for b in step.branches.values()) for step in steps.values()
+    )
+
+
+async def test_leave_every_way_on_a_twenty_step_nested_pipeline(
+    runnable_clock: trio.testing.MockClock,
+) -> None:
+    parameters = {"n": 3, "items": [1, 2, 3, 4, 5]}
+    full = await run_to_end(twenty_steps(), parameters=parameters)
+    assert count_steps(full.run_log.steps) == 20
+    results = await leave_every_way(twenty_steps(), seed=3, parameters=parameters)
+    assert len(results) == 14
+    assert sum(r.early for r in results) >= 10
