@@ -239,3 +239,16 @@ def test_run_log_store_fixture_reads_the_configured_folder(
     run_log_store: FileRunLogStore, runnable_folder: Path
 ) -> None:
     assert Path(run_log_store.folder) == runnable_folder / "runs"
+
+
+@pytest.mark.leave_every_way(ways=["break", "end"], at=1)
+async def test_leave_checks_the_store_given_with_store(
+    leave: Any, memory_store: Any, runnable_clock: trio.testing.MockClock
+) -> None:
+    async def gen() -> Any:
+        for i in range(3):
+            await trio.sleep(1)
+            yield {"type": "token", "i": i}
+
+    left = await leave.run(AsyncPythonTask("gen", gen).as_async_pipeline(), store=memory_store)
+    assert memory_store.load(left.run_log.run_id) is left.run_log

@@ -33,10 +33,10 @@ import trio
 
 from .._config import load_configuration
 from .._errors import ExecutionFailedError
-from .._filestore import FileRunLogStore
 from .._groups import reraise_single
 from .._runlog import RunLog
 from .._sse import SSEStream
+from .._stores import store_from_configuration
 from ._faults import current_plan, tracking
 from ._results import Surface, not_final, run_to_end
 from ._tracker import CallTracker
@@ -137,12 +137,11 @@ def run_tasks(run_id: str) -> list[str]:
 
 
 def _stored(run_id: str, kwargs: Mapping[str, Any]) -> tuple[str, RunLog | None]:
+    """The run's record as its store holds it (``store=`` or the configuration's store)."""
     store: RunLogStore | None = kwargs.get("store")
     if store is None:
         configuration = load_configuration(kwargs.get("configuration_file", ""))
-        if configuration.run_log_store.type != "file":
-            return "memory", None  # the live record is the stored one
-        store = FileRunLogStore(configuration.run_log_store.folder)
+        store = store_from_configuration(configuration)
     try:
         return type(store).__name__, store.load(run_id)
     except KeyError:
@@ -163,7 +162,7 @@ def check_left(left: Left, tracker: CallTracker, kwargs: Mapping[str, Any]) -> N
     if processing:
         problems.append("records still PROCESSING in memory: " + ", ".join(processing))
     where, stored = _stored(run_id, kwargs)
-    if stored is None and where != "memory":
+    if stored is None:
         problems.append(f"no record of the run in its {where}")
     elif stored is not None:
         processing = not_final(stored)
