@@ -367,3 +367,26 @@ def test_no_hook_and_no_cost_until_a_plan_is_used() -> None:
         "assert t.fault_hook is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+async def test_everywhere_reaches_runs_started_outside_the_block() -> None:
+    pipeline = AsyncPythonTask("double", double, returns=["y"]).as_async_pipeline()
+    started = trio.Event()
+    finished = trio.Event()
+    results: list[Any] = []
+
+    async def server() -> None:  # a task started before the block: not in its context
+        await started.wait()
+        results.append(await run_to_end(pipeline, parameters={"x": 1}))
+        finished.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server)
+        await trio.testing.wait_all_tasks_blocked()
+        with inject({"double": Raise(ValueError("everywhere"))}, everywhere=True):
+            started.set()
+            await finished.wait()
+    assert str(results[0].cause) == "everywhere"
+    with inject({"double": Raise(ValueError("scoped"))}):
+        pass
+    assert (await run_to_end(pipeline, parameters={"x": 1})).error is None

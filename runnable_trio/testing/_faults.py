@@ -370,8 +370,8 @@ def inject(
 
     Args:
         everywhere: apply the plan, while the block lasts, to every step of every run of the
-            process that has no plan of its own, wherever it started. For compat runs on an
-            asyncio host, whose Trio tasks do not inherit the asyncio task's context.
+            process that has no plan of its own, wherever it started (a run a server starts
+            in its own task, say).
     """
     if not isinstance(plan, FaultPlan):
         plan = FaultPlan(plan)
