@@ -361,7 +361,10 @@ def test_bad_plans_are_rejected_when_built(build: Any, message: str) -> None:
 
 def test_no_hook_and_no_cost_until_a_plan_is_used() -> None:
     code = (
-        "import runnable_trio, runnable_trio._task as t, runnable_trio.testing as rt\n"
+        "import sys, runnable_trio, runnable_trio._task as t\n"
+        "assert 'runnable_trio.testing' not in sys.modules\n"
+        "import runnable_trio.testing as rt\n"
+        "assert 'pytest' not in sys.modules, 'the toolkit imports pytest only in its plugin'\n"
         "assert t.fault_hook is None\n"
         "with rt.inject({}):\n    pass\n"
         "assert t.fault_hook is not None\n"
