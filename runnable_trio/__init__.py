@@ -18,6 +18,7 @@ from ._errors import BranchError as BranchError
 from ._errors import EventError as EventError
 from ._errors import ExecutionFailedError as ExecutionFailedError
 from ._errors import ParameterError as ParameterError
+from ._errors import PipelineArgumentError as PipelineArgumentError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import ReturnsError as ReturnsError
 from ._errors import RunConfigurationError as RunConfigurationError
@@ -82,6 +83,7 @@ __all__ = [
     "MemoryRunLogStore",
     "Parallel",
     "ParameterError",
+    "PipelineArgumentError",
     "PipelineDefinitionError",
     "Replay",
     "Retry",

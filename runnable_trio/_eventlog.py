@@ -34,7 +34,7 @@ import trio
 
 from ._convert import converter
 from ._errors import RunConfigurationError
-from ._files import append_line, create_new, read_from, writer_lock
+from ._files import append_line, create_new, make_folder, read_from, writer_lock
 from ._jsoncodec import dumps, loads
 from ._offloop import run_blocking
 from ._runlog import RunLog, Status
@@ -144,7 +144,7 @@ class EventLog:
         """
         path = events_path(Path(folder).absolute(), run_id)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(path.parent)
             if not retry:
                 token = writer_lock(path.parent).token
                 create_new(path, (encode_record(EventLogWriter(token)) + "\n").encode())

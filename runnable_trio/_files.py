@@ -48,11 +48,13 @@ __all__ = [
     "describe_os_error",
     "ensure_absent",
     "locked",
+    "make_folder",
     "open_folder",
     "read_file",
     "read_head",
     "read_from",
     "replace_atomically",
+    "reserve_descriptor",
     "writer_alive",
     "writer_lock",
 ]
@@ -65,31 +67,95 @@ WRITERS_FOLDER = ".writers"
 _TOKEN = re.compile(r"[0-9]+-[0-9a-f]{12}")
 
 
+class DescribedOSError(OSError):
+    """An ``OSError`` (same errno) whose message says what failed and, if so, which limit."""
+
+    def __init__(self, number: int | None, detail: str, limit: str) -> None:
+        super().__init__(number, detail + limit)
+        self.detail = detail
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"[Errno {self.errno}] {self.strerror}"
+
+
 def describe_os_error(exc: OSError, what: str) -> OSError:
     """``exc`` with a message naming ``what`` (and the descriptor limit, if that is why)."""
-    message = f"{what}: {exc.strerror or exc}"
+    if isinstance(exc, DescribedOSError):
+        return DescribedOSError(exc.errno, f"{what}: {exc.detail}", exc.limit)
+    limit = ""
     if exc.errno in (errno.EMFILE, errno.ENFILE) and sys.platform != "win32":
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        message += (
+        limit = (
             f" (the process's open-file limit RLIMIT_NOFILE is {soft}, hard {hard}; "
             "raise it with `ulimit -n` or close descriptors)"
         )
-    described = OSError(exc.errno, message)
-    described.filename = exc.filename
-    return described
+    return DescribedOSError(exc.errno, f"{what}: {exc.strerror or exc}", limit)
 
 
-def _open(path: Path | str, flags: int, mode: int = 0o644, *, dir_fd: int | None = None) -> int:
-    try:
-        return os.open(path, flags | _CLOEXEC, mode, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
-            raise FileExistsError(
-                errno.EEXIST, f"{str(path)!r} is a symlink: a run never writes through one"
-            ) from None
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise describe_os_error(exc, f"cannot open {str(path)!r}") from exc
-        raise
+def _open(
+    path: Path | str,
+    flags: int,
+    mode: int = 0o644,
+    *,
+    dir_fd: int | None = None,
+    reserve: bool = False,
+) -> int:
+    """``os.open``, with clear errors; ``reserve``: out of descriptors, use the reserve."""
+    while True:
+        try:
+            return os.open(path, flags | _CLOEXEC, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+                raise FileExistsError(
+                    errno.EEXIST, f"{str(path)!r} is a symlink: a run never writes through one"
+                ) from None
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                if reserve and _give_back():
+                    continue
+                raise describe_os_error(exc, f"cannot open {str(path)!r}") from exc
+            raise
+
+
+# The reserve. A run that has started must be able to write its next line and its final
+# record even if the process's own tasks have taken every other descriptor: for that the
+# library keeps one spare descriptor, and the pool's own (APPENDS), which such writes may
+# close to make room. A run starts only if the spare can be held (reserve_descriptor), so
+# a process at its limit fails new runs at their start, with an error naming the limit.
+_spare: int | None = None
+_spare_guard = threading.Lock()
+
+
+def reserve_descriptor() -> None:
+    """Hold the spare descriptor (at a run's start).
+
+    Raises:
+        OSError: the process is out of descriptors (``EMFILE``, the limit named).
+    """
+    global _spare
+    with _spare_guard:
+        if _spare is None:
+            try:
+                _spare = os.open(os.devnull, os.O_RDONLY | _CLOEXEC)
+            except OSError as exc:
+                raise describe_os_error(exc, "no descriptor to spare") from exc
+
+
+def _give_back() -> bool:
+    """Close the spare, or else a pooled descriptor; whether one was closed."""
+    global _spare
+    with _spare_guard:
+        if _spare is not None:
+            os.close(_spare)
+            _spare = None
+            return True
+    return APPENDS.give_back()
+
+
+def make_folder(path: Path) -> None:
+    """``path`` and its parents made if missing (a look first: cheaper than ``mkdir``)."""
+    if not os.path.isdir(path):
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def ensure_absent(path: Path) -> None:
@@ -109,7 +175,11 @@ def _is_link(name: str, dir_fd: int) -> bool:
 
 
 def create_new(
-    path: Path, data: bytes | Iterable[bytes] = b"", *, dir_fd: int | None = None
+    path: Path,
+    data: bytes | Iterable[bytes] = b"",
+    *,
+    dir_fd: int | None = None,
+    reserve: bool = False,
 ) -> None:
     """Create ``path`` with ``data`` (bytes, or chunks of them).
 
@@ -117,7 +187,8 @@ def create_new(
         FileExistsError: anything is there already, a symlink included.
     """
     try:
-        fd = _open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, dir_fd=dir_fd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        fd = _open(path, flags, dir_fd=dir_fd, reserve=reserve)
     except FileExistsError as exc:
         link = os.path.islink(path) if dir_fd is None else _is_link(path.name, dir_fd)
         what = "is a symlink: a run never writes through one" if link else "already exists"
@@ -132,7 +203,12 @@ def create_new(
 
 
 def replace_atomically(
-    path: Path, data: bytes | Iterable[bytes], *, claim: bool = False, dir_fd: int | None = None
+    path: Path,
+    data: bytes | Iterable[bytes],
+    *,
+    claim: bool = False,
+    dir_fd: int | None = None,
+    reserve: bool = False,
 ) -> None:
     """Write ``path`` whole or not at all: a new temporary file beside it, then a rename.
 
@@ -146,7 +222,7 @@ def replace_atomically(
     """
     name = path.name if dir_fd is not None else str(path)
     temporary = str(Path(name).with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
-    create_new(Path(temporary), data, dir_fd=dir_fd)
+    create_new(Path(temporary), data, dir_fd=dir_fd, reserve=reserve)
     try:
         if claim:
             os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
@@ -201,7 +277,7 @@ def read_from(path: Path, offset: int) -> bytes:
 
 def append_line(path: Path, data: bytes) -> None:
     """Append ``data`` to the existing file ``path``: open, write, close (for worker threads)."""
-    fd = _open(path, _APPEND_FLAGS)
+    fd = _open(path, _APPEND_FLAGS, reserve=True)
     try:
         write_all(fd, data)
     finally:
@@ -220,7 +296,7 @@ def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
         FileNotFoundError: a part is missing and not ``create``.
     """
     if create:
-        root.mkdir(parents=True, exist_ok=True)
+        make_folder(root)
     fd = _open(root, os.O_RDONLY | _DIRECTORY)
     try:
         for depth, part in enumerate(parts):
@@ -269,7 +345,7 @@ class AppendPool:
     def __init__(self, size: int) -> None:
         self.size = size
         self._fds: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def append(self, path: Path, data: bytes) -> None:
         """Append ``data`` to the existing file ``path`` (never created, never followed)."""
@@ -286,6 +362,16 @@ class AppendPool:
                 self._close(key)
                 raise
 
+    def create(self, path: Path) -> None:
+        """Create ``path`` new (a run's journal, as the run starts), open in the pool.
+
+        Raises:
+            FileExistsError: anything is there already, a symlink included.
+        """
+        with self._lock:
+            self._close(str(path))
+            self._open(path, os.O_CREAT | os.O_EXCL)
+
     def forget(self, path: Path) -> None:
         """Close the descriptor of ``path``, if one is open (before it is deleted, replaced)."""
         with self._lock:
@@ -294,15 +380,25 @@ class AppendPool:
     def __len__(self) -> int:
         return len(self._fds)
 
-    def _open(self, path: Path) -> int:
-        while True:
-            try:
-                fd = _open(path, _APPEND_FLAGS)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self._fds:
-                    raise
-                self._close(next(iter(self._fds)))  # give one back, try again
+    def give_back(self) -> bool:
+        """Close the least recently used descriptor; whether there was one."""
+        with self._lock:
+            if not self._fds:
+                return False
+            self._close(next(iter(self._fds)))
+            return True
+
+    def _open(self, path: Path, extra: int = 0) -> int:
+        try:
+            # Appends of a started run may use the reserve; creating a journal (a run's
+            # start) may not.
+            fd = _open(path, _APPEND_FLAGS | extra, reserve=not extra)
+        except FileExistsError as exc:
+            link = os.path.islink(path)
+            what = "is a symlink: a run never writes through one" if link else "already exists"
+            raise FileExistsError(
+                errno.EEXIST, f"{str(path)!r} {what}; a run's files are created new"
+            ) from exc
         if len(self._fds) >= self.size:
             self._close(next(iter(self._fds)))
         self._fds[str(path)] = fd

@@ -50,12 +50,13 @@ import attrs
 from ._errors import RunConfigurationError
 from ._files import (
     APPENDS,
-    create_new,
     describe_os_error,
     locked,
+    make_folder,
     read_file,
     read_head,
     replace_atomically,
+    reserve_descriptor,
     writer_alive,
     writer_lock,
 )
@@ -248,7 +249,8 @@ class FileRunLogStore:
         run_id = run_log.run_id
         final = self.snapshot_path(run_id)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            make_folder(self.folder)
+            reserve_descriptor()  # at the limit already: the run fails here, at its start
             data = _encode(run_log, writer_lock(self.folder).token)
             try:
                 replace_atomically(final, data, claim=True)  # the claim is atomic
@@ -259,7 +261,8 @@ class FileRunLogStore:
                     ) from None
                 raise RunConfigurationError(f"a run with id {run_id!r} already exists") from None
             try:
-                create_new(self.journal_path(run_id))
+                # Open in the pool: out of descriptors, the run fails now, not at a step.
+                APPENDS.create(self.journal_path(run_id))
             except BaseException:
                 final.unlink()  # ours, claimed a moment ago: the id is free again
                 raise
@@ -271,8 +274,9 @@ class FileRunLogStore:
     def _reopen_files(self, run_log: RunLog) -> None:
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
-        data = _encode(run_log, writer_lock(self.folder).token)
         try:
+            reserve_descriptor()
+            data = _encode(run_log, writer_lock(self.folder).token)
             with locked(journal) as fd:  # retries of one run, one at a time
                 if self.alive(run_id) is not False:
                     raise RunConfigurationError(f"run {run_id!r} is being run by another process")
@@ -286,7 +290,8 @@ class FileRunLogStore:
             raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
 
     def _finish_files(self, run_log: RunLog) -> None:
-        replace_atomically(self.snapshot_path(run_log.run_id), _encode(run_log, None))
+        path = self.snapshot_path(run_log.run_id)
+        replace_atomically(path, _encode(run_log, None), reserve=True)
         self.journal_path(run_log.run_id).unlink(missing_ok=True)
 
     def _apply_journal(self, run_log: RunLog) -> None:

@@ -30,7 +30,7 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter, load_yaml
+from ._convert import check_path, converter, load_yaml, read_regular_file
 from ._errors import ParameterError, RunConfigurationError, available_names
 
 __all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
@@ -50,6 +50,7 @@ def load_parameters(
             is not a mapping with str keys.
     """
     values: dict[str, Any] = {}
+    check_path(parameters_file, "parameters_file")
     if parameters_file:
         values.update(_read_parameters_file(Path(parameters_file)))
     # Iterate over the names only: os.environ decodes every value it hands out.
@@ -73,10 +74,7 @@ def _decode_env(raw: str) -> Any:
 
 
 def _read_parameters_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RunConfigurationError(f"cannot read parameters_file {str(path)!r}: {exc}") from exc
+    text = read_regular_file(path, "parameters_file")
     try:
         loaded = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -133,7 +131,12 @@ class Binder:
         for parameter in signature.parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 takes_rest = True
-            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+            elif parameter.kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY,
+            ):
+                # Positional-only arguments cannot be passed by name: the task's build check
+                # rejects required ones, and optional ones keep their defaults.
                 arguments.append(
                     _Argument(
                         parameter.name,

@@ -102,6 +102,30 @@ def _check_function(
             "events cannot be streamed (make it an async generator)",
             value,
         )
+    try:
+        signature = inspect.signature(value)
+    except (ValueError, TypeError):
+        raise definition_error(
+            instance,
+            "function",
+            "a callable whose signature can be read, as parameters bind to its arguments by "
+            "name (this builtin has none: wrap it in a def naming its arguments)",
+            value,
+        ) from None
+    unbindable = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY and p.default is inspect.Parameter.empty
+    ]
+    if unbindable:
+        raise definition_error(
+            instance,
+            "function",
+            "a callable whose required arguments can be passed by name (parameters bind by "
+            f"name; {', '.join(map(repr, unbindable))} "
+            f"{'is' if len(unbindable) == 1 else 'are'} positional-only: wrap it in a def)",
+            value,
+        )
 
 
 def _check_end_type(
