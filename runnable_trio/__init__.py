@@ -2,6 +2,8 @@
 
 Layers, each importing only from the ones below it:
 
+    testing         testing/ (fault injection, leave checks, the pytest plugin), imported
+                    only by tests: never by the library
     facade          __init__ (this file)
     steps, runner   _task, _stub, _parallel, _map, _conditional, _loop, _runner, _stream
     services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry,
