@@ -60,7 +60,7 @@ from ._store import MemoryRunLogStore as MemoryRunLogStore
 from ._store import RunLogStore as RunLogStore
 from ._store import RunSummary as RunSummary
 from ._stream import EventStream as EventStream
-from ._stream import StreamingRun as StreamingRun
+from ._streaming import StreamingRun as StreamingRun
 from ._stub import Stub as Stub
 from ._task import AsyncPythonTask as AsyncPythonTask
 

@@ -25,15 +25,16 @@ import attrs
 from ._errors import (
     PipelineArgumentError,
     PipelineDefinitionError,
-    RunConfigurationError,
     short_repr,
 )
+from ._options import RunOptions, check_positional_arguments
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
     from ._store import RunLogStore
-    from ._stream import EventStream, StreamingRun
+    from ._stream import EventStream
+    from ._streaming import StreamingRun
 
 __all__ = [
     "AsyncPipeline",
@@ -316,30 +317,29 @@ class AsyncPipeline:
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import StreamingRun, check_called_from_trio, prepare_run
+        from ._prepare import check_called_from_trio, prepare_run
+        from ._streaming import StreamingRun
 
         check_called_from_trio("execute_streaming()")
-        _check_positional_arguments(
+        check_positional_arguments(
             configuration_file=configuration_file,
             run_id=run_id,
             tag=tag,
             parameters_file=parameters_file,
         )
-        return StreamingRun(
-            prepare_run(
-                self,
-                configuration_file=configuration_file,
-                run_id=run_id,
-                tag=tag,
-                parameters_file=parameters_file,
-                log_level=log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            )
+        options = RunOptions.check(
+            configuration_file=configuration_file,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
+            log_level=log_level,
+            parameters=parameters,
+            attribution=attribution,
+            buffer_size=buffer_size,
+            event_log=event_log,
+            store=store,
         )
+        return StreamingRun(prepare_run(self, options))
 
     def stream(
         self,
@@ -368,36 +368,20 @@ class AsyncPipeline:
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import check_called_from_trio, open_stream, prepare_run
+        from ._prepare import check_called_from_trio, prepare_run
+        from ._stream import open_stream
 
         check_called_from_trio("stream()")
-        return open_stream(
-            prepare_run(
-                self,
-                configuration_file=configuration_file,
-                run_id=run_id or "",
-                tag=tag,
-                parameters_file=parameters_file,
-                log_level=log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            )
+        options = RunOptions.check(
+            configuration_file=configuration_file,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
+            log_level=log_level,
+            parameters=parameters,
+            attribution=attribution,
+            buffer_size=buffer_size,
+            event_log=event_log,
+            store=store,
         )
-
-
-def _check_positional_arguments(**given: object) -> None:
-    """Refuse a mapping passed where ``execute_streaming()`` takes a str by position.
-
-    ``execute_streaming({"x": 5})`` reads as "run with these parameters", but the first
-    positional argument is ``configuration_file``, as in the reference.
-    """
-    for field, value in given.items():
-        if isinstance(value, Mapping):
-            raise RunConfigurationError(
-                f"execute_streaming(): {field!r} must be a str (got a mapping, "
-                f"{short_repr(value)}); parameters are keyword-only: "
-                "execute_streaming(parameters={...})"
-            )
+        return open_stream(prepare_run(self, options))

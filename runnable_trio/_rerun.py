@@ -24,29 +24,23 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from ._catalog import RunCatalog
-from ._config import load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
-from ._eventlog import EventLog
 from ._jsoncodec import has_repr_marker
+from ._options import RunOptions
+from ._prepare import assemble, catalog_of, configured
+from ._run import PreparedRun
 from ._runid import validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._store import RunLogStore
-from ._stores import store_from_configuration
-from ._stream import (
-    EventStream,
-    PreparedRun,
-    StreamingRun,
-    check_buffer_size,
-    log_level_number,
-    open_stream,
-)
+from ._stream import EventStream, open_stream
+from ._streaming import StreamingRun
 
 if TYPE_CHECKING:
+    from ._catalog import RunCatalog
     from ._pipeline import AsyncPipeline
 
-__all__ = ["retry_stream", "retry_streaming"]
+__all__ = ["prepare_retry", "retry_stream", "retry_streaming"]
 
 
 def retry_streaming(
@@ -76,12 +70,15 @@ def retry_streaming(
             faithfully.
         ExecutionFailedError: from the iteration, after the last event, if it fails again.
     """
-    return StreamingRun(
-        _prepare_retry(
-            pipeline, run_id, configuration_file, log_level, attribution, buffer_size,
-            event_log, store,
-        )
-    )  # fmt: skip
+    options = RunOptions.check(
+        configuration_file=configuration_file,
+        log_level=log_level,
+        attribution=attribution,
+        buffer_size=buffer_size,
+        event_log=event_log,
+        store=store,
+    )
+    return StreamingRun(prepare_retry(pipeline, run_id, options))
 
 
 def retry_stream(
@@ -100,28 +97,29 @@ def retry_stream(
     Arguments and errors are as for :func:`retry_streaming`; leaving the block early cancels
     the retry, and the run ends ``CANCELLED`` (it can be retried again).
     """
-    return open_stream(
-        _prepare_retry(
-            pipeline, run_id, configuration_file, log_level, attribution, buffer_size,
-            event_log, store,
-        )
-    )  # fmt: skip
+    options = RunOptions.check(
+        configuration_file=configuration_file,
+        log_level=log_level,
+        attribution=attribution,
+        buffer_size=buffer_size,
+        event_log=event_log,
+        store=store,
+    )
+    return open_stream(prepare_retry(pipeline, run_id, options))
 
 
-def _prepare_retry(
-    pipeline: AsyncPipeline,
-    run_id: str,
-    configuration_file: str,
-    log_level: int | str,
-    attribution: bool,
-    buffer_size: int | None,
-    event_log: bool | None,
-    store: RunLogStore | None,
-) -> PreparedRun:
+def prepare_retry(pipeline: AsyncPipeline, run_id: str, options: RunOptions) -> PreparedRun:
+    """A retry of the recorded run ``run_id``, checked and read now (synchronously).
+
+    ``options.run_id``, ``tag``, ``parameters`` and ``parameters_file`` are not used: a retry
+    runs under the recorded id, with the recorded tag and initial parameters.
+
+    Raises:
+        RunConfigurationError: there is no such run, it succeeded, it is still going, its
+            pipeline changed, or its initial parameters were not recorded faithfully.
+    """
     validate_run_id(run_id)
-    configuration = load_configuration(configuration_file)
-    if store is None:
-        store = store_from_configuration(configuration)
+    configuration, store = configured(options)
     try:
         run_log = store.load(run_id)
     except KeyError:
@@ -138,9 +136,7 @@ def _prepare_retry(
             f"run {run_id!r} cannot be retried: its initial parameters "
             f"{', '.join(map(repr, unfaithful))} were recorded only as their repr"
         )
-    catalog = RunCatalog.for_run(
-        run_id, configuration.catalog.folder, configuration.run_log_store.folder
-    )
+    catalog = catalog_of(configuration, run_id)
     reuse: dict[str, StepLog] = {}
     resume: dict[str, StepLog] = {}
     for step in _all_steps(run_log.steps):
@@ -148,27 +144,11 @@ def _prepare_retry(
             reuse[step.path] = step
         else:
             resume[step.path] = step
-    use_event_log = configuration.event_log if event_log is None else bool(event_log)
-    return PreparedRun(
-        pipeline=pipeline,
-        run_log=run_log,
-        parameters=dict(run_log.parameters_in),
-        store=store,
-        log_level=log_level_number(log_level),
-        attribution=bool(attribution),
-        buffer_size=check_buffer_size(buffer_size),
-        catalog=catalog,
-        event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id, retry=True)
-            if use_event_log
-            else None
-        ),
-        code_identity=configuration.code_identity,
-        cancel_warning=configuration.cancel_warning,
-        retrying=True,
-        reuse=reuse,
-        resume=resume,
-    )
+    parameters = dict(run_log.parameters_in)
+    return assemble(
+        pipeline, options, configuration, store, run_log, parameters, catalog,
+        retry=(reuse, resume),
+    )  # fmt: skip
 
 
 def _check_retryable(run_log: RunLog, store: RunLogStore) -> None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
 
-__all__ = ["AsyncPythonTask"]
+__all__ = ["AsyncPythonTask", "TaskKind"]
 
 #: Set by ``runnable_trio.testing`` once a fault plan is used: called per attempt with
 #: ``(task, path, log)``, it returns the faults to apply (``call``/``stream`` wrappers) or None.
@@ -43,24 +43,26 @@ __all__ = ["AsyncPythonTask"]
 fault_hook: Callable[[AsyncPythonTask, str, StepLog], Any] | None = None
 
 
-class _Kind(enum.Enum):
+class TaskKind(enum.Enum):
+    """What kind of callable a task calls (``AsyncPythonTask.function_kind``)."""
+
     COROUTINE = "coroutine"
     GENERATOR = "async generator"
     SYNC = "sync"
 
 
-def _function_kind(function: Callable[..., Any]) -> _Kind | None:
+def _function_kind(function: Callable[..., Any]) -> TaskKind | None:
     """The kind of a callable, or None for a sync generator function."""
     for target in (function, type(function).__call__):
         # inspect sees through bound methods and functools.partial; the second pass
         # looks at the __call__ of a callable object.
         if inspect.isasyncgenfunction(target):
-            return _Kind.GENERATOR
+            return TaskKind.GENERATOR
         if inspect.iscoroutinefunction(target):
-            return _Kind.COROUTINE
+            return TaskKind.COROUTINE
         if inspect.isgeneratorfunction(target):
             return None
-    return _Kind.SYNC
+    return TaskKind.SYNC
 
 
 def _returns_converter(value: object) -> object:
@@ -151,7 +153,7 @@ class AsyncPythonTask(BaseStep):
     retry: Retry | None = attrs.field(default=None, validator=_check_retry)
     idle_timeout: float | None = attrs.field(default=None, validator=check_seconds)
     _binder: Binder = attrs.field(init=False, repr=False, eq=False)
-    _kind: _Kind = attrs.field(init=False, repr=False, eq=False)
+    _kind: TaskKind = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -159,6 +161,11 @@ class AsyncPythonTask(BaseStep):
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_binder", self._make_binder())
+
+    @property
+    def function_kind(self) -> TaskKind:
+        """What kind of callable this task calls: coroutine, async generator or plain def."""
+        return self._kind
 
     def _make_binder(self) -> Binder:
         try:
@@ -190,11 +197,11 @@ class AsyncPythonTask(BaseStep):
             log.catalog.extend(await ctx.catalog.get(catalog.get, path))
         kwargs = self._binder.bind(scope.values, path)
         log.attempts[-1].parameters_in.update(kwargs)
-        if self._kind is _Kind.GENERATOR:
+        if self._kind is TaskKind.GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
         else:
-            if self._kind is _Kind.COROUTINE:
+            if self._kind is TaskKind.COROUTINE:
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))

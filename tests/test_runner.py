@@ -26,7 +26,7 @@ from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._rerun import retry_stream
 from runnable_trio._runlog import Attempt, StepLog
 from runnable_trio._store import MemoryRunLogStore
-from runnable_trio._stream import open_stream, prepare_run
+from runnable_trio.hosting import RunOptions, open_stream, prepare_run
 from tests.helpers import collect
 from tests.records import unfinished
 
@@ -308,10 +308,7 @@ async def test_records_a_dead_writer_left_processing_are_closed_by_a_retry() -> 
     calls = Calls()
     pipeline = AsyncPipeline([calls.task("a"), calls.task("b", fail=True), calls.task("c")])
     store = MemoryRunLogStore()
-    prepared = prepare_run(
-        pipeline, configuration_file="", run_id="r1", tag="", parameters_file="",
-        log_level="WARNING", parameters={}, attribution=False, buffer_size=None, store=store,
-    )  # fmt: skip
+    prepared = prepare_run(pipeline, RunOptions.check(run_id="r1", parameters={}, store=store))
     with pytest.raises(ExecutionFailedError):
         async with open_stream(prepared) as events:
             async for _ in events:

@@ -504,20 +504,23 @@ async def test_journal_writes_each_enclosing_record_once(tmp_path: Path) -> None
         await original(run_log)
 
     store.finish = finish_reading_journal  # type: ignore[method-assign]
-    from runnable_trio._stream import StreamingRun, prepare_run
+    from runnable_trio import StreamingRun
+    from runnable_trio.hosting import RunOptions, prepare_run
 
     run = StreamingRun(
         prepare_run(
             pipeline,
-            configuration_file="",
-            run_id="r",
-            tag="",
-            parameters_file="",
-            log_level="WARNING",
-            parameters={"xs": [0, 1, 2]},
-            attribution=False,
-            buffer_size=None,
-            store=store,
+            RunOptions.check(
+                configuration_file="",
+                run_id="r",
+                tag="",
+                parameters_file="",
+                log_level="WARNING",
+                parameters={"xs": [0, 1, 2]},
+                attribution=False,
+                buffer_size=None,
+                store=store,
+            ),
         )
     )
     async for _ in run:

@@ -450,14 +450,14 @@ async def test_many_concurrent_runs_keep_their_own_parameters() -> None:
 
 
 def test_buffer_is_bounded_by_default() -> None:
-    from runnable_trio._stream import DEFAULT_BUFFER_SIZE
+    from runnable_trio._options import DEFAULT_BUFFER_SIZE
 
     assert 0 < DEFAULT_BUFFER_SIZE < math.inf
 
 
 async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> None:
-    from runnable_trio import MemoryRunLogStore, RunLog
-    from runnable_trio._stream import StreamingRun, prepare_run
+    from runnable_trio import MemoryRunLogStore, RunLog, StreamingRun
+    from runnable_trio.hosting import RunOptions, prepare_run
 
     class Taken(MemoryRunLogStore):
         finished: list[RunLog] = []  # noqa: RUF012
@@ -475,15 +475,17 @@ async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> 
     run = StreamingRun(
         prepare_run(
             AsyncPythonTask("n", noop).as_async_pipeline(),
-            configuration_file="",
-            run_id="taken",
-            tag="",
-            parameters_file="",
-            log_level="WARNING",
-            parameters=None,
-            attribution=False,
-            buffer_size=None,
-            store=store,
+            RunOptions.check(
+                configuration_file="",
+                run_id="taken",
+                tag="",
+                parameters_file="",
+                log_level="WARNING",
+                parameters=None,
+                attribution=False,
+                buffer_size=None,
+                store=store,
+            ),
         )
     )
     with pytest.raises(ExecutionFailedError) as caught:
@@ -506,8 +508,8 @@ async def test_sequence_numbers_without_attribution() -> None:
 
 @pytest.mark.parametrize("surface", ["stream", "execute_streaming"])
 async def test_a_record_that_cannot_be_finished_fails_the_run_not_trio(surface: str) -> None:
-    from runnable_trio import MemoryRunLogStore, RunLog
-    from runnable_trio._stream import StreamingRun, open_stream, prepare_run
+    from runnable_trio import MemoryRunLogStore, RunLog, StreamingRun
+    from runnable_trio.hosting import RunOptions, open_stream, prepare_run
 
     class DiskFull(MemoryRunLogStore):
         async def finish(self, run_log: RunLog) -> None:
@@ -515,15 +517,17 @@ async def test_a_record_that_cannot_be_finished_fails_the_run_not_trio(surface: 
 
     run = prepare_run(
         AsyncPythonTask("n", noop).as_async_pipeline(),
-        configuration_file="",
-        run_id="",
-        tag="",
-        parameters_file="",
-        log_level="WARNING",
-        parameters=None,
-        attribution=False,
-        buffer_size=None,
-        store=DiskFull(),
+        RunOptions.check(
+            configuration_file="",
+            run_id="",
+            tag="",
+            parameters_file="",
+            log_level="WARNING",
+            parameters=None,
+            attribution=False,
+            buffer_size=None,
+            store=DiskFull(),
+        ),
     )
     with pytest.raises(ExecutionFailedError) as caught:
         if surface == "stream":

@@ -25,11 +25,21 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import attrs
 import sniffio
 
 import runnable_trio
 from runnable_trio import EventStream, RunConfigurationError, RunLog
-from runnable_trio._stream import PreparedRun, open_stream, prepare_run
+from runnable_trio.hosting import (
+    BaseStep,
+    PreparedRun,
+    RunOptions,
+    check_called_from_trio,
+    check_positional_arguments,
+    open_stream,
+    prepare_retry,
+    prepare_run,
+)
 
 from . import defaults, names
 from ._guest import HostStream
@@ -165,21 +175,15 @@ def retry_streaming(
             pipeline.
         ExecutionFailedError: from the iteration, if the retry fails again.
     """
-    configuration_file = _configuration(configuration_file)
-    options: dict[str, Any] = {
-        "configuration_file": configuration_file,
-        "log_level": log_level,
-        "attribution": attribution,
-        "buffer_size": buffer_size,
-        "event_log": event_log,
-        "store": store,
-    }
-    if called_from_trio():
-        return _retry_checked(
-            lambda: runnable_trio.retry_streaming(pipeline, run_id, **options), run_id
-        )
-    events = _retry_checked(lambda: runnable_trio.retry_stream(pipeline, run_id, **options), run_id)
-    return HostRetry(run_id, events)
+    options = RunOptions.check(
+        configuration_file=_configuration(configuration_file),
+        log_level=log_level,
+        attribution=attribution,
+        buffer_size=buffer_size,
+        event_log=event_log,
+        store=store,
+    )
+    return _start_retry(pipeline, run_id, options, iterator=True)
 
 
 def retry_stream(
@@ -197,19 +201,65 @@ def retry_stream(
 
     Arguments and errors are those of :func:`retry_streaming`.
     """
-    configuration_file = _configuration(configuration_file)
-    options: dict[str, Any] = {
-        "configuration_file": configuration_file,
-        "log_level": log_level,
-        "attribution": attribution,
-        "buffer_size": buffer_size,
-        "event_log": event_log,
-        "store": store,
-    }
-    events = _retry_checked(lambda: runnable_trio.retry_stream(pipeline, run_id, **options), run_id)
+    options = RunOptions.check(
+        configuration_file=_configuration(configuration_file),
+        log_level=log_level,
+        attribution=attribution,
+        buffer_size=buffer_size,
+        event_log=event_log,
+        store=store,
+    )
+    started: Any = _start_retry(pipeline, run_id, options, iterator=False)
+    return started
+
+
+def _start_retry(
+    pipeline: runnable_trio.AsyncPipeline, run_id: str, options: RunOptions, *, iterator: bool
+) -> Any:
+    """A retry, as the caller's surface gives it (an iterator or a block) to Trio or asyncio."""
+    prepared = _retry_checked(lambda: prepare_retry(pipeline, run_id, options), run_id)
     if called_from_trio():
-        return events
-    return _host_stream(HostRetry(run_id, events))
+        return runnable_trio.StreamingRun(prepared) if iterator else open_stream(prepared)
+    run = HostRetry(run_id, open_stream(prepared))
+    return run if iterator else _host_stream(run)
+
+
+def _start_run(
+    pipeline: runnable_trio.AsyncPipeline, options: RunOptions, *, iterator: bool
+) -> Any:
+    """A new run, as the caller's surface gives it (an iterator or a block) to Trio or asyncio.
+
+    The reference's environment variables are applied to ``options`` here, at the call.
+    """
+    configuration_file = _configuration(options.configuration_file)
+    retry_of = os.environ.get(defaults.RETRY_RUN_ID)
+    if retry_of:
+        retry = RunOptions.check(
+            configuration_file=configuration_file,
+            log_level=options.log_level,
+            attribution=options.attribution,
+            buffer_size=options.buffer_size,
+            event_log=options.event_log,
+            store=options.store,
+        )
+        return _start_retry(pipeline, retry_of, retry, iterator=iterator)
+    run_id = _run_id(options.run_id)
+    options = attrs.evolve(
+        options,
+        configuration_file=configuration_file,
+        parameters_file=(
+            os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or options.parameters_file
+        ),
+        run_id=run_id,
+    )
+    trio_side = called_from_trio()
+    if trio_side:
+        check_called_from_trio("execute_streaming()" if iterator else "stream()")
+    prepared = _prepared(lambda: prepare_run(pipeline, options), run_id, configuration_file)
+    if trio_side:
+        return runnable_trio.StreamingRun(prepared) if iterator else open_stream(prepared)
+    run = HostRun(prepared)
+    return run if iterator else _host_stream(run)
 
 
 class AsyncPipeline(runnable_trio.AsyncPipeline):
@@ -242,56 +292,25 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        retry_of = os.environ.get(defaults.RETRY_RUN_ID)
-        configuration_file = _configuration(configuration_file)
-        if retry_of:
-            return retry_streaming(
-                self,
-                retry_of,
-                configuration_file,
-                log_level,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            )
-        parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
-        run_id = _run_id(run_id)
-        if called_from_trio():
-            return _prepared(
-                lambda: super(AsyncPipeline, self).execute_streaming(
-                    configuration_file,
-                    run_id,
-                    tag,
-                    parameters_file,
-                    log_level,
-                    parameters=parameters,
-                    attribution=attribution,
-                    buffer_size=buffer_size,
-                    event_log=event_log,
-                    store=store,
-                ),
-                run_id,
-                configuration_file,
-            )
-        prepared = _prepared(
-            lambda: prepare_run(
-                self,
-                configuration_file=configuration_file,
-                run_id=run_id,
-                tag=tag,
-                parameters_file=parameters_file,
-                log_level=log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            ),
-            run_id,
-            configuration_file,
+        check_positional_arguments(
+            configuration_file=configuration_file,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
         )
-        return HostRun(prepared)
+        options = RunOptions.check(
+            configuration_file=configuration_file,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
+            log_level=log_level,
+            parameters=parameters,
+            attribution=attribution,
+            buffer_size=buffer_size,
+            event_log=event_log,
+            store=store,
+        )
+        return _start_run(self, options, iterator=True)
 
     def stream(
         self,
@@ -317,59 +336,23 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        retry_of = os.environ.get(defaults.RETRY_RUN_ID)
-        configuration_file = _configuration(configuration_file)
-        if retry_of:
-            return retry_stream(
-                self,
-                retry_of,
-                configuration_file=configuration_file,
-                log_level=log_level,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            )
-        parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
-        chosen = _run_id(run_id)
-        if called_from_trio():
-            return _prepared(
-                lambda: super(AsyncPipeline, self).stream(
-                    parameters=parameters,
-                    run_id=chosen,
-                    tag=tag,
-                    parameters_file=parameters_file,
-                    configuration_file=configuration_file,
-                    log_level=log_level,
-                    attribution=attribution,
-                    buffer_size=buffer_size,
-                    event_log=event_log,
-                    store=store,
-                ),
-                chosen,
-                configuration_file,
-            )
-        run = _prepared(
-            lambda: prepare_run(
-                self,
-                configuration_file=configuration_file,
-                run_id=chosen,
-                tag=tag,
-                parameters_file=parameters_file,
-                log_level=log_level,
-                parameters=parameters,
-                attribution=attribution,
-                buffer_size=buffer_size,
-                event_log=event_log,
-                store=store,
-            ),
-            chosen,
-            configuration_file,
+        options = RunOptions.check(
+            configuration_file=configuration_file,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
+            log_level=log_level,
+            parameters=parameters,
+            attribution=attribution,
+            buffer_size=buffer_size,
+            event_log=event_log,
+            store=store,
         )
-        return _host_stream(HostRun(run))
+        started: Any = _start_run(self, options, iterator=False)
+        return started
 
 
-class CompatStep(runnable_trio._pipeline.BaseStep):
+class CompatStep(BaseStep):
     """Mixin for steps of this package: ``as_async_pipeline()`` gives this package's pipeline."""
 
     __slots__ = ()

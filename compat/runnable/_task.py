@@ -40,7 +40,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import runnable_trio
-from runnable_trio._task import _Kind
+from runnable_trio.hosting import TaskKind
 
 from ._aio import await_on_loop, iterate_on_loop
 from ._guest import host_loop
@@ -48,8 +48,8 @@ from ._pipeline import CompatStep
 from .exceptions import CommandCallError
 
 if TYPE_CHECKING:
-    from runnable_trio._runlog import StepLog
-    from runnable_trio._runner import RunContext, Scope
+    from runnable_trio import StepLog
+    from runnable_trio.hosting import RunContext, Scope
 
 __all__ = ["AsyncPythonTask"]
 
@@ -105,7 +105,11 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
 
     async def _execute_here(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
         # A plain def runs in a worker thread either way: no asyncio loop to open for it.
-        if self._kind is _Kind.SYNC or host_loop() is not None or _trio_asyncio_loop() is not None:
+        if (
+            self.function_kind is TaskKind.SYNC
+            or host_loop() is not None
+            or _trio_asyncio_loop() is not None
+        ):
             await super()._execute(ctx, scope, path, log)
             return
         import trio_asyncio

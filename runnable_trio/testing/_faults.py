@@ -433,7 +433,7 @@ class AttemptFaults:
         self._faults = faults
         self._plan = plan
         self._tracker = tracker
-        streaming = task._kind is _task._Kind.GENERATOR
+        streaming = task.function_kind is _task.TaskKind.GENERATOR
         for fault in faults:
             if fault.streaming_only and not streaming:
                 raise ValueError(

@@ -1,0 +1,141 @@
+"""The one prepare path of a run and of a retry: everything that can fail, at the call.
+
+A run's ``RunOptions`` are checked at the call (``RunOptions.check``); here the parameters are
+read (the "before its first checkpoint" of the execution contract), the configuration loaded,
+the store chosen, the run id made or checked, and a :class:`PreparedRun` assembled.
+:func:`prepare_run` starts a new record; ``_rerun.prepare_retry`` reopens a recorded one and
+shares :func:`configured` (configuration and store) and :func:`assemble` (the rest) with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sniffio
+
+from ._catalog import RunCatalog
+from ._config import Configuration, load_configuration
+from ._definition import definition_of
+from ._errors import RunConfigurationError
+from ._eventlog import EventLog
+from ._options import RunOptions
+from ._params import load_parameters
+from ._run import PreparedRun
+from ._runid import new_run_id, validate_run_id
+from ._runlog import RunLog, StepLog
+from ._store import RunLogStore
+from ._stores import store_from_configuration
+
+if TYPE_CHECKING:
+    from ._pipeline import AsyncPipeline
+
+__all__ = ["assemble", "catalog_of", "check_called_from_trio", "configured", "prepare_run"]
+
+
+def check_called_from_trio(call: str, *, started: bool = False) -> None:
+    """Refuse to run from asyncio code, saying what to use instead.
+
+    Args:
+        call: what was called, for the message (``"execute_streaming()"``).
+        started: the run is starting now, so an event loop must be running; at the call
+            itself, plain synchronous code (no event loop yet) is accepted.
+
+    Raises:
+        RunConfigurationError: the caller is asyncio code (``asyncio.run``, uvicorn, the
+            asyncio side of trio-asyncio), or no Trio run is going when the run starts.
+    """
+    try:
+        library: str | None = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = None
+    if library == "trio" or (library is None and not started):
+        return
+    where = f"from {library} code" if library is not None else "outside trio.run()"
+    raise RunConfigurationError(
+        f"runnable_trio's {call} runs on Trio, but it was called {where}; from asyncio "
+        "code (asyncio.run, FastAPI on uvicorn, the asyncio side of trio-asyncio) use the "
+        "same pipeline through the compat package: `import runnable` "
+        "(runnable.AsyncPipeline, runnable.AsyncPythonTask ...)"
+    )
+
+
+def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
+    """A new run of ``pipeline``, checked and read now (synchronously).
+
+    Raises:
+        RunConfigurationError: for any unusable argument, before anything runs.
+    """
+    values = load_parameters(options.parameters, options.parameters_file)
+    configuration, store = configured(options)
+    run_id = validate_run_id(options.run_id) if options.run_id else new_run_id()
+    if store.exists(run_id):
+        raise RunConfigurationError(f"a run with id {run_id!r} already exists")
+    definition, definition_hash = definition_of(pipeline)
+    run_log = RunLog(
+        run_id=run_id,
+        tag=options.tag,
+        pipeline_name=pipeline.name,
+        parameters_in=dict(values),
+        definition=definition,
+        definition_hash=definition_hash,
+    )
+    catalog = catalog_of(configuration, run_id)
+    catalog.check_new()  # a new run's files are created new: nothing may be there yet
+    return assemble(pipeline, options, configuration, store, run_log, values, catalog)
+
+
+def configured(options: RunOptions) -> tuple[Configuration, RunLogStore]:
+    """The run's configuration, and its store: the one given, else the configured one."""
+    configuration = load_configuration(options.configuration_file)
+    store = options.store if options.store is not None else store_from_configuration(configuration)
+    return configuration, store
+
+
+def catalog_of(configuration: Configuration, run_id: str) -> RunCatalog:
+    """The catalog of run ``run_id`` under ``configuration``'s folders."""
+    return RunCatalog.for_run(
+        run_id, configuration.catalog.folder, configuration.run_log_store.folder
+    )
+
+
+def assemble(
+    pipeline: AsyncPipeline,
+    options: RunOptions,
+    configuration: Configuration,
+    store: RunLogStore,
+    run_log: RunLog,
+    parameters: dict[str, Any],
+    catalog: RunCatalog,
+    *,
+    retry: tuple[Mapping[str, StepLog], Mapping[str, StepLog]] | None = None,
+) -> PreparedRun:
+    """The prepared run of ``run_log``: its event log and options.
+
+    Args:
+        retry: for a retry, the steps to reuse and those to resume (by path); the record is
+            then reopened when the run starts, and the catalog and event log go on.
+    """
+    run_id = run_log.run_id
+    use_event_log = configuration.event_log if options.event_log is None else options.event_log
+    reuse, resume = retry if retry is not None else ({}, {})
+    return PreparedRun(
+        pipeline=pipeline,
+        run_log=run_log,
+        parameters=parameters,
+        store=store,
+        log_level=options.log_level,
+        attribution=options.attribution,
+        buffer_size=options.buffer_size,
+        catalog=catalog,
+        event_log=(
+            EventLog.open(configuration.run_log_store.folder, run_id, retry=retry is not None)
+            if use_event_log
+            else None
+        ),
+        code_identity=configuration.code_identity,
+        cancel_warning=configuration.cancel_warning,
+        retrying=retry is not None,
+        reuse=reuse,
+        resume=resume,
+    )

@@ -1,0 +1,173 @@
+"""``StreamingRun``: what ``execute_streaming()`` returns, a plain async iterator.
+
+It has no ``async with`` to own a nursery, so it runs the run in one Trio *system task* of its
+own, started by the first ``__anext__``, so that no ``yield`` ever sits inside a nursery or
+cancel scope (the trap trio's ``as_safe_channel`` exists to avoid). The run never outlives the
+iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises and on
+``aclose()``, and cancelled when the iterator is garbage-collected (``break`` without
+``aclose``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+
+import trio
+
+from ._buffer import EventBuffer
+from ._errors import ExecutionFailedError
+from ._eventlog import EventLog
+from ._events import Event
+from ._groups import raise_without_context
+from ._prepare import check_called_from_trio
+from ._run import PreparedRun
+from ._runlog import RunLog
+from ._stream import EventStream
+
+__all__ = ["StreamingRun"]
+
+
+class StreamingRun:
+    """The iterator ``execute_streaming()`` returns: ``async for event in run:``.
+
+    Safe to ``break`` out of: leaving the iteration in any way cancels the run.
+
+    Attributes:
+        run_id: the run's id (known before the run starts).
+        run_log: the run's live record; final once the iteration has ended.
+        last_seq: the sequence number of the last event received.
+    """
+
+    def __init__(self, run: PreparedRun) -> None:
+        self._run = run
+        self._events: EventStream | None = None
+        self._cancel_scope = trio.CancelScope()
+        self._done = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._closed = False
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def run_log(self) -> RunLog:
+        return self._run.run_log
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event received (0 before the first)."""
+        return 0 if self._events is None else self._events.last_seq
+
+    def __aiter__(self) -> StreamingRun:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._events is None:
+            if self._closed:
+                raise StopAsyncIteration
+            self._start()
+            assert self._events is not None
+        elif self._events.receiving:
+            # Not a reason to cancel the run: the first consumer is still iterating.
+            raise self._events.busy_error()
+        try:
+            return await self._events.__anext__()
+        except (StopAsyncIteration, ExecutionFailedError):
+            raise  # the run has ended
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the run if it is still going, and wait for it to end."""
+        self._closed = True
+        if self._events is not None:
+            await self._abort()
+
+    def _start(self) -> None:
+        check_called_from_trio("execute_streaming()", started=True)
+        buffer = EventBuffer(self._run.buffer_size)
+        self._events = EventStream(buffer, self._run, deliver_interrupt=True)
+        self._token = trio.lowlevel.current_trio_token()
+        # The task must not refer to this iterator, or dropping the iterator would not
+        # collect it and __del__ could never cancel the run.
+        trio.lowlevel.spawn_system_task(
+            _execute_in_scope,
+            self._run,
+            buffer,
+            self._cancel_scope,
+            self._done,
+            name=f"runnable_trio run {self.run_id}",
+            context=contextvars.copy_context(),
+        )
+
+    async def _abort(self) -> None:
+        """Cancel the run and wait for it; a KeyboardInterrupt it ended with wins."""
+        self._cancel_scope.cancel()
+        await self._run.wait_cancelled()
+        with trio.CancelScope(shield=True):
+            await self._done.wait()
+        if self._run.event_log is not None:
+            await self._run.event_log.close(self._run.run_log)
+        assert self._events is not None
+        interrupt = self._events.take_interrupt()
+        if interrupt is not None:
+            # As out of stream()'s block: an interrupt raised by a task while the consumer
+            # was leaving still reaches it.
+            raise_without_context(interrupt)
+
+    def __del__(self) -> None:
+        # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the
+        # Trio thread; nobody is left to wait for it.
+        if self._token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            if not self._done.is_set():
+                self._token.run_sync_soon(self._cancel_scope.cancel)
+                self._token.run_sync_soon(_watch_cancelled, self._run)
+            if self._run.event_log is not None and not self._run.event_log.closed:
+                self._token.run_sync_soon(_close_event_log, self._run, self._done)
+
+
+def _watch_cancelled(run: PreparedRun) -> None:
+    # A dropped iterator leaves nobody waiting for its run: a system task warns instead if
+    # the run does not end; it is cancelled with the Trio run, so it never holds it up.
+    if not run.finished:
+        with contextlib.suppress(RuntimeError):
+            trio.lowlevel.spawn_system_task(
+                functools.partial(run.wait_cancelled, shield=False),
+                name=f"runnable_trio cancelled run {run.run_id}",
+            )
+
+
+def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
+    async def close(log: EventLog) -> None:
+        await done.wait()
+        await log.close(run.run_log)
+
+    # Too late once Trio is shutting down (no new system task): the process is ending.
+    if run.event_log is not None and not run.event_log.closed:
+        with contextlib.suppress(RuntimeError):
+            trio.lowlevel.spawn_system_task(close, run.event_log, name="runnable_trio event log")
+
+
+async def _execute_in_scope(
+    run: PreparedRun,
+    buffer: EventBuffer,
+    cancel_scope: trio.CancelScope,
+    done: trio.Event,
+) -> None:
+    try:
+        with cancel_scope:
+            await run.execute(buffer)
+    except BaseException:
+        # A system task must raise nothing but Cancelled, or Trio ends the whole run with
+        # TrioInternalError: a KeyboardInterrupt or SystemExit of the run's own goes to the
+        # consumer instead (EventStream raises run.interrupt after the last event).
+        if run.interrupt is None:
+            raise
+    finally:
+        done.set()
