@@ -102,30 +102,6 @@ def _check_function(
             "events cannot be streamed (make it an async generator)",
             value,
         )
-    try:
-        signature = inspect.signature(value)
-    except (ValueError, TypeError):
-        raise definition_error(
-            instance,
-            "function",
-            "a callable whose signature can be read, as parameters bind to its arguments by "
-            "name (this builtin has none: wrap it in a def naming its arguments)",
-            value,
-        ) from None
-    unbindable = [
-        p.name
-        for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.POSITIONAL_ONLY and p.default is inspect.Parameter.empty
-    ]
-    if unbindable:
-        raise definition_error(
-            instance,
-            "function",
-            "a callable whose required arguments can be passed by name (parameters bind by "
-            f"name; {', '.join(map(repr, unbindable))} "
-            f"{'is' if len(unbindable) == 1 else 'are'} positional-only: wrap it in a def)",
-            value,
-        )
 
 
 def _check_end_type(
@@ -182,7 +158,30 @@ class AsyncPythonTask(BaseStep):
         kind = _function_kind(self.function)
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_binder", Binder.of(self.function))
+        object.__setattr__(self, "_binder", self._make_binder())
+
+    def _make_binder(self) -> Binder:
+        try:
+            binder = Binder.of(self.function)
+        except (ValueError, TypeError):
+            raise definition_error(
+                self,
+                "function",
+                "a callable whose signature can be read, as parameters bind to its arguments "
+                "by name (this builtin has none: wrap it in a def naming its arguments)",
+                self.function,
+            ) from None
+        if binder.unbindable:
+            names = binder.unbindable
+            raise definition_error(
+                self,
+                "function",
+                "a callable whose required arguments can be passed by name (parameters bind "
+                f"by name; {', '.join(map(repr, names))} "
+                f"{'is' if len(names) == 1 else 'are'} positional-only: wrap it in a def)",
+                self.function,
+            )
+        return binder
 
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
         faults = None if fault_hook is None else fault_hook(self, path, log)
