@@ -4,16 +4,21 @@ runnable_trio is on no package index, so ``pip install ./compat`` could not find
 A regular wheel (``compat_build.STANDARD``) requires ``runnable_trio @ file://<the folder
 above>``, so pip builds and installs both. An editable wheel requires it by name only:
 ``pip install -e . -e ./compat`` installs runnable_trio (editable) in the same command, and a
-second, non-editable reference to the same folder would conflict with it.
+second, non-editable reference to the same folder would conflict with it. Either way the
+runnable_trio versions compat is written for are pinned (``runnable-trio`` in this hook's
+table of compat/pyproject.toml): by name for an editable wheel, checked against the
+repository's version for a regular one.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import compat_build
 from hatchling.metadata.plugin.interface import MetadataHookInterface
+from packaging.specifiers import SpecifierSet
 
 DEPENDENCIES = ["trio>=0.30", "trio-asyncio>=0.15", "sniffio>=1.3"]
 
@@ -25,13 +30,22 @@ class CompatDependencies(MetadataHookInterface):
         metadata["dependencies"] = [self._runnable_trio(), *DEPENDENCIES]
 
     def _runnable_trio(self) -> str:
+        pinned = str(self.config["runnable-trio"])  # compat/pyproject.toml: the versions
         if not compat_build.STANDARD:
-            return "runnable_trio"
+            return f"runnable_trio{pinned}"
         root = Path(self.root).resolve().parent
         if not (root / "runnable_trio" / "__init__.py").is_file():
             raise RuntimeError(
                 f"runnable-trio-compat: no runnable_trio project in {root}; this folder must "
                 "stay inside the runnable_trio repository (install with "
                 "`pip install <repository> <repository>/compat`)"
+            )
+        # A direct reference carries no version: check the repository's against the pin.
+        with (root / "pyproject.toml").open("rb") as file:
+            version = tomllib.load(file)["project"]["version"]
+        if version not in SpecifierSet(pinned):
+            raise RuntimeError(
+                f"runnable-trio-compat requires runnable_trio{pinned}, but the repository's "
+                f"runnable_trio is {version}: update the pin in compat/pyproject.toml"
             )
         return f"runnable_trio @ {root.as_uri()}"

@@ -51,7 +51,7 @@ def test_a_regular_wheel_requires_runnable_trio_from_the_repository(tmp_path: Pa
 @pytest.mark.slow
 def test_an_editable_wheel_requires_runnable_trio_by_name(tmp_path: Path) -> None:
     requires = build("build_editable", tmp_path / "editable")
-    assert "runnable-trio" in [r.replace("_", "-") for r in requires]
+    assert "runnable-trio~=0.1.0" in [r.replace("_", "-") for r in requires]
     assert not [r for r in requires if "@" in r]
 
 
@@ -67,3 +67,40 @@ def test_the_repository_folders_are_not_importable_outside_it(tmp_path: Path, pa
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "None"
+
+
+def test_compat_pins_the_runnable_trio_it_is_written_for() -> None:
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    compat = tomllib.loads((COMPAT / "pyproject.toml").read_text())
+    pinned = compat["tool"]["hatch"]["metadata"]["hooks"]["custom"]["runnable-trio"]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert pinned.startswith(("~=", "==", ">="))
+    assert version in SpecifierSet(pinned)
+
+
+def test_compat_uses_runnable_trio_only_through_its_public_names() -> None:
+    """No ``runnable_trio._x`` import (or attribute reach) anywhere in compat/: only the
+    package's exports and its extension surface for hosts, ``runnable_trio.hosting``."""
+    import ast
+
+    found: list[str] = []
+    for path in sorted(COMPAT.rglob("*.py")):
+        if ".venv" in path.parts or "build" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                names = [f"{node.value.id}.{node.attr}"]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "runnable_trio" and any(p.startswith("_") for p in parts[1:2]):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert found == []
