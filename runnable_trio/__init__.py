@@ -1,18 +1,37 @@
 """runnable_trio: pipelines of async functions on Trio, streaming their events in real time.
 
-Layers, each importing only from the ones below it:
+Layers, highest first: a module imports only modules of its own layer or of the layers
+below it, at module level and inside functions alike (``tests/test_layers.py`` reads this
+list and fails on an upward import, on a module missing from it, and on an import cycle):
 
-    testing         testing/ (fault injection, leave checks, the pytest plugin), imported
-                    only by tests: never by the library
-    facade          __init__ (this file)
-    steps, runner   _task, _stub, _parallel, _map, _conditional, _loop, _runner, _stream
-    services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry,
-                    _telemetry (OpenTelemetry, imported only if the application has)
-                    _filestore, _stores (the store a configuration names), _files (the
-                    file primitives every store, log and catalog writes through)
-    base            _errors, _returns, _convert, _groups, _pipeline (the step/pipeline graph)
+    testing     testing
+    facade      __init__, hosting
+    run         _rerun, _streaming, _stream, _prepare, _run
+    steps       _task, _stub, _parallel, _map, _conditional, _loop
+    fanout      _fanout
+    runner      _runner
+    graph       _pipeline
+    services    _events, _store, _filestore, _stores, _config, _catalog, _params, _codeid,
+                _eventlog, _retry, _reader, _replay, _sse
+    values      _convert, _returns, _runid, _validators, _runlog, _files, _options
+    core        _errors, _groups, _jsoncodec, _offloop, _buffer, _telemetry, _definition
 
-``_pipeline`` is the one exception: its streaming methods import ``_stream`` when called.
+Allowed upward imports, each inside a function, with its reason:
+
+    _pipeline -> _prepare, _stream, _streaming: ``AsyncPipeline.execute_streaming()`` and
+        ``stream()`` start a run, the run layer's job; imported when called
+
+What the layers hold: ``core``, the errors, exception-group helpers, JSON, thread hops, the
+bounded event buffer, the OpenTelemetry adapter (``opentelemetry`` imported only if the
+application has) and the definition of a pipeline as data; ``values``, the checked values
+(run options, validators, returns, ids, the run log) and the file primitives every store, log
+and catalog writes through; ``services``, events, stores (``_stores``: the store a
+configuration names), configuration, parameters, catalog, event log, readers, replay, SSE;
+``graph``, the step base and ``AsyncPipeline``; ``runner``, the shared policy around a step;
+``fanout``, the base of composite steps; ``steps``, each kind of step; ``run``, preparing,
+executing and consuming a run (``_stream``, ``_streaming``) and retries; ``facade``, the public
+names and ``hosting``, the extension surface for hosts (compat); ``testing``, the toolkit for
+users' tests (fault injection, leave checks, the pytest plugin), never imported by the library.
 """
 
 from ._catalog import Catalog as Catalog

@@ -36,8 +36,8 @@ import attrs
 from ._errors import RunConfigurationError, StepError
 from ._files import ensure_absent, open_folder, replace_atomically
 from ._offloop import run_blocking
-from ._pipeline import checked_init, definition_error
 from ._runlog import CatalogEntry
+from ._validators import checked_init, definition_error
 
 __all__ = ["DEFAULT_CATALOG_FOLDER", "PICKLED_FOLDER", "Catalog", "RunCatalog"]
 

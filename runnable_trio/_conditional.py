@@ -21,9 +21,10 @@ import attrs
 
 from ._errors import BranchError, ParameterError, available_names
 from ._fanout import CompositeStep, branches_converter, check_branches, check_name_field
-from ._pipeline import AsyncPipeline, checked_init
+from ._pipeline import AsyncPipeline
 from ._runlog import BranchLog
 from ._runner import join_path, run_branch
+from ._validators import checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

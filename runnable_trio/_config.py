@@ -32,7 +32,7 @@ import yaml
 from ._convert import check_path, converter, load_yaml, read_regular_file
 from ._errors import RunConfigurationError, short_repr
 from ._filestore import DEFAULT_FOLDER
-from ._pipeline import is_finite_number
+from ._validators import is_finite_number
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 

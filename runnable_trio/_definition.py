@@ -20,16 +20,29 @@ from typing import Any
 
 import attrs
 
-from ._pipeline import AsyncPipeline, BaseStep
+__all__ = ["Described", "definition_of", "describe_pipeline", "describe_step", "hash_definition"]
 
-__all__ = ["definition_of", "describe_pipeline", "hash_definition"]
+
+class Described:
+    """A part of a pipeline's definition (a step, a pipeline): it describes itself.
+
+    The base of ``BaseStep`` and ``AsyncPipeline``; this module knows only this class, so the
+    graph imports it and not the reverse.
+    """
+
+    __slots__ = ()
+
+    def describe(self) -> dict[str, Any]:
+        """The definition as JSON-compatible data."""
+        raise NotImplementedError
+
 
 # Pipelines are immutable, so a pipeline run many times (a server's) is described once; an
 # entry goes with its pipeline.
 _described: dict[int, tuple[dict[str, Any], str]] = {}
 
 
-def definition_of(pipeline: AsyncPipeline) -> tuple[dict[str, Any], str]:
+def definition_of(pipeline: Described) -> tuple[dict[str, Any], str]:
     """The definition of ``pipeline`` and its hash (computed once per pipeline object).
 
     The definition is shared by the runs of the pipeline: it must not be modified.
@@ -37,18 +50,18 @@ def definition_of(pipeline: AsyncPipeline) -> tuple[dict[str, Any], str]:
     key = id(pipeline)
     found = _described.get(key)
     if found is None:
-        definition = describe_pipeline(pipeline)
+        definition = pipeline.describe()
         found = _described[key] = (definition, hash_definition(definition))
         weakref.finalize(pipeline, _described.pop, key, None)
     return found
 
 
-def describe_pipeline(pipeline: AsyncPipeline) -> dict[str, Any]:
+def describe_pipeline(pipeline: Any) -> dict[str, Any]:
     """The definition of ``pipeline`` as JSON-compatible data."""
     return {
         "name": pipeline.name,
         "description": pipeline.description,
-        "steps": [_describe_step(step) for step in pipeline.steps],
+        "steps": [step.describe() for step in pipeline.steps],
     }
 
 
@@ -58,7 +71,8 @@ def hash_definition(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _describe_step(step: Any) -> dict[str, Any]:
+def describe_step(step: Any) -> dict[str, Any]:
+    """A step's kind and the values of its public attrs fields, described."""
     described: dict[str, Any] = {"kind": getattr(step, "kind", type(step).__name__)}
     for field in attrs.fields(type(step)):
         if field.init and not field.name.startswith("_"):
@@ -71,10 +85,8 @@ def _describe_value(value: Any) -> Any:
         return value
     if isinstance(value, list | tuple):
         return [_describe_value(item) for item in value]
-    if isinstance(value, AsyncPipeline):
-        return describe_pipeline(value)
-    if isinstance(value, BaseStep):
-        return _describe_step(value)
+    if isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
+        return value.describe()
     if isinstance(value, dict | Mapping):
         return {str(key): _describe_value(item) for key, item in value.items()}
     if attrs.has(type(value)):

@@ -24,10 +24,10 @@ import attrs
 import trio
 
 from ._groups import leaves, raise_without_context, reraise_single
-from ._pipeline import AsyncPipeline, BaseStep, definition_error
+from ._pipeline import AsyncPipeline, BaseStep
 from ._runlog import BranchLog
 from ._runner import join_path, run_branch
-from ._task import AsyncPythonTask
+from ._validators import definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
@@ -53,6 +53,13 @@ class CompositeStep(BaseStep):
         """Every pipeline this step may run as a branch."""
         raise NotImplementedError
 
+    def assigned_names(self) -> tuple[str, ...]:
+        """What its branches can assign, in order of first appearance."""
+        names: dict[str, None] = {}
+        for branch in self.pipelines():
+            names.update(dict.fromkeys(names_assigned(branch)))
+        return tuple(names)
+
 
 def names_assigned(pipeline: AsyncPipeline) -> tuple[str, ...]:
     """The names ``pipeline`` can assign, in order of first appearance.
@@ -63,11 +70,7 @@ def names_assigned(pipeline: AsyncPipeline) -> tuple[str, ...]:
     """
     names: dict[str, None] = {}
     for step in pipeline.steps:
-        if isinstance(step, AsyncPythonTask):
-            names.update(dict.fromkeys(r.name for r in step.returns))
-        elif isinstance(step, CompositeStep):
-            for branch in step.pipelines():
-                names.update(dict.fromkeys(names_assigned(branch)))
+        names.update(dict.fromkeys(step.assigned_names()))
         if step.on_failure is not None:
             names.update(dict.fromkeys(names_assigned(step.on_failure)))
     return tuple(names)

@@ -19,9 +19,10 @@ import attrs
 
 from ._errors import ParameterError, PipelineDefinitionError
 from ._fanout import CompositeStep, check_name_field, check_pipeline, check_positive_int
-from ._pipeline import AsyncPipeline, checked_init
+from ._pipeline import AsyncPipeline
 from ._runlog import BranchLog
 from ._runner import join_path, run_branch
+from ._validators import checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

@@ -31,7 +31,8 @@ from ._fanout import (
     fan_out,
     names_assigned,
 )
-from ._pipeline import AsyncPipeline, check_bool, checked_init, definition_error
+from ._pipeline import AsyncPipeline
+from ._validators import check_bool, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

@@ -16,7 +16,8 @@ import attrs
 
 from ._errors import BranchError
 from ._fanout import CompositeStep, branches_converter, check_branches, fan_out
-from ._pipeline import AsyncPipeline, check_bool, checked_init
+from ._pipeline import AsyncPipeline
+from ._validators import check_bool, checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

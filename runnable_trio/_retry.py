@@ -13,7 +13,7 @@ import sys
 
 import attrs
 
-from ._pipeline import checked_init, definition_error, is_finite_number
+from ._validators import checked_init, definition_error, is_finite_number
 
 __all__ = ["NO_RETRY", "Retry"]
 

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._pipeline import BaseStep, checked_init
+from ._pipeline import BaseStep
+from ._validators import checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog

@@ -27,9 +27,10 @@ import trio
 from ._catalog import Catalog
 from ._errors import EventError, ReturnsError, StepTimeoutError, short_repr
 from ._params import Binder
-from ._pipeline import BaseStep, check_seconds, checked_init, definition_error
+from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
+from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
@@ -161,6 +162,10 @@ class AsyncPythonTask(BaseStep):
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_binder", self._make_binder())
+
+    def assigned_names(self) -> tuple[str, ...]:
+        """The names of the task's ``returns``."""
+        return tuple(r.name for r in self.returns)
 
     @property
     def function_kind(self) -> TaskKind:
