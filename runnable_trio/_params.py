@@ -119,24 +119,31 @@ class Binder:
 
     arguments: tuple[_Argument, ...]
     takes_rest: bool  # the function has **kwargs
+    #: Required positional-only arguments: no parameter can reach them, as parameters bind
+    #: by name (the task refuses such a function when built). Optional ones keep defaults.
+    unbindable: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, function: Callable[..., Any]) -> Binder:
+        """The binder of ``function``.
+
+        Raises:
+            ValueError: ``function`` has no signature ``inspect`` can read (``max``).
+        """
         try:
             signature = inspect.signature(function, eval_str=True)
         except (NameError, TypeError, SyntaxError):
             signature = inspect.signature(function)
         arguments = []
+        unbindable = []
         takes_rest = False
         for parameter in signature.parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 takes_rest = True
-            elif parameter.kind in (
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                inspect.Parameter.KEYWORD_ONLY,
-            ):
-                # Positional-only arguments cannot be passed by name: the task's build check
-                # rejects required ones, and optional ones keep their defaults.
+            elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+                if parameter.default is inspect.Parameter.empty:
+                    unbindable.append(parameter.name)
+            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
                 arguments.append(
                     _Argument(
                         parameter.name,
@@ -144,7 +151,7 @@ class Binder:
                         parameter.default is inspect.Parameter.empty,
                     )
                 )
-        return cls(tuple(arguments), takes_rest)
+        return cls(tuple(arguments), takes_rest, tuple(unbindable))
 
     def bind(self, values: Mapping[str, Any], step: str) -> dict[str, Any]:
         """The keyword arguments for a call, converted to the annotations.

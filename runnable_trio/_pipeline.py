@@ -77,11 +77,16 @@ def checked_init(cls: _C) -> _C:
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Nothing extra on the good path: the arguments are looked at only when the call
+        # failed with a TypeError, which may also come from inside (then it goes on as it is).
         try:
-            signature.bind(self, *args, **kwargs)
+            original(self, *args, **kwargs)
         except TypeError:
-            raise _argument_error(cls, signature, args, kwargs) from None
-        original(self, *args, **kwargs)
+            try:
+                signature.bind(self, *args, **kwargs)
+            except TypeError:
+                raise _argument_error(cls, signature, args, kwargs) from None
+            raise
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls

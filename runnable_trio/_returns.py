@@ -53,6 +53,8 @@ def _check_kind(
 
 def _to_kind(value: object) -> object:
     # "pickled" is as good as ReturnKind.PICKLED; anything else is left for the validator.
+    if isinstance(value, ReturnKind):
+        return value
     if isinstance(value, str) and value in ReturnKind._value2member_map_:
         return ReturnKind(value)
     return value

@@ -48,6 +48,7 @@ from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, close_abandoned, run_pipeline
 from ._store import RunLogStore
 from ._stores import store_from_configuration
+from ._telemetry import run_telemetry
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
@@ -252,6 +253,9 @@ class PreparedRun:
             run_log.end(Status.CANCELLED)
             self._ended(buffer)
             raise
+        # The run's span (None without tracing), current in this task from here on, so
+        # every way out passes the `finally` below, which ends it.
+        telemetry = ctx.telemetry = run_telemetry(self.run_id, self.pipeline.name)
         try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
             async with recording_code_identity(run_log, self.code_identity):
@@ -290,6 +294,8 @@ class PreparedRun:
                 if self.error is None:
                     self.error = exc
             finally:
+                if telemetry is not None:  # ended before the consumer sees the stream end
+                    telemetry.end_run(run_log.status, self.error)
                 self._ended(buffer)
 
     def _ended(self, buffer: EventBuffer) -> None:

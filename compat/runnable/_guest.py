@@ -148,6 +148,8 @@ class _Guest:
 
     def spawn(self, function: Callable[[], Any], name: str) -> None:
         assert self._nursery is not None
+        # Called from the asyncio consumer's task: start_soon gives the new Trio task a copy
+        # of *its* contextvars, so the request's OpenTelemetry span is the run's parent.
         self._nursery.start_soon(function, name=name)
 
 
