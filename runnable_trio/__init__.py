@@ -49,6 +49,17 @@ from ._errors import StepError as StepError
 from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import TerminatedWithFailure as TerminatedWithFailure
 from ._events import Lifecycle as Lifecycle
+from ._events import LifecycleEvent as LifecycleEvent
+from ._events import Meta as Meta
+from ._events import RunCancelled as RunCancelled
+from ._events import RunCompleted as RunCompleted
+from ._events import RunFailed as RunFailed
+from ._events import RunStarted as RunStarted
+from ._events import StepCancelled as StepCancelled
+from ._events import StepCompleted as StepCompleted
+from ._events import StepFailed as StepFailed
+from ._events import StepRetrying as StepRetrying
+from ._events import StepStarted as StepStarted
 from ._filestore import FileRunLogStore as FileRunLogStore
 from ._loop import Loop as Loop
 from ._map import Map as Map
@@ -100,6 +111,17 @@ __all__ = [
     "ExecutionFailedError",
     "FileRunLogStore",
     "Lifecycle",
+    "LifecycleEvent",
+    "Meta",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunStarted",
+    "StepCancelled",
+    "StepCompleted",
+    "StepFailed",
+    "StepRetrying",
+    "StepStarted",
     "Loop",
     "Map",
     "MemoryRunLogStore",

@@ -16,18 +16,35 @@ lifecycle events (``run.started``, ``step.failed`` ...) are streamed too.
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from ._buffer import Event, EventBuffer
 
-__all__ = ["META_KEY", "Event", "EventSink", "Lifecycle"]
+__all__ = [
+    "META_KEY",
+    "Event",
+    "EventSink",
+    "Lifecycle",
+    "LifecycleEvent",
+    "Meta",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunStarted",
+    "StepCancelled",
+    "StepCompleted",
+    "StepFailed",
+    "StepRetrying",
+    "StepStarted",
+]
 
 META_KEY = "_meta"
 
 
-class Lifecycle:
-    """The ``type`` values of the framework's own events."""
+class Lifecycle(enum.StrEnum):
+    """The ``type`` values of the framework's own events (equal to the plain strings)."""
 
     RUN_STARTED = "run.started"
     RUN_COMPLETED = "run.completed"
@@ -38,6 +55,96 @@ class Lifecycle:
     STEP_FAILED = "step.failed"
     STEP_RETRYING = "step.retrying"
     STEP_CANCELLED = "step.cancelled"
+
+
+class Meta(TypedDict):
+    """``event["_meta"]`` with ``attribution=True``."""
+
+    run_id: str
+    #: The dotted path of the step that produced the event (``""`` for a run's own events).
+    step: str
+    #: Wall-clock time the event was produced (``time.time()``).
+    ts: float
+    #: Gap-free sequence number per run, in the order the consumer receives the events.
+    seq: int
+
+
+# One TypedDict per lifecycle event. The field names are those of the run log and of SSE:
+# ``error_type`` and ``error_message`` for a failure, ``step`` for the step that failed,
+# ``kind`` for the kind of step (``task``, ``parallel``, ...).
+
+
+class RunStarted(TypedDict):
+    type: Literal["run.started"]
+    pipeline: str
+    _meta: NotRequired[Meta]
+
+
+class RunCompleted(TypedDict):
+    type: Literal["run.completed"]
+    _meta: NotRequired[Meta]
+
+
+class RunFailed(TypedDict):
+    type: Literal["run.failed"]
+    step: str | None
+    error_type: str
+    error_message: str
+    _meta: NotRequired[Meta]
+
+
+class RunCancelled(TypedDict):
+    type: Literal["run.cancelled"]
+    _meta: NotRequired[Meta]
+
+
+class StepStarted(TypedDict):
+    type: Literal["step.started"]
+    kind: str
+    _meta: NotRequired[Meta]
+
+
+class StepCompleted(TypedDict):
+    type: Literal["step.completed"]
+    kind: str
+    _meta: NotRequired[Meta]
+
+
+class StepFailed(TypedDict):
+    type: Literal["step.failed"]
+    kind: str
+    error_type: str
+    error_message: str
+    _meta: NotRequired[Meta]
+
+
+class StepRetrying(TypedDict):
+    type: Literal["step.retrying"]
+    attempt: int
+    error_type: str
+    error_message: str
+    delay: float
+    _meta: NotRequired[Meta]
+
+
+class StepCancelled(TypedDict):
+    type: Literal["step.cancelled"]
+    kind: str
+    _meta: NotRequired[Meta]
+
+
+#: Any lifecycle event (narrow it on ``event["type"]``).
+LifecycleEvent = (
+    RunStarted
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | StepStarted
+    | StepCompleted
+    | StepFailed
+    | StepRetrying
+    | StepCancelled
+)
 
 
 class EventSink:
@@ -68,14 +175,14 @@ class EventSink:
         if not self._buffer.put_nowait(event):
             await self._buffer.put(event)
 
-    async def lifecycle(self, type_: str, step: str, **fields: Any) -> None:
-        """Send a framework event; does nothing unless attribution is on."""
+    async def lifecycle(self, type_: Lifecycle, path: str, /, **fields: Any) -> None:
+        """Send a framework event from step ``path``; does nothing unless attribution is on."""
         if self.attribution:
-            await self.emit({"type": type_, **fields}, step)
+            await self.emit({"type": type_.value, **fields}, path)
 
-    def lifecycle_nowait(self, type_: str, step: str, **fields: Any) -> None:
+    def lifecycle_nowait(self, type_: Lifecycle, path: str, /, **fields: Any) -> None:
         """Send a framework event if there is room; for paths that must not wait (cancellation)."""
         if self.attribution:
-            meta = {"run_id": self.run_id, "step": step, "ts": time.time()}
+            meta = {"run_id": self.run_id, "step": path, "ts": time.time()}
             # Dropped when the buffer is full: nobody may be listening any more.
-            self._buffer.put_nowait({"type": type_, **fields, META_KEY: meta})
+            self._buffer.put_nowait({"type": type_.value, **fields, META_KEY: meta})

@@ -131,9 +131,9 @@ class PreparedRun:
             await sink.lifecycle(
                 Lifecycle.RUN_FAILED,
                 "",
-                failed_step=self.failed_step,
+                step=self.failed_step,
                 error_type=type(exc).__name__,
-                error=str(exc),
+                error_message=str(exc),
             )
         except BaseException as exc:
             run_log.end(Status.CANCELLED)

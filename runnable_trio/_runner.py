@@ -205,7 +205,11 @@ async def run_step(
         ctx.note_failure(exc, path)
         ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
         await ctx.sink.lifecycle(
-            Lifecycle.STEP_FAILED, path, error_type=type(exc).__name__, error=str(exc)
+            Lifecycle.STEP_FAILED,
+            path,
+            kind=step.kind,
+            error_type=type(exc).__name__,
+            error_message=str(exc),
         )
         await ctx.store.step_finished(ctx.run_log, log)
         if step.on_failure is None:
@@ -264,7 +268,7 @@ async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, lo
                 path,
                 attempt=number,
                 error_type=type(exc).__name__,
-                error=str(exc),
+                error_message=str(exc),
                 delay=delay,
             )
             await trio.sleep(delay)

@@ -153,7 +153,7 @@ async def test_retry_with_exponential_backoff_and_cap(
     events = await collect(task.as_async_pipeline(), attribution=True)
     assert [b - a for a, b in itertools.pairwise(started)] == [1, 2, 4, 5]
     retrying = [e for e in events if e["type"] == Lifecycle.STEP_RETRYING]
-    assert [(e["attempt"], e["delay"], e["error"]) for e in retrying] == [
+    assert [(e["attempt"], e["delay"], e["error_message"]) for e in retrying] == [
         (1, 1, "attempt 1 failed"),
         (2, 2, "attempt 2 failed"),
         (3, 4, "attempt 3 failed"),

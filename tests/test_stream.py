@@ -352,8 +352,8 @@ async def test_attribution_and_lifecycle_events() -> None:
     assert timestamps == sorted(timestamps)
     assert received[2]["step"] == "user's own 'step' key is kept"
     failed = received[6]
-    assert (failed["error_type"], failed["error"]) == ("RuntimeError", "bad x=1")
-    assert received[7]["failed_step"] == "second"
+    assert (failed["error_type"], failed["error_message"]) == ("RuntimeError", "bad x=1")
+    assert received[7]["step"] == "second"
 
 
 async def test_attribution_copies_user_events() -> None:

@@ -177,9 +177,9 @@ async def test_a_failing_branch_cancels_its_siblings_and_says_so(
     assert_events(
         events,
         [
-            {"type": Lifecycle.STEP_FAILED, "error": "b broke"},  # fan.b.g
+            {"type": Lifecycle.STEP_FAILED, "error_message": "b broke"},  # fan.b.g
             {"type": Lifecycle.STEP_CANCELLED},  # fan.a.gen
-            {"type": Lifecycle.STEP_FAILED, "error": "b broke"},  # fan
+            {"type": Lifecycle.STEP_FAILED, "error_message": "b broke"},  # fan
         ],
         types=[Lifecycle.STEP_FAILED, Lifecycle.STEP_CANCELLED],
         subset=True,

@@ -163,7 +163,7 @@ def retry_streaming(
     buffer_size: int | None = None,
     event_log: bool | None = None,
     store: runnable_trio.RunLogStore | None = None,
-) -> Any:
+) -> HostRetry | runnable_trio.StreamingRun:
     """Retry the failed run ``run_id``: ``async for event in retry_streaming(pipeline, id):``.
 
     Arguments are those of :func:`runnable_trio.retry_streaming`; from asyncio code the
@@ -183,7 +183,10 @@ def retry_streaming(
         event_log=event_log,
         store=store,
     )
-    return _start_retry(pipeline, run_id, options, iterator=True)
+    run: HostRetry | runnable_trio.StreamingRun = _start_retry(
+        pipeline, run_id, options, iterator=True
+    )
+    return run
 
 
 def retry_stream(
@@ -196,7 +199,7 @@ def retry_stream(
     buffer_size: int | None = None,
     event_log: bool | None = None,
     store: runnable_trio.RunLogStore | None = None,
-) -> AbstractAsyncContextManager[Any]:
+) -> AbstractAsyncContextManager[HostStream | EventStream]:
     """``async with retry_stream(pipeline, run_id) as events:``, from asyncio or Trio.
 
     Arguments and errors are those of :func:`retry_streaming`.
@@ -209,8 +212,10 @@ def retry_stream(
         event_log=event_log,
         store=store,
     )
-    started: Any = _start_retry(pipeline, run_id, options, iterator=False)
-    return started
+    block: AbstractAsyncContextManager[HostStream | EventStream] = _start_retry(
+        pipeline, run_id, options, iterator=False
+    )
+    return block
 
 
 def _start_retry(
@@ -267,7 +272,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
 
     __slots__ = ()
 
-    def execute_streaming(
+    def execute_streaming(  # type: ignore[override]
         self,
         configuration_file: str = "",
         run_id: str = "",
@@ -280,7 +285,8 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         buffer_size: int | None = None,
         event_log: bool | None = None,
         store: runnable_trio.RunLogStore | None = None,
-    ) -> Any:
+    ) -> HostRun | HostRetry | runnable_trio.StreamingRun:
+        # Broader than runnable_trio's on purpose: from asyncio code the iterator is a HostRun.
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
         Arguments, return value and errors are those of
@@ -310,9 +316,12 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             event_log=event_log,
             store=store,
         )
-        return _start_run(self, options, iterator=True)
+        run: HostRun | HostRetry | runnable_trio.StreamingRun = _start_run(
+            self, options, iterator=True
+        )
+        return run
 
-    def stream(
+    def stream(  # type: ignore[override]
         self,
         *,
         parameters: Mapping[str, Any] | None = None,
@@ -325,7 +334,8 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         buffer_size: int | None = None,
         event_log: bool | None = None,
         store: runnable_trio.RunLogStore | None = None,
-    ) -> AbstractAsyncContextManager[Any]:
+    ) -> AbstractAsyncContextManager[HostStream | EventStream]:
+        # Broader than runnable_trio's on purpose: from asyncio code the events are a HostRun.
         """``async with pipeline.stream(...) as events: async for event in events:``.
 
         Leaving the block cancels the run if it is still going and waits for it to end.
@@ -348,8 +358,10 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             event_log=event_log,
             store=store,
         )
-        started: Any = _start_run(self, options, iterator=False)
-        return started
+        block: AbstractAsyncContextManager[HostStream | EventStream] = _start_run(
+            self, options, iterator=False
+        )
+        return block
 
 
 class CompatStep(BaseStep):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from runnable_trio import Replay
 from runnable_trio import replay as trio_replay
@@ -29,7 +28,9 @@ async def _opened(events: Replay) -> AsyncIterator[Replay]:
     yield events
 
 
-def replay(run_id: str, after: int = 0, **options: Any) -> Any:
+def replay(
+    run_id: str, after: int = 0, *, configuration_file: str = "", poll_interval: float = 0.05
+) -> Replay | HostStream:
     """The events of run ``run_id`` numbered after ``after``, from its event log.
 
     Arguments, return value and errors are those of :func:`runnable_trio.replay`; from asyncio
@@ -40,7 +41,9 @@ def replay(run_id: str, after: int = 0, **options: Any) -> Any:
             no event log.
         ExecutionFailedError: from the iteration, after the last event, if the run failed.
     """
-    events = trio_replay(run_id, after, **options)
+    events = trio_replay(
+        run_id, after, configuration_file=configuration_file, poll_interval=poll_interval
+    )
     if called_from_trio():
         return events
     return HostStream(lambda: _opened(events), run_id, REPLAY_CAPACITY, after=after)
