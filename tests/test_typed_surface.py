@@ -127,8 +127,15 @@ async def test_every_lifecycle_event_has_the_keys_of_its_typed_dict(
     async def broken() -> None:
         raise ValueError("broken")
 
+    a_started = trio.Event()
+
     async def slow() -> None:
+        a_started.set()
         await trio.sleep(10)
+
+    async def broken_once_a_runs() -> None:
+        await a_started.wait()  # so that a is running, and is cancelled, when b fails
+        raise ValueError("broken")
 
     pipeline = rt.AsyncPipeline(
         [
@@ -141,7 +148,7 @@ async def test_every_lifecycle_event_has_the_keys_of_its_typed_dict(
                 "fan",
                 branches={
                     "a": rt.AsyncPythonTask("a", slow).as_async_pipeline(),
-                    "b": rt.AsyncPythonTask("b", broken).as_async_pipeline(),
+                    "b": rt.AsyncPythonTask("b", broken_once_a_runs).as_async_pipeline(),
                 },
             )
         ]
