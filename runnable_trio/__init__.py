@@ -14,7 +14,8 @@ list and fails on an upward import, on a module missing from it, and on an impor
     services    _events, _store, _filestore, _stores, _config, _catalog, _params, _codeid,
                 _eventlog, _retry, _reader, _replay, _sse
     values      _convert, _returns, _runid, _validators, _runlog, _files, _options
-    core        _errors, _groups, _jsoncodec, _offloop, _buffer, _telemetry, _definition
+    core        _errors, _groups, _jsoncodec, _offloop, _buffer, _telemetry, _definition,
+                _construct
 
 Allowed upward imports, each inside a function, with its reason:
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, final
 
 from ._buffer import Event, EventBuffer
 
@@ -147,6 +147,7 @@ LifecycleEvent = (
 )
 
 
+@final
 class EventSink:
     """The producer side of one run's event buffer."""
 

@@ -4,9 +4,9 @@ Run logs, journals, event logs, catalog copies and the code-identity probe block
 in worker threads (``trio.to_thread.run_sync``). But a Trio run whose tasks all wait for a
 thread looks idle, and an autojumping ``trio.testing.MockClock`` then jumps virtual time to
 the next deadline: a test's ``fail_after(5)`` would expire while a run log is being written.
-Our users' test suites rely on virtual time being exact (DESIGN.md, "everything is
-deterministic under MockClock"), so under a ``MockClock`` this work runs inline instead: it
-is small, and a test is better served by exact timing than by a free event loop.
+Our users' test suites rely on virtual time being exact (``runnable_trio.testing`` promises
+determinism under a MockClock), so under a ``MockClock`` this work runs inline instead: it is
+small, and a test is better served by exact timing than by a free event loop.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ class AsyncPipeline(Described):
                 failed.
         """
         from ._prepare import check_called_from_trio, prepare_run
-        from ._streaming import StreamingRun
+        from ._streaming import start_streaming
 
         check_called_from_trio("execute_streaming()")
         check_positional_arguments(
@@ -212,7 +212,7 @@ class AsyncPipeline(Described):
             event_log=event_log,
             store=store,
         )
-        return StreamingRun(prepare_run(self, options))
+        return start_streaming(prepare_run(self, options))
 
     def stream(
         self,

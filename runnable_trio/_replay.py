@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, final
 
 import trio
 
 from ._config import load_configuration
+from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError, RunConfigurationError
 from ._eventlog import EventLogEnd, EventLogWriter, Line, decode_line, events_path
 from ._events import Event
@@ -62,16 +63,19 @@ def replay(
         raise RunConfigurationError(
             f"run {run_id!r} has no event log at {str(path)!r} (run it with event_log=True)"
         )
-    return Replay(run_id, path, after, float(poll_interval))
+    return Replay._create(run_id, path, after, float(poll_interval))
 
 
-class Replay:
+@final
+class Replay(metaclass=NoPublicConstructor):
     """The iterator :func:`replay` returns: ``async for event in replay(run_id, after=n):``.
 
     Attributes:
         run_id: the run.
         last_seq: the sequence number of the last event yielded (``after`` before the first).
     """
+
+    _built_by = "replay()"
 
     def __init__(self, run_id: str, path: Path, after: int, poll_interval: float) -> None:
         self.run_id = run_id

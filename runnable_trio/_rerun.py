@@ -34,7 +34,7 @@ from ._runid import validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._store import RunLogStore
 from ._stream import EventStream, open_stream
-from ._streaming import StreamingRun
+from ._streaming import StreamingRun, start_streaming
 
 if TYPE_CHECKING:
     from ._catalog import RunCatalog
@@ -78,7 +78,7 @@ def retry_streaming(
         event_log=event_log,
         store=store,
     )
-    return StreamingRun(prepare_retry(pipeline, run_id, options))
+    return start_streaming(prepare_retry(pipeline, run_id, options))
 
 
 def retry_stream(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import trio
@@ -35,6 +35,7 @@ __all__ = ["PreparedRun", "innermost"]
 logger = logging.getLogger("runnable_trio")
 
 
+@final
 @attrs.define(eq=False)
 class PreparedRun:
     """One run, ready to execute; afterwards it holds how the run ended."""

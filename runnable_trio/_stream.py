@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import NoReturn, final
 
 import trio
 
 from ._buffer import EventBuffer
+from ._construct import NoPublicConstructor
 from ._events import META_KEY, Event
 from ._groups import raise_without_context, reraise_single
 from ._prepare import check_called_from_trio
@@ -27,7 +28,8 @@ from ._runlog import RunLog
 __all__ = ["EventStream", "open_stream"]
 
 
-class EventStream:
+@final
+class EventStream(metaclass=NoPublicConstructor):
     """The consumer side of a run: ``async for event in events``.
 
     After the last event, raises ``ExecutionFailedError`` if the run failed.
@@ -37,6 +39,8 @@ class EventStream:
         run_log: the run's live record; final once the stream has ended.
         last_seq: the sequence number of the last event received (0 before the first).
     """
+
+    _built_by = "stream() (and runnable_trio.hosting.open_stream)"
 
     __slots__ = (
         "_buffer",
@@ -146,7 +150,7 @@ async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run.execute, buffer, name=f"runnable_trio run {run.run_id}")
             try:
-                yield EventStream(buffer, run)
+                yield EventStream._create(buffer, run)
             finally:
                 if not run.finished:
                     nursery.cancel_scope.cancel()

@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+from typing import final
 
 import trio
 
 from ._buffer import EventBuffer
+from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError
 from ._eventlog import EventLog
 from ._events import Event
@@ -26,10 +28,11 @@ from ._run import PreparedRun
 from ._runlog import RunLog
 from ._stream import EventStream
 
-__all__ = ["StreamingRun"]
+__all__ = ["StreamingRun", "start_streaming"]
 
 
-class StreamingRun:
+@final
+class StreamingRun(metaclass=NoPublicConstructor):
     """The iterator ``execute_streaming()`` returns: ``async for event in run:``.
 
     Safe to ``break`` out of: leaving the iteration in any way cancels the run.
@@ -39,6 +42,8 @@ class StreamingRun:
         run_log: the run's live record; final once the iteration has ended.
         last_seq: the sequence number of the last event received.
     """
+
+    _built_by = "execute_streaming() (and runnable_trio.hosting.start_streaming)"
 
     def __init__(self, run: PreparedRun) -> None:
         self._run = run
@@ -90,7 +95,7 @@ class StreamingRun:
     def _start(self) -> None:
         check_called_from_trio("execute_streaming()", started=True)
         buffer = EventBuffer(self._run.buffer_size)
-        self._events = EventStream(buffer, self._run, deliver_interrupt=True)
+        self._events = EventStream._create(buffer, self._run, deliver_interrupt=True)
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
@@ -130,6 +135,11 @@ class StreamingRun:
                 self._token.run_sync_soon(_watch_cancelled, self._run)
             if self._run.event_log is not None and not self._run.event_log.closed:
                 self._token.run_sync_soon(_close_event_log, self._run, self._done)
+
+
+def start_streaming(run: PreparedRun) -> StreamingRun:
+    """The iterator over the events of ``run``, which starts on its first ``__anext__``."""
+    return StreamingRun._create(run)
 
 
 def _watch_cancelled(run: PreparedRun) -> None:

@@ -10,7 +10,8 @@ module starts with ``_`` is private and may change in any release.
 - :func:`prepare_run` / :func:`prepare_retry`: a :class:`PreparedRun` from options, everything
   read and checked at the call, synchronously;
 - :func:`open_stream`: run a prepared run in the caller's ``async with`` block (on Trio),
-  yielding its :class:`EventStream`;
+  yielding its :class:`EventStream`; :func:`start_streaming`: the ``StreamingRun`` iterator
+  over a prepared run (what ``execute_streaming()`` returns);
 - :func:`check_called_from_trio`, :func:`check_positional_arguments`: the refusals of a
   Trio-only call made from other code and of a mapping passed where a path goes;
 - for steps of a host's own: :class:`BaseStep` (``as_async_pipeline()`` may be overridden to
@@ -32,6 +33,7 @@ from ._runner import RunContext as RunContext
 from ._runner import Scope as Scope
 from ._stream import EventStream as EventStream
 from ._stream import open_stream as open_stream
+from ._streaming import start_streaming as start_streaming
 from ._task import TaskKind as TaskKind
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "open_stream",
     "prepare_retry",
     "prepare_run",
+    "start_streaming",
 ]

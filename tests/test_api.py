@@ -1,4 +1,4 @@
-"""The public surface: the names DESIGN.md fixes, and nothing private leaking."""
+"""The public surface: the names the design fixes, and nothing private leaking."""
 
 from __future__ import annotations
 

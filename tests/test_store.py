@@ -515,10 +515,9 @@ async def test_journal_writes_each_enclosing_record_once(tmp_path: Path) -> None
         await original(run_log)
 
     store.finish = finish_reading_journal  # type: ignore[method-assign]
-    from runnable_trio import StreamingRun
-    from runnable_trio.hosting import RunOptions, prepare_run
+    from runnable_trio.hosting import RunOptions, prepare_run, start_streaming
 
-    run = StreamingRun(
+    run = start_streaming(
         prepare_run(
             pipeline,
             RunOptions.check(

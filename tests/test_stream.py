@@ -456,8 +456,8 @@ def test_buffer_is_bounded_by_default() -> None:
 
 
 async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> None:
-    from runnable_trio import MemoryRunLogStore, RunLog, StreamingRun
-    from runnable_trio.hosting import RunOptions, prepare_run
+    from runnable_trio import MemoryRunLogStore, RunLog
+    from runnable_trio.hosting import RunOptions, prepare_run, start_streaming
 
     class Taken(MemoryRunLogStore):
         finished: list[RunLog] = []  # noqa: RUF012
@@ -472,7 +472,7 @@ async def test_store_refusing_the_record_fails_the_run_without_touching_it() -> 
             self.finished.append(run_log)
 
     store = Taken()
-    run = StreamingRun(
+    run = start_streaming(
         prepare_run(
             AsyncPythonTask("n", noop).as_async_pipeline(),
             RunOptions.check(
@@ -508,8 +508,8 @@ async def test_sequence_numbers_without_attribution() -> None:
 
 @pytest.mark.parametrize("surface", ["stream", "execute_streaming"])
 async def test_a_record_that_cannot_be_finished_fails_the_run_not_trio(surface: str) -> None:
-    from runnable_trio import MemoryRunLogStore, RunLog, StreamingRun
-    from runnable_trio.hosting import RunOptions, open_stream, prepare_run
+    from runnable_trio import MemoryRunLogStore, RunLog
+    from runnable_trio.hosting import RunOptions, open_stream, prepare_run, start_streaming
 
     class DiskFull(MemoryRunLogStore):
         async def finish(self, run_log: RunLog) -> None:
@@ -535,7 +535,7 @@ async def test_a_record_that_cannot_be_finished_fails_the_run_not_trio(surface: 
                 async for _ in events:
                     pass
         else:
-            async for _ in StreamingRun(run):
+            async for _ in start_streaming(run):
                 pass
     assert isinstance(caught.value.__cause__, OSError)
 

@@ -39,6 +39,7 @@ from runnable_trio.hosting import (
     open_stream,
     prepare_retry,
     prepare_run,
+    start_streaming,
 )
 
 from . import defaults, names
@@ -224,7 +225,7 @@ def _start_retry(
     """A retry, as the caller's surface gives it (an iterator or a block) to Trio or asyncio."""
     prepared = _retry_checked(lambda: prepare_retry(pipeline, run_id, options), run_id)
     if called_from_trio():
-        return runnable_trio.StreamingRun(prepared) if iterator else open_stream(prepared)
+        return start_streaming(prepared) if iterator else open_stream(prepared)
     run = HostRetry(run_id, open_stream(prepared))
     return run if iterator else _host_stream(run)
 
@@ -262,7 +263,7 @@ def _start_run(
         check_called_from_trio("execute_streaming()" if iterator else "stream()")
     prepared = _prepared(lambda: prepare_run(pipeline, options), run_id, configuration_file)
     if trio_side:
-        return runnable_trio.StreamingRun(prepared) if iterator else open_stream(prepared)
+        return start_streaming(prepared) if iterator else open_stream(prepared)
     run = HostRun(prepared)
     return run if iterator else _host_stream(run)
 
