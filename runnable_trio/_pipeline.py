@@ -289,3 +289,9 @@ class AsyncPipeline:
                 event_log=event_log,
             )
         )
+
+    def to_mermaid(self) -> str:
+        """The pipeline as a Mermaid flowchart (what ``runnable-trio graph`` prints)."""
+        from ._mermaid import to_mermaid
+
+        return to_mermaid(self)
