@@ -50,9 +50,9 @@ class _Writer:
         self.emit(1, f"start([{_label(pipeline.name or 'start')}])")
         first, last = self.sequence(pipeline, 1)
         self.emit(1, f"start --> {first}")
-        if last is not None:
+        if last is not None:  # else every way out of the pipeline is a terminate
             self.emit(1, f"{last} --> done")
-        self.emit(1, f"done([{_label('end')}])")
+            self.emit(1, f"done([{_label('end')}])")
         for outcome in sorted(self.ends):
             self.emit(1, f"stop_{outcome}((({_label(outcome)})))")
         self.emit(1, "classDef failed fill:#fde2e2,stroke:#d43c3c")

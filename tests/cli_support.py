@@ -165,3 +165,36 @@ def require_tool(name: str) -> str:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
+
+
+def chromium_dom(page: Path, screenshot: Path | None = None) -> str:
+    """The DOM of ``page`` after its scripts ran, in headless Chromium (Debian's package)."""
+    browser = require_browser()
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--virtual-time-budget=20000", "--window-size=1200,900"]  # fmt: skip
+    url = page.absolute().as_uri()
+    if screenshot is not None:
+        subprocess.run([*flags, f"--screenshot={screenshot}", url], capture_output=True,
+                       timeout=TIMEOUT, check=True)  # fmt: skip
+    done = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True)  # fmt: skip
+    return done.stdout
+
+
+def require_browser() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return str(shutil.which(name))
+    return require_tool("chromium")
+
+
+def mermaid_js() -> Path:
+    """mermaid's browser bundle from the npm registry (.ci/run installs it in .ci/node)."""
+    root = Path(__file__).resolve().parent.parent
+    path = Path(os.environ.get("RUNNABLE_TRIO_MERMAID_JS") or
+                root / ".ci/node/node_modules/mermaid/dist/mermaid.min.js")  # fmt: skip
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"mermaid must be installed in CI at {path} (.ci/run installs it)")
+        pytest.skip(f"mermaid is not installed at {path} (npm install --prefix .ci/node mermaid)")
+    return path
