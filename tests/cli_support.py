@@ -81,6 +81,10 @@ failing = AsyncPipeline(
 )
 
 
+def made_failing() -> AsyncPipeline:
+    return AsyncPipeline([AsyncPythonTask("explode", boom, returns=["y"])], name="made")
+
+
 def nested() -> AsyncPipeline:
     return AsyncPipeline(
         [
