@@ -9,7 +9,6 @@ from typing import Any
 import attrs
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
 from .._jsoncodec import dumps
@@ -35,30 +34,61 @@ def print_runs(config: str, status: str | None, limit: int | None, as_json: bool
     if limit is not None:
         found = found[:limit]
     if as_json:
-        rows = [_summary_json(run) for run in found]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([_summary_json(run) for run in found], indent=2))
         return 0
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name in ("RUN ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "TAG"):
-        table.add_column(name, no_wrap=True)
-    for run in found:
-        label = run.status.value
-        if run.status is Status.PROCESSING and run.alive is False:
-            label += " (dead)"
-        table.add_row(
+    if not found:
+        print("no runs recorded")
+        return 0
+    rows: list[tuple[str, ...]] = [
+        (
             run.run_id,
             run.pipeline_name or "-",
-            f"[{STYLES[run.status]}]{label}[/]",
+            run.status.value + (" (dead)" if _dead(run) else ""),
             _local(run.started_at),
             _run_duration(run),
-            escape(run.tag),
+            run.tag,
         )
-    console = Console(highlight=False, width=None if _tty() else 200)
-    if found:
-        console.print(table)
-    else:
-        console.print("no runs recorded")
+        for run in found
+    ]
+    _print_columns(("RUN ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "TAG"), rows,
+                   [STATUS_COLOURS[run.status] for run in found])  # fmt: skip
     return 0
+
+
+STATUS_COLOURS = {
+    Status.SUCCESS: "green",
+    Status.FAIL: "red",
+    Status.PROCESSING: "yellow",
+    Status.CANCELLED: "magenta",
+}
+
+
+def _print_columns(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], colours: list[str]
+) -> None:
+    """Aligned columns, written at once: a table of 10,000 runs must print in milliseconds
+    (rich's Table measures every cell and takes seconds there), the status coloured on a
+    terminal."""
+    import sys
+
+    import click
+
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
+    colour = sys.stdout.isatty()
+
+    def line(cells: tuple[str, ...], status_colour: str | None) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        if status_colour is not None:
+            padded[2] = click.style(padded[2], fg=status_colour)
+        return "  ".join(padded).rstrip()
+
+    out = [click.style(line(header, None), bold=True) if colour else line(header, None)]
+    out.extend(line(row, c if colour else None) for row, c in zip(rows, colours, strict=True))
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _dead(run: Summary) -> bool:
+    return run.status is Status.PROCESSING and run.alive is False
 
 
 def _tty() -> bool:
@@ -72,7 +102,7 @@ def _summary_json(run: Summary) -> dict[str, Any]:
     data["status"] = run.status.value
     data["started_at"] = run.started_at.isoformat()
     data["ended_at"] = None if run.ended_at is None else run.ended_at.isoformat()
-    data["dead"] = run.status is Status.PROCESSING and run.alive is False
+    data["dead"] = _dead(run)
     return data
 
 
