@@ -21,6 +21,9 @@ __all__ = ["Counts", "Row", "Snapshot", "take_snapshot"]
 
 #: A composite with more branches than this shows only its running and failed ones.
 SHOWN_BRANCHES = 6
+#: A sequence shows at most this many of its finished steps, and of the steps still to come.
+SHOWN_DONE = 4
+SHOWN_PENDING = 3
 
 
 @attrs.frozen
@@ -83,7 +86,18 @@ def _steps(
     values: dict[str, Any],
 ) -> None:
     by_name = {step.name: step for step in definition or ()}
-    for log in list(steps.values()):
+    logs = list(steps.values())
+    # A long sequence shows its last finished steps, those going, and the next few: the
+    # terminal has a few dozen lines, and a frame must cost little however long the run.
+    ended = [i for i, log in enumerate(logs) if log.status is Status.SUCCESS]
+    hidden = set(ended[:-SHOWN_DONE]) if len(ended) > SHOWN_DONE else set()
+    if hidden:
+        rows.append(Row(depth=depth, label=f"… {len(hidden)} earlier steps done", kind="more",
+                        status=None))  # fmt: skip
+    for index, log in enumerate(logs):
+        if index in hidden:
+            values.update(log.assigned)
+            continue
         step = by_name.get(log.name)
         counts = _counts(log, step, values) if log.branches or _is_composite(step) else None
         rows.append(
@@ -100,9 +114,12 @@ def _steps(
         )
         _branches(rows, log, step, depth + 1, now, values)
         values.update(log.assigned)
-    for step in definition or ():
-        if step.name not in steps:
-            rows.append(Row(depth=depth, label=step.name, kind=step.kind, status=None))
+    pending = [step for step in definition or () if step.name not in steps]
+    for step in pending[:SHOWN_PENDING]:
+        rows.append(Row(depth=depth, label=step.name, kind=step.kind, status=None))
+    if len(pending) > SHOWN_PENDING:
+        rows.append(Row(depth=depth, label=f"… {len(pending) - SHOWN_PENDING} more steps",
+                        kind="more", status=None))  # fmt: skip
 
 
 def _branches(
