@@ -4,12 +4,13 @@ A small YAML file choosing where a run's records go, so the same pipeline runs a
 another environment without code changes. Every setting is optional; the defaults are::
 
     run_log_store:
-      type: file              # or "memory": records kept in this process only
+      type: file              # or "memory": one store per process, records kept in memory
       folder: .run_log_store  # run logs, journals and event logs
     catalog:
       folder: .catalog        # the run's files go to <folder>/<run_id>/
     event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
     code_identity: true       # record the git commit and dirtiness of the working folder
+    cancel_warning: 10        # seconds a cancelled run may take to end before a warning
 
 Relative folders are taken from the working folder when the run starts. The file is read at
 each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
@@ -28,8 +29,7 @@ import yaml
 
 from ._convert import converter, load_yaml
 from ._errors import RunConfigurationError
-from ._filestore import DEFAULT_FOLDER, FileRunLogStore
-from ._store import MemoryRunLogStore, RunLogStore
+from ._filestore import DEFAULT_FOLDER
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 
@@ -37,6 +37,11 @@ __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configur
 def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not value:
         raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not (0 < value < float("inf")):
+        raise ValueError(f"{attribute.name!r} must be a number of seconds > 0 (got {value!r})")
 
 
 @attrs.frozen(kw_only=True)
@@ -56,12 +61,7 @@ class Configuration:
     catalog: CatalogConfig = CatalogConfig()
     event_log: bool = False
     code_identity: bool = True
-
-    def make_store(self) -> RunLogStore:
-        """A new store of the configured type."""
-        if self.run_log_store.type == "memory":
-            return MemoryRunLogStore()
-        return FileRunLogStore(self.run_log_store.folder)
+    cancel_warning: float = attrs.field(default=10.0, validator=_positive_seconds)
 
 
 def _describe_error(exc: BaseException, type_: type | None) -> str:

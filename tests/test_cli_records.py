@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from runnable_trio import RunLog, Status
-from runnable_trio._jsoncodec import dumps
-from runnable_trio._runlog import run_log_to_dict
+from runnable_trio._filestore import _encode
 
 from .cli_support import TIMEOUT, cli, wait_for, write_targets
 
@@ -76,12 +75,12 @@ def test_runs_on_thousands_of_runs(folder: Path) -> None:
     store = folder / ".run_log_store"
     store.mkdir()
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    template = run_log_to_dict(RunLog(run_id="x", pipeline_name="p", status=Status.SUCCESS))
     count = 3000
     for i in range(count):
-        data = dict(template, run_id=f"run-{i:05d}", started_at=start + dt.timedelta(seconds=i),
-                    ended_at=start + dt.timedelta(seconds=i, milliseconds=5))  # fmt: skip
-        (store / f"run-{i:05d}.json").write_text(dumps(data), encoding="utf-8")
+        run_log = RunLog(run_id=f"run-{i:05d}", pipeline_name="p", status=Status.SUCCESS,
+                         started_at=start + dt.timedelta(seconds=i),
+                         ended_at=start + dt.timedelta(seconds=i, milliseconds=5))  # fmt: skip
+        (store / f"{run_log.run_id}.json").write_bytes(_encode(run_log, None))
     lines = cli(folder, "runs", check=0).stdout.splitlines()
     assert len(lines) == count + 1
     assert lines[1].split()[0] == f"run-{count - 1:05d}"

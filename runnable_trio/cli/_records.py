@@ -13,7 +13,8 @@ from rich.tree import Tree
 
 from .._jsoncodec import dumps
 from .._runlog import Attempt, RunLog, Status, StepLog, run_log_to_dict
-from ._stores import Summary, load_run, open_store, summaries
+from .._store import RunSummary
+from ._stores import load_run, open_store, summaries
 from ._text import duration
 
 __all__ = ["print_run", "print_runs"]
@@ -87,7 +88,7 @@ def _print_columns(
     sys.stdout.write("\n".join(out) + "\n")
 
 
-def _dead(run: Summary) -> bool:
+def _dead(run: RunSummary) -> bool:
     return run.status is Status.PROCESSING and run.alive is False
 
 
@@ -97,7 +98,7 @@ def _tty() -> bool:
     return sys.stdout.isatty()
 
 
-def _summary_json(run: Summary) -> dict[str, Any]:
+def _summary_json(run: RunSummary) -> dict[str, Any]:
     data = attrs.asdict(run)
     data["status"] = run.status.value
     data["started_at"] = run.started_at.isoformat()
@@ -110,7 +111,7 @@ def _local(when: dt.datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _run_duration(run: Summary) -> str:
+def _run_duration(run: RunSummary) -> str:
     if run.ended_at is None:
         return "-"
     return duration((run.ended_at - run.started_at).total_seconds())

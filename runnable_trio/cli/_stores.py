@@ -1,36 +1,19 @@
 """The commands' one way to a store: the configuration's store, its runs, one run's record.
 
-Every command reads through the run-log store protocol, so it works on whichever store the
-configuration file names.
+Every command reads through the run-log store protocol (``store_from_configuration``), so it
+works on whichever store the configuration file names.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
-import attrs
-
 from .._config import load_configuration
 from .._errors import RunConfigurationError
 from .._runid import validate_run_id
-from .._runlog import RunLog, Status
-from .._store import RunLogStore
+from .._runlog import RunLog
+from .._store import RunLogStore, RunSummary
+from .._stores import store_from_configuration
 
-__all__ = ["Summary", "load_run", "open_store", "summaries"]
-
-
-@attrs.frozen(kw_only=True)
-class Summary:
-    """One recorded run as ``runs`` lists it; ``alive`` is None where the store cannot tell."""
-
-    run_id: str
-    status: Status
-    tag: str
-    pipeline_name: str
-    started_at: dt.datetime
-    ended_at: dt.datetime | None
-    alive: bool | None
+__all__ = ["load_run", "open_store", "summaries"]
 
 
 def open_store(configuration_file: str) -> RunLogStore:
@@ -38,7 +21,7 @@ def open_store(configuration_file: str) -> RunLogStore:
 
     Raises:
         RunConfigurationError: the configuration is unusable, or names the memory store,
-            whose runs live only in the process that ran them.
+            whose runs live only in the process that ran them (a command is a new process).
     """
     configuration = load_configuration(configuration_file)
     if configuration.run_log_store.type == "memory":
@@ -46,39 +29,12 @@ def open_store(configuration_file: str) -> RunLogStore:
             "the run-log store of this configuration is 'memory': its runs live only in the "
             "process that ran them, so no command can read them"
         )
-    return configuration.make_store()
+    return store_from_configuration(configuration)
 
 
-def summaries(store: RunLogStore) -> list[Summary]:
+def summaries(store: RunLogStore) -> list[RunSummary]:
     """The store's runs, newest first."""
-    runs = getattr(store, "runs", None)
-    if runs is None:
-        raise RunConfigurationError(f"{type(store).__name__} cannot list its runs")
-    alive_of = getattr(store, "alive", None) or getattr(store, "is_live", None)
-    found = []
-    for run in runs():
-        alive = getattr(run, "alive", None)
-        status = Status(run.status)
-        if alive is None and status is Status.PROCESSING and alive_of is not None:
-            alive = bool(alive_of(run.run_id))
-        found.append(
-            Summary(
-                run_id=run.run_id,
-                status=status,
-                tag=run.tag,
-                pipeline_name=run.pipeline_name,
-                started_at=_datetime(run.started_at),
-                ended_at=None if run.ended_at is None else _datetime(run.ended_at),
-                alive=alive,
-            )
-        )
-    return found
-
-
-def _datetime(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.fromisoformat(str(value))
+    return store.runs()
 
 
 def load_run(store: RunLogStore, run_id: str) -> RunLog:
