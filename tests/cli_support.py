@@ -40,6 +40,17 @@ async def gate(gate: str):
     yield {"type": "done", "opened": True}
 
 
+async def forever():
+    i = 0
+    while True:
+        i += 1
+        yield {"type": "tick", "i": i}
+        await trio.sleep(0.01)
+
+
+endless = AsyncPipeline([AsyncPythonTask("forever", forever)], name="endless")
+
+
 async def after(opened: bool) -> str:
     return "after"
 

@@ -146,3 +146,37 @@ def test_console_scripts_run_the_same_commands(folder: Path) -> None:
     assert "Usage: runnable " in done.stdout
     for command in ("run", "runs", "show", "timeline", "replay", "retry", "graph"):
         assert command in done.stdout
+
+
+COMPAT_TARGET = """
+import asyncio
+from runnable import AsyncPipeline, AsyncPythonTask
+
+async def hi(name: str = "x"):
+    await asyncio.sleep(0.01)
+    yield {"type": "chunk", "text": name}
+    yield {"type": "done", "out": name}
+
+pipeline = AsyncPipeline(steps=[AsyncPythonTask(name="hi", function=hi, returns=["out"])])
+"""
+
+
+def test_runnable_runs_a_compat_pipeline_of_asyncio_tasks(folder: Path) -> None:
+    (folder / "compat_target.py").write_text(COMPAT_TARGET, encoding="utf-8")
+    done = cli(folder, "run", "compat_target.py:pipeline", "-p", "name=aio", "--events", "jsonl",
+               "--run-id", "aio", script="runnable", check=0)  # fmt: skip
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"type": "chunk", "text": "aio"} in [
+        {k: v for k, v in event.items() if k != "_meta"} for event in events
+    ]
+    assert read_run_log("aio").parameters_out["out"] == "aio"
+
+
+def test_a_reader_that_leaves_cancels_the_run(folder: Path) -> None:
+    command = f"{sys.executable} -m runnable_trio run targets:endless --run-id p --events jsonl"
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {command} | head -n 1"],
+                          cwd=folder, capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert json.loads(done.stdout)["type"] == "run.started"
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr
+    assert read_run_log("p").status == "CANCELLED"

@@ -7,12 +7,15 @@ import, a run id that does not exist, an unusable configuration), 130 interrupte
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._errors import RunConfigurationError
 from ._target import TargetError
+
+if TYPE_CHECKING:
+    from .._stream import StreamingRun
 
 __all__ = ["cli"]
 
@@ -80,15 +83,20 @@ def run(target: str, parameters: tuple[str, ...], parameters_file: str, config: 
 
     values = dict(parse_parameter(text) for text in parameters)
     pipeline = load_target(target)
-    streaming = pipeline.execute_streaming(
-        configuration_file=config,
-        run_id=run_id,
-        tag=tag,
-        parameters_file=parameters_file,
-        parameters=values,
-        attribution=events != "none",
-    )
-    return drive(lambda: streaming, pipeline, _mode(events))
+
+    def start() -> StreamingRun:
+        # Made inside trio.run: compat's pipelines choose their Trio or asyncio side by the
+        # library calling them.
+        return pipeline.execute_streaming(
+            configuration_file=config,
+            run_id=run_id,
+            tag=tag,
+            parameters_file=parameters_file,
+            parameters=values,
+            attribution=events != "none",
+        )
+
+    return drive(start, pipeline, _mode(events))
 
 
 @cli.command()
@@ -111,10 +119,13 @@ def retry(run_id: str, target: str | None, config: str, events: str) -> int:
         pipeline = load_target(target)
     else:
         pipeline = find_pipeline(load_run(open_store(config), run_id))
-    streaming = retry_streaming(
-        pipeline, run_id, configuration_file=config, attribution=events != "none"
+    return drive(
+        lambda: retry_streaming(
+            pipeline, run_id, configuration_file=config, attribution=events != "none"
+        ),
+        pipeline,
+        _mode(events),
     )
-    return drive(lambda: streaming, pipeline, _mode(events))
 
 
 def _mode(events: str) -> str:

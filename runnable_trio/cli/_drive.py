@@ -7,6 +7,7 @@ as ``KeyboardInterrupt``, so it cancels the run like any cancellation: the run e
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ._text import duration, event_json, lifecycle_line
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "drive"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def drive(
@@ -56,7 +57,7 @@ async def _drive(
 
         view = LiveView(Console(file=out), run.run_log, pipeline)
         on_event = view.event
-    interrupted = False
+    interrupted = broken = False
     failure: ExecutionFailedError | None = None
     work = trio.CancelScope()
     with trio.open_signal_receiver(signal.SIGINT) as signals:
@@ -79,12 +80,19 @@ async def _drive(
                             on_event(event)
                     except ExecutionFailedError as exc:
                         failure = exc
+                    except BrokenPipeError:
+                        # The reader of our output left (``| head``): the run is cancelled
+                        # on the way out, as for Ctrl-C.
+                        broken = True
             finally:
                 await run.aclose()
                 if view is not None:
                     view.stop()
                 nursery.cancel_scope.cancel()
     record = run.run_log
+    if broken:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # no error at exit's flush
+        return EXIT_BROKEN_PIPE
     took = "-"
     if record.ended_at is not None:
         took = duration((record.ended_at - record.started_at).total_seconds())
