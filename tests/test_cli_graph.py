@@ -96,6 +96,7 @@ def test_labels_are_escaped() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_graph_prints_the_same_text(tmp_path: Path) -> None:
     write_targets(tmp_path)
     done = cli(tmp_path, "graph", "targets:nested", check=0)
@@ -104,6 +105,7 @@ def test_graph_prints_the_same_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_mermaid_renders_it_in_a_browser(tmp_path: Path) -> None:
     script = mermaid_js()
     simple = AsyncPipeline([AsyncPythonTask("only", _noop)], name="simple")

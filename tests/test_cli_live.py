@@ -15,7 +15,8 @@ from runnable_trio import read_run_log
 
 from .cli_support import TIMEOUT, require_tool, wait_for, write_targets
 
-pytestmark = pytest.mark.slow
+# Each test starts several interpreters: on a loaded machine that takes a while.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 class Screen:

@@ -18,7 +18,8 @@ from runnable_trio._filestore import _encode
 
 from .cli_support import TIMEOUT, cli, wait_for, write_targets
 
-pytestmark = pytest.mark.slow
+# Each test starts several interpreters: on a loaded machine that takes a while.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

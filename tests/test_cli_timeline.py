@@ -14,7 +14,8 @@ from runnable_trio.cli._timeline import bars_of
 
 from .cli_support import chromium_dom, cli, write_targets
 
-pytestmark = pytest.mark.slow
+# Each test starts several interpreters: on a loaded machine that takes a while.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
