@@ -11,6 +11,14 @@ another environment without code changes. Every setting is optional; the default
     event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
     code_identity: true       # record the git commit and dirtiness of the working folder
 
+PostgreSQL (extra ``postgres``) keeps run logs and event logs in a database shared by every
+process and host using the same DSN::
+
+    run_log_store:
+      type: postgres
+      dsn: postgresql://user@host/db   # or dsn_env: NAME, the DSN read from $NAME
+      timeout: 10                      # seconds: connection wait, statement and lock timeouts
+
 Relative folders are taken from the working folder when the run starts. The file is read at
 each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
 environment. An unknown or ill-typed setting is an error naming it.
@@ -18,6 +26,7 @@ environment. An unknown or ill-typed setting is an error naming it.
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 from typing import Literal
@@ -39,10 +48,43 @@ def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) ->
         raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
 
 
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name!r} must be > 0 seconds (got {value!r})")
+
+
 @attrs.frozen(kw_only=True)
 class RunLogStoreConfig:
-    type: Literal["file", "memory"] = "file"
+    type: Literal["file", "memory", "postgres"] = "file"
     folder: str = attrs.field(default=DEFAULT_FOLDER, validator=_non_empty)
+    dsn: str = ""
+    dsn_env: str = ""
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.type == "postgres" and bool(self.dsn) == bool(self.dsn_env):
+            raise ValueError(
+                "a 'postgres' run_log_store takes 'dsn' or 'dsn_env' (the name of an "
+                "environment variable holding the DSN), exactly one of them"
+            )
+        if self.type != "postgres" and (self.dsn or self.dsn_env):
+            raise ValueError(f"'dsn' and 'dsn_env' are for type 'postgres' (got {self.type!r})")
+
+    def postgres_dsn(self) -> str:
+        """The DSN, read from the environment variable named by ``dsn_env`` if set.
+
+        Raises:
+            RunConfigurationError: that variable is not set or is empty.
+        """
+        if self.dsn:
+            return self.dsn
+        value = os.environ.get(self.dsn_env, "")
+        if not value:
+            raise RunConfigurationError(
+                f"run_log_store.dsn_env names the environment variable {self.dsn_env!r}, "
+                "which is not set or is empty"
+            )
+        return value
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +103,11 @@ class Configuration:
         """A new store of the configured type."""
         if self.run_log_store.type == "memory":
             return MemoryRunLogStore()
+        if self.run_log_store.type == "postgres":
+            from ._pgstore import postgres_store  # imports psycopg: only when configured
+
+            settings = self.run_log_store
+            return postgres_store(settings.postgres_dsn(), settings.timeout)
         return FileRunLogStore(self.run_log_store.folder)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -36,7 +36,16 @@ from ._runlog import RunLog, Status
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["BATCH", "EventLog", "EventLogEnd", "EventRecord", "decode_line", "events_path"]
+__all__ = [
+    "BATCH",
+    "EventLog",
+    "EventLogEnd",
+    "EventLogWriter",
+    "EventRecord",
+    "decode_line",
+    "events_path",
+    "open_event_log",
+]
 
 BATCH = 256
 _TAIL = 1 << 16  # bytes read from the end of an existing log to find its last number
@@ -198,3 +207,42 @@ def _last_seq(fd: int) -> int:
         if isinstance(record, EventRecord):
             return record.seq
     return 0
+
+
+class EventLogWriter(Protocol):
+    """What the stream's consumer side needs of an event log: this file's or a store's own.
+
+    A store that keeps event logs itself (PostgreSQL) has a method
+    ``open_event_log(run_id) -> EventLogWriter``; :func:`open_event_log` uses it.
+    """
+
+    @property
+    def start_seq(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+    @property
+    def full(self) -> bool: ...
+
+    def append(self, seq: int, event: dict[str, Any]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self, run_log: RunLog) -> None: ...
+
+
+def open_event_log(store: object, folder: str | os.PathLike[str], run_id: str) -> EventLogWriter:
+    """The event log of ``run_id``: the store's own if it keeps them, else a file in ``folder``.
+
+    Raises:
+        RunConfigurationError: the log cannot be opened, or another process writes it.
+    """
+    opener = getattr(store, "open_event_log", None)
+    if opener is not None:
+        writer: EventLogWriter = opener(run_id)
+        return writer
+    return EventLog.open(folder, run_id)

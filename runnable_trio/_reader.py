@@ -18,6 +18,8 @@ __all__ = ["list_runs", "read_run_log"]
 
 def _store(configuration_file: str) -> FileRunLogStore:
     configuration = load_configuration(configuration_file)
+    if configuration.run_log_store.type == "postgres":
+        return configuration.make_store()  # type: ignore[return-value]  # same interface
     if configuration.run_log_store.type != "file":
         raise RunConfigurationError(
             "the run-log store of this configuration is 'memory': its runs live only in the "
@@ -36,7 +38,8 @@ def read_run_log(run_id: str, *, configuration_file: str = "") -> RunLog:
     try:
         return store.load(validate_run_id(run_id))
     except KeyError:
-        raise RunConfigurationError(f"no run with id {run_id!r} in {str(store.folder)!r}") from None
+        where = getattr(store, "folder", store)  # a file store's folder, another store's repr
+        raise RunConfigurationError(f"no run with id {run_id!r} in {str(where)!r}") from None
 
 
 def list_runs(*, configuration_file: str = "") -> list[RunSummary]:

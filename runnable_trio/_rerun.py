@@ -28,7 +28,7 @@ from ._catalog import RunCatalog
 from ._config import load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
-from ._eventlog import EventLog
+from ._eventlog import open_event_log
 from ._filestore import FileRunLogStore
 from ._jsoncodec import has_repr_marker
 from ._runid import validate_run_id
@@ -159,7 +159,9 @@ def _prepare_retry(
         buffer_size=check_buffer_size(buffer_size),
         catalog=catalog,
         event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
+            open_event_log(store, configuration.run_log_store.folder, run_id)
+            if use_event_log
+            else None
         ),
         code_identity=configuration.code_identity,
         retrying=True,
@@ -174,8 +176,11 @@ def _check_retryable(run_log: RunLog, store: RunLogStore) -> None:
         raise RunConfigurationError(f"run {run_id!r} succeeded: there is nothing to retry")
     # A file-store run whose process died stays PROCESSING; it is retryable once no process
     # holds its lock. Anything else may still be going.
+    alive = getattr(store, "alive", None)  # the PostgreSQL store's liveness
     if run_log.status is Status.PROCESSING and (
-        not isinstance(store, FileRunLogStore) or store.is_live(run_id)
+        store.is_live(run_id)
+        if isinstance(store, FileRunLogStore)
+        else alive is None or alive(run_id) is not False
     ):
         raise RunConfigurationError(f"run {run_id!r} is still going: wait for it to end")
 

@@ -9,12 +9,34 @@ file store (the default) is in ``_filestore``.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
-from ._errors import RunConfigurationError
-from ._runlog import RunLog, StepLog
+import attrs
 
-__all__ = ["MemoryRunLogStore", "RunLogStore"]
+from ._errors import RunConfigurationError
+from ._runlog import RunLog, Status, StepLog
+
+__all__ = ["MemoryRunLogStore", "RunLogStore", "RunSummary"]
+
+
+@attrs.frozen(kw_only=True)
+class RunSummary:
+    """One line of a store's :meth:`~RunLogStore.runs`: a run's id, status, times, liveness.
+
+    Attributes:
+        alive: ``True`` while the run's writer holds it, ``False`` once it is gone (a
+            ``PROCESSING`` run with ``alive=False`` crashed and can be retried), ``None``
+            where the store cannot tell.
+    """
+
+    run_id: str
+    status: Status
+    tag: str
+    pipeline_name: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    alive: bool | None
 
 
 class RunLogStore(Protocol):

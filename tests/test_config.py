@@ -67,7 +67,7 @@ async def test_memory_store_from_the_file() -> None:
     [
         (
             "run_log_store:\n  type: disk\n",
-            "must be 'file' or 'memory' @ configuration.run_log_store.type",
+            "must be 'file' or 'memory' or 'postgres' @ configuration.run_log_store.type",
         ),
         ("run_log_store:\n  folder: ''\n", "'folder' must be a non-empty folder path"),
         ("event_log: maybe\n", "'maybe' is not a boolean @ configuration.event_log"),
