@@ -14,7 +14,8 @@ thread cannot be interrupted, so every call is bounded instead: with ``timeout``
 - libpq's ``connect_timeout`` and ``tcp_user_timeout`` (a peer that stops answering),
 - the server's ``statement_timeout`` and ``lock_timeout``,
 
-a call returns or fails within about twice ``timeout``; a cancelled run waits for its
+a call returns or fails within about three times ``timeout`` (a pool left behind by a
+server that was down is replaced once, see ``_checkout``); a cancelled run waits for its
 current call no longer than that. A database that is down fails a run when it starts, with an
 error naming the server and what libpq said, never a hang.
 
@@ -120,20 +121,38 @@ class Database:
             RunConfigurationError: the server cannot be reached within the timeout, or holds
                 a newer schema.
         """
+        pool, conn = self._checkout()
+        try:
+            if not self._schema_ready:
+                ensure_schema(conn)
+                self._schema_ready = True
+            yield conn
+        finally:
+            pool.putconn(conn)
+
+    def _checkout(self) -> tuple[psycopg_pool.ConnectionPool, psycopg.Connection[Any]]:
         pool = self._open_pool()
         try:
-            with pool.connection(timeout=self.timeout) as conn:
-                if not self._schema_ready:
-                    ensure_schema(conn)
-                    self._schema_ready = True
-                yield conn
+            return pool, pool.getconn(timeout=self.timeout)
         except psycopg_pool.PoolTimeout:
-            error = self._unreachable()
-            with self._pool_lock:  # no pool retrying in the background for nothing
-                if self._pool is not None:
-                    self._pool.close(timeout=0)
-                    self._pool = None
-            raise error from None
+            pass
+        # A pool whose connections failed (the server was down) waits out a growing backoff
+        # before it tries again: if the server answers now, a new pool serves at once.
+        reason = self._probe()
+        with self._pool_lock:
+            if self._pool is pool:
+                pool.close(timeout=0)
+                self._pool = None
+        if reason:
+            raise RunConfigurationError(f"the PostgreSQL run-log store {self.name!r}: {reason}")
+        pool = self._open_pool()
+        try:
+            return pool, pool.getconn(timeout=self.timeout)
+        except psycopg_pool.PoolTimeout:
+            raise RunConfigurationError(
+                f"the PostgreSQL run-log store {self.name!r}: no free connection within "
+                f"{self.timeout:g} s"
+            ) from None
 
     def _open_pool(self) -> psycopg_pool.ConnectionPool:
         with self._pool_lock:
@@ -149,14 +168,13 @@ class Database:
                 )
             return self._pool
 
-    def _unreachable(self) -> RunConfigurationError:
-        # The pool only says it timed out; one direct attempt gives libpq's reason.
+    def _probe(self) -> str:
+        """Why a direct connection fails ("" if it does not): libpq's reason."""
         try:
             psycopg.connect(self.dsn, **self._kwargs).close()
-            reason = f"no free connection within {self.timeout:g} s"
         except psycopg.Error as exc:
-            reason = str(exc).strip()
-        return RunConfigurationError(f"the PostgreSQL run-log store {self.name!r}: {reason}")
+            return str(exc).strip()
+        return ""
 
     def limiter(self) -> trio.CapacityLimiter:
         """The threads of this Trio run that may wait on this database at once."""
