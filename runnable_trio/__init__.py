@@ -25,7 +25,6 @@ from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import TerminatedWithFailure as TerminatedWithFailure
 from ._events import Lifecycle as Lifecycle
 from ._filestore import FileRunLogStore as FileRunLogStore
-from ._filestore import RunSummary as RunSummary
 from ._loop import Loop as Loop
 from ._map import Map as Map
 from ._parallel import Parallel as Parallel
@@ -55,6 +54,7 @@ from ._sse import format_sse as format_sse
 from ._sse import parse_last_event_id as parse_last_event_id
 from ._store import MemoryRunLogStore as MemoryRunLogStore
 from ._store import RunLogStore as RunLogStore
+from ._store import RunSummary as RunSummary
 from ._stream import EventStream as EventStream
 from ._stream import StreamingRun as StreamingRun
 from ._stub import Stub as Stub

@@ -10,7 +10,10 @@ tree); files under the catalog and run-log folders are never ``put``.
 
 Nothing escapes the two roots: an absolute glob or one with a ``..`` part is rejected when
 the ``Catalog`` is built, and a match or destination that resolves outside its root (through
-a symlink) fails the step.
+a symlink) fails the step. A new run's catalog folder must not exist yet (a symlink planted
+there fails the run at the call, :meth:`RunCatalog.check_new`); files are written into it
+through folder descriptors that follow no symlink below the catalog folder, each as a new
+temporary file renamed into place (``_files``).
 
 ``pickled`` returns are pickled into ``<run catalog>/%pickled/<step path>/<name>.pickle``
 (``%`` cannot appear in a step name, so no user file can clash). Later steps of the run
@@ -22,17 +25,16 @@ File work runs in a worker thread; cancelling a step waits for the file in hand.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import secrets
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
 
-from ._errors import PipelineDefinitionError, StepError
+from ._errors import PipelineDefinitionError, RunConfigurationError, StepError
+from ._files import ensure_absent, open_folder, replace_atomically
 from ._offloop import run_blocking
 from ._runlog import CatalogEntry
 
@@ -109,6 +111,17 @@ class RunCatalog:
         excluded = (base, *((workdir / extra).resolve() for extra in also_excluded))
         return cls(base / run_id, workdir, excluded)
 
+    def check_new(self) -> None:
+        """Refuse a new run whose catalog folder is already there (a planted symlink too).
+
+        Raises:
+            RunConfigurationError: naming the path.
+        """
+        try:
+            ensure_absent(self.root)
+        except FileExistsError as exc:
+            raise RunConfigurationError(f"the run cannot start: {exc.strerror}") from None
+
     async def get(self, patterns: Sequence[str], step: str) -> list[CatalogEntry]:
         """Copy the catalog files matching ``patterns`` into the working folder.
 
@@ -160,7 +173,10 @@ class RunCatalog:
             for source in matches:
                 name = source.relative_to(self.root).as_posix()
                 target = self._inside(self.workdir, self.workdir / name, name, step)
-                entries.append(CatalogEntry(name, _copy(source, target), "get"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
+                replace_atomically(target, _chunks(source, digest))
+                entries.append(CatalogEntry(name, digest.hexdigest(), "get"))
         return entries
 
     def _put(self, patterns: Sequence[str], step: str, store_copy: bool) -> list[CatalogEntry]:
@@ -178,8 +194,10 @@ class RunCatalog:
             for source in matches:
                 name = source.relative_to(self.workdir).as_posix()
                 if store_copy:
-                    target = self._inside(self.root, self.root / name, name, step)
-                    digest = _copy(source, target)
+                    self._inside(self.root, self.root / name, name, step)
+                    hashed = hashlib.sha256()
+                    self._write(PurePosixPath(name), _chunks(source, hashed))
+                    digest = hashed.hexdigest()
                 else:
                     digest = _hash(source)
                 entries.append(CatalogEntry(name, digest, "put"))
@@ -195,11 +213,16 @@ class RunCatalog:
         relative = PurePosixPath(
             PICKLED_FOLDER, urllib.parse.quote(step, safe="._-"), f"{name}.pickle"
         )
-        target = self.root / relative
-        _write_atomically(target, data)
+        self._write(relative, data)
         return CatalogEntry(
             relative.as_posix(), hashlib.sha256(data).hexdigest(), "pickled", parameter=name
         )
+
+    def _write(self, relative: PurePosixPath, data: bytes | Iterator[bytes]) -> None:
+        """Write ``root/relative`` atomically, following no symlink below the catalog folder."""
+        folders = relative.parts[:-1]
+        with open_folder(self.root.parent, self.root.name, *folders, create=True) as fd:
+            replace_atomically(Path(relative.name), data, dir_fd=fd)
 
     def _matches(self, base: Path, pattern: str, step: str) -> list[Path]:
         if not base.is_dir():
@@ -213,8 +236,12 @@ class RunCatalog:
 
     @staticmethod
     def _inside(base: Path, path: Path, name: str, step: str | None) -> Path:
-        """``path`` if it resolves inside ``base`` (following symlinks), else an error."""
-        if not path.resolve().is_relative_to(base.resolve()):
+        """``path`` if it resolves inside ``base`` (following symlinks), else an error.
+
+        ``base`` is taken as it is (its parents are resolved already): a run's catalog folder
+        that is itself a symlink leads outside.
+        """
+        if not path.resolve().is_relative_to(base):
             message = f"catalog path {name!r} leads outside {str(base)!r} (through a symlink)"
             raise StepError(step, message) if step is not None else ValueError(message)
         return path
@@ -228,30 +255,9 @@ def _hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` (replaced atomically) and return the content's sha256."""
-    digest = hashlib.sha256()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(source, "rb") as reader, open(temporary, "xb") as writer:
-            while chunk := reader.read(_CHUNK):
-                digest.update(chunk)
-                writer.write(chunk)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as writer:
-            writer.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+def _chunks(source: Path, digest: Any) -> Iterator[bytes]:
+    """The content of ``source`` in chunks, hashed into ``digest`` on the way."""
+    with open(source, "rb") as reader:
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+            yield chunk

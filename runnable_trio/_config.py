@@ -4,12 +4,13 @@ A small YAML file choosing where a run's records go, so the same pipeline runs a
 another environment without code changes. Every setting is optional; the defaults are::
 
     run_log_store:
-      type: file              # or "memory": records kept in this process only
+      type: file              # or "memory": one store per process, records kept in memory
       folder: .run_log_store  # run logs, journals and event logs
     catalog:
       folder: .catalog        # the run's files go to <folder>/<run_id>/
     event_log: false          # record every event to <run log folder>/<run_id>.events.jsonl
     code_identity: true       # record the git commit and dirtiness of the working folder
+    cancel_warning: 10        # seconds a cancelled run may take to end before a warning
 
 PostgreSQL (extra ``postgres``) keeps run logs and event logs in a database shared by every
 process and host using the same DSN::
@@ -37,8 +38,7 @@ import yaml
 
 from ._convert import converter, load_yaml
 from ._errors import RunConfigurationError
-from ._filestore import DEFAULT_FOLDER, FileRunLogStore
-from ._store import MemoryRunLogStore, RunLogStore
+from ._filestore import DEFAULT_FOLDER
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 
@@ -48,9 +48,9 @@ def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) ->
         raise ValueError(f"{attribute.name!r} must be a non-empty folder path")
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name!r} must be > 0 seconds (got {value!r})")
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not (0 < value < float("inf")):
+        raise ValueError(f"{attribute.name!r} must be a number of seconds > 0 (got {value!r})")
 
 
 @attrs.frozen(kw_only=True)
@@ -59,7 +59,7 @@ class RunLogStoreConfig:
     folder: str = attrs.field(default=DEFAULT_FOLDER, validator=_non_empty)
     dsn: str = ""
     dsn_env: str = ""
-    timeout: float = attrs.field(default=10.0, validator=_positive)
+    timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
 
     def __attrs_post_init__(self) -> None:
         if self.type == "postgres" and bool(self.dsn) == bool(self.dsn_env):
@@ -98,17 +98,7 @@ class Configuration:
     catalog: CatalogConfig = CatalogConfig()
     event_log: bool = False
     code_identity: bool = True
-
-    def make_store(self) -> RunLogStore:
-        """A new store of the configured type."""
-        if self.run_log_store.type == "memory":
-            return MemoryRunLogStore()
-        if self.run_log_store.type == "postgres":
-            from ._pgstore import postgres_store  # imports psycopg: only when configured
-
-            settings = self.run_log_store
-            return postgres_store(settings.postgres_dsn(), settings.timeout)
-        return FileRunLogStore(self.run_log_store.folder)
+    cancel_warning: float = attrs.field(default=10.0, validator=_positive_seconds)
 
 
 def _describe_error(exc: BaseException, type_: type | None) -> str:

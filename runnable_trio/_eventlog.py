@@ -13,14 +13,19 @@ Appending only encodes the line; lines are written in batches by a worker thread
 what is left and the end line, shielded from cancellation, so no event the consumer received
 is lost however it left.
 
-While the log is open its process holds an exclusive ``flock`` on the file; a reader that can
-take a shared lock knows the writer is gone (finished, or its process died).
+No descriptor is held while the run goes: each batch is an open-append-close in the worker
+thread (``_files``), so a process runs any number of logged runs under its descriptor limit.
+Liveness is the writer's token: the first line of each attempt, ``{"writer": "<token>"}``,
+names the process lock (``_files.writer_lock``) of the process writing it; a reader that
+finds that lock free knows the writer is gone. A new run's log is created new when the run is
+prepared (a file or symlink already there fails the call); a retry's writer line is appended
+when the retry starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,17 +34,16 @@ import trio
 
 from ._convert import converter
 from ._errors import RunConfigurationError
+from ._files import append_line, create_new, make_folder, read_from, writer_lock
 from ._jsoncodec import dumps, loads
-from ._offloop import run_blocking, write_all
+from ._offloop import run_blocking
 from ._runlog import RunLog, Status
-
-if sys.platform != "win32":
-    import fcntl
 
 __all__ = [
     "BATCH",
     "EventLog",
     "EventLogEnd",
+    "EventLogSink",
     "EventLogWriter",
     "EventRecord",
     "decode_line",
@@ -73,14 +77,26 @@ class EventLogEnd:
     error_message: str | None = None
 
 
-def encode_record(record: EventRecord | EventLogEnd) -> str:
+@attrs.frozen
+class EventLogWriter:
+    """The first line of each attempt of a run: the token of the process writing it."""
+
+    token: str
+
+
+Line = EventRecord | EventLogEnd | EventLogWriter
+
+
+def encode_record(record: Line) -> str:
     """The JSON line (without its newline) of a record."""
     if isinstance(record, EventRecord):
         return dumps({"seq": record.seq, "event": record.event})
+    if isinstance(record, EventLogWriter):
+        return dumps({"writer": record.token})
     return dumps({"end": converter.unstructure(record)})
 
 
-def decode_line(line: str | bytes) -> EventRecord | EventLogEnd:
+def decode_line(line: str | bytes) -> Line:
     """A record from its JSON line. Raises ``ValueError`` if the line is not one."""
     data = loads(line)
     if not isinstance(data, dict):
@@ -88,13 +104,20 @@ def decode_line(line: str | bytes) -> EventRecord | EventLogEnd:
     try:
         if "end" in data:
             return converter.structure(data["end"], EventLogEnd)
+        if "writer" in data:
+            if not isinstance(data["writer"], str):
+                raise TypeError("the writer must be a str")
+            return EventLogWriter(data["writer"])
         return converter.structure(data, EventRecord)
     except Exception as exc:
         raise ValueError(f"not an event log line: {line!r} ({exc})") from exc
 
 
 class EventLog:
-    """A run's open event log. Made by :meth:`open`, appended by the stream's consumer side.
+    """A run's event log. Made by :meth:`open`, appended by the stream's consumer side.
+
+    Nothing is written before :meth:`start` (the run has claimed its record): a run that
+    never starts leaves no log behind.
 
     Attributes:
         path: the file.
@@ -102,43 +125,58 @@ class EventLog:
             run numbers on from there).
     """
 
-    def __init__(self, path: Path, fd: int, start_seq: int) -> None:
+    def __init__(self, path: Path, start_seq: int, *, created: bool) -> None:
         self.path = path
         self.start_seq = start_seq
-        self._fd: int | None = fd
+        self._created = created  # a new run's log, made by open(): removed if never started
+        self._started = False
+        self._closed = False
         self._lines: list[str] = []
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str], run_id: str) -> EventLog:
-        """Open (or create) the event log of ``run_id`` and take its lock. Synchronous.
+    def open(cls, folder: str | os.PathLike[str], run_id: str, *, retry: bool = False) -> EventLog:
+        """The event log of ``run_id``: created new for a run, the existing one for a retry.
+
+        A new run's log is created now with its writer line. Synchronous.
 
         Raises:
-            RunConfigurationError: the file cannot be opened, or another process writes it.
+            RunConfigurationError: something is already where a new run's log goes (a
+                symlink included), or the file cannot be made or read.
         """
-        path = events_path(folder, run_id)
+        path = events_path(Path(folder).absolute(), run_id)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            make_folder(path.parent)
+            if not retry:
+                token = writer_lock(path.parent).token
+                create_new(path, (encode_record(EventLogWriter(token)) + "\n").encode())
+                return cls(path, 0, created=True)
+            try:
+                start_seq = _last_seq(path)
+            except FileNotFoundError:  # the run was run without its event log
+                create_new(path)
+                start_seq = 0
         except OSError as exc:
-            raise RunConfigurationError(f"cannot open the event log {str(path)!r}: {exc}") from exc
-        try:
-            if sys.platform != "win32":
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            start_seq = _last_seq(fd)
-        except BlockingIOError:
-            os.close(fd)
             raise RunConfigurationError(
-                f"the event log {str(path)!r} is being written by another run"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return cls(path, fd, start_seq)
+                f"cannot open the event log: {exc.strerror or exc}"
+            ) from exc
+        return cls(path, start_seq, created=False)
+
+    def start(self) -> None:
+        """The run has claimed its record: the log is now its own. Synchronous, short.
+
+        A retry's writer line is appended here.
+        """
+        if self._started or self._closed:
+            return
+        self._started = True
+        if not self._created:
+            token = writer_lock(self.path.parent).token
+            append_line(self.path, (encode_record(EventLogWriter(token)) + "\n").encode())
 
     @property
     def closed(self) -> bool:
-        return self._fd is None
+        return self._closed
 
     @property
     def pending(self) -> bool:
@@ -155,26 +193,31 @@ class EventLog:
         self._lines.append(dumps({"seq": seq, "event": event}))
 
     async def flush(self) -> None:
-        """Write the queued lines in a worker thread.
+        """Write the queued lines in a worker thread (an open-append-close there).
 
         Cancellation: lines not yet handed to the thread stay queued.
         """
-        if not self._lines or self._fd is None:
+        if not self._lines or self._closed or not self._started:
             return
         lines, self._lines = self._lines, []
         data = ("\n".join(lines) + "\n").encode()
         try:
-            await run_blocking(write_all, self._fd, data, limiter=self._limiter)
+            await run_blocking(append_line, self.path, data, limiter=self._limiter)
         except trio.Cancelled:
             self._lines[:0] = lines  # the thread never started
             raise
 
     async def close(self, run_log: RunLog) -> None:
-        """Write what is queued and the end line, then release the file. Idempotent.
+        """Write what is queued and the end line. Idempotent.
+
+        A log whose run never started is removed (a new run's) or left as it was.
 
         Cancellation: shielded; it finishes its (short) writes first.
         """
-        if self._fd is None:
+        if self._closed:
+            return
+        if not self._started:
+            self._discard()
             return
         end = EventLogEnd(
             status=run_log.status,
@@ -185,20 +228,26 @@ class EventLog:
         self._lines.append(encode_record(end))
         with trio.CancelScope(shield=True):
             await self.flush()
-            fd, self._fd = self._fd, None
-            await run_blocking(os.close, fd, limiter=self._limiter)
+            self._closed = True
+
+    def _discard(self) -> None:
+        self._closed = True
+        self._lines.clear()
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def __del__(self) -> None:
-        # Never started (a StreamingRun made but not iterated): release the file and lock.
-        if self._fd is not None:
-            os.close(self._fd)
+        # Never started (a StreamingRun made but not iterated): no log of a run that never ran.
+        if not self._closed and not self._started:
+            self._discard()
 
 
-def _last_seq(fd: int) -> int:
-    size = os.fstat(fd).st_size
+def _last_seq(path: Path) -> int:
+    size = os.stat(path, follow_symlinks=False).st_size
     if size == 0:
         return 0
-    tail = os.pread(fd, min(size, _TAIL), max(0, size - _TAIL))
+    tail = read_from(path, max(0, size - _TAIL))
     for line in reversed(tail.splitlines()):
         try:
             record = decode_line(line)
@@ -209,15 +258,17 @@ def _last_seq(fd: int) -> int:
     return 0
 
 
-class EventLogWriter(Protocol):
+class EventLogSink(Protocol):
     """What the stream's consumer side needs of an event log: this file's or a store's own.
 
     A store that keeps event logs itself (PostgreSQL) has a method
-    ``open_event_log(run_id) -> EventLogWriter``; :func:`open_event_log` uses it.
+    ``open_event_log(run_id) -> EventLogSink``; :func:`open_event_log` uses it.
     """
 
     @property
     def start_seq(self) -> int: ...
+
+    def start(self) -> None: ...
 
     @property
     def closed(self) -> bool: ...
@@ -235,7 +286,9 @@ class EventLogWriter(Protocol):
     async def close(self, run_log: RunLog) -> None: ...
 
 
-def open_event_log(store: object, folder: str | os.PathLike[str], run_id: str) -> EventLogWriter:
+def open_event_log(
+    store: object, folder: str | os.PathLike[str], run_id: str, *, retry: bool = False
+) -> EventLogSink:
     """The event log of ``run_id``: the store's own if it keeps them, else a file in ``folder``.
 
     Raises:
@@ -243,6 +296,6 @@ def open_event_log(store: object, folder: str | os.PathLike[str], run_id: str) -
     """
     opener = getattr(store, "open_event_log", None)
     if opener is not None:
-        writer: EventLogWriter = opener(run_id)
-        return writer
-    return EventLog.open(folder, run_id)
+        sink: EventLogSink = opener(run_id)
+        return sink
+    return EventLog.open(folder, run_id, retry=retry)

@@ -26,23 +26,42 @@ busy 2-core machine), more than a small step itself; and a thread that writes la
 leave a finished step undurable while the next one runs (a SIGKILL then loses it, and a retry
 runs it again). So these stay on the loop, by design.
 
-While a run is going, its process holds an exclusive ``flock`` on the journal; the lock goes
-with the process, so :meth:`FileRunLogStore.is_live` tells a running run from one whose
-process died (both ``PROCESSING``), which a retry needs.
+The snapshot begins with a small ``"_summary"`` (id, status, tag, name, times, writer), so
+:meth:`FileRunLogStore.runs` reads a few hundred bytes of each file, never a whole record.
+
+Liveness and descriptors. No descriptor is held per run (``_files``): a journal line goes
+through the process's small pool of append descriptors, and liveness is one lock per process
+(``<folder>/.writers/<token>.lock``, held while the process lives) whose token the snapshot
+names while the run goes. :meth:`FileRunLogStore.alive` is true while that process holds its
+lock, false at once when it dies (SIGKILL included): a retry needs it. Every file a run
+creates is created new, never through a symlink (``_files``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
-import secrets
-import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from ._errors import RunConfigurationError
+from ._files import (
+    APPENDS,
+    describe_os_error,
+    locked,
+    make_folder,
+    read_file,
+    read_head,
+    replace_atomically,
+    reserve_descriptor,
+    writer_alive,
+    writer_lock,
+)
 from ._jsoncodec import dumps, loads
-from ._offloop import run_blocking, write_all
+from ._offloop import run_blocking
 from ._runlog import (
     BranchLog,
     RunLog,
@@ -54,25 +73,13 @@ from ._runlog import (
     step_log_from_dict,
     step_log_to_dict,
 )
+from ._store import RunSummary
 
-if sys.platform != "win32":
-    import fcntl
-
-__all__ = ["DEFAULT_FOLDER", "FileRunLogStore", "RunSummary"]
+_SUMMARY = b'{"_summary":'
+_HEAD = 4096  # bytes read of a snapshot to find its summary
+__all__ = ["DEFAULT_FOLDER", "FileRunLogStore"]
 
 DEFAULT_FOLDER = ".run_log_store"
-
-
-@attrs.frozen(kw_only=True)
-class RunSummary:
-    """One line of :meth:`FileRunLogStore.runs`: a run's id, status and times."""
-
-    run_id: str
-    status: Status
-    tag: str
-    pipeline_name: str
-    started_at: str
-    ended_at: str | None
 
 
 class FileRunLogStore:
@@ -85,7 +92,11 @@ class FileRunLogStore:
 
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
         self.folder = Path(folder).absolute()
-        self._journals: dict[str, _Journal] = {}
+        # The composite records already journaled, per run this store is writing.
+        self._journals: dict[str, set[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"FileRunLogStore({str(self.folder)!r})"
 
     def snapshot_path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.json"
@@ -94,20 +105,21 @@ class FileRunLogStore:
         return self.folder / f"{run_id}.journal.jsonl"
 
     def exists(self, run_id: str) -> bool:
-        return self.snapshot_path(run_id).exists()
+        path = self.snapshot_path(run_id)
+        return path.is_file() and not path.is_symlink()
 
     async def create(self, run_log: RunLog) -> None:
-        """Write the first snapshot, claiming the id atomically.
+        """Write the first snapshot, claiming the id atomically, and a new empty journal.
 
         Raises:
             RunConfigurationError: a run with this id exists (even one started a moment ago
-                by another process).
+                by another process), or a file is already where the run's journal goes.
+            OSError: the files cannot be made (its errno kept; the descriptor limit named).
 
         Cancellation: not a checkpoint (see the module docstring for why this is inline).
         """
-        data = _encode(run_log)
-        fd = self._create_files(run_log.run_id, data)
-        self._journals[run_log.run_id] = _Journal(fd, run_log.run_id)
+        self._create_files(run_log)
+        self._journals[run_log.run_id] = set()
 
     async def reopen(self, run_log: RunLog) -> None:
         """A recorded run is retried: rewrite its snapshot (now PROCESSING), empty its journal.
@@ -115,24 +127,28 @@ class FileRunLogStore:
         Raises:
             RunConfigurationError: the run is still going in some process.
         """
-        data = _encode(run_log)
-        fd = await run_blocking(self._reopen_files, run_log.run_id, data)
-        self._journals[run_log.run_id] = _Journal(fd, run_log.run_id)
+        APPENDS.forget(self.journal_path(run_log.run_id))
+        await run_blocking(self._reopen_files, run_log)
+        self._journals[run_log.run_id] = set()
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         """Append the step's line to the run's journal.
 
+        Raises:
+            OSError: the line cannot be written; the run fails, its record can no longer be
+                kept durable.
+
         Cancellation: not a checkpoint.
         """
-        journal = self._journals.get(run_log.run_id)
-        if journal is None:
+        parents_written = self._journals.get(run_log.run_id)
+        if parents_written is None:
             return  # not a run this store started
         lines = []
         for parent in _enclosing(run_log, step.path):
             # A composite step's own record goes in once, before the first line of a step
             # inside it; repeating it on every line would cost a Map of n items n copies.
-            if parent.path not in journal.parents_written:
-                journal.parents_written.add(parent.path)
+            if parent.path not in parents_written:
+                parents_written.add(parent.path)
                 header = step_log_to_dict(attrs.evolve(parent, branches={}))
                 lines.append(dumps({"parent": header}))
         if step.branches:
@@ -142,30 +158,38 @@ class FileRunLogStore:
                 step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
             )
         lines.append(dumps({"step": step_log_to_dict(step)}))
-        journal.append(("\n".join(lines) + "\n").encode())
+        try:
+            APPENDS.append(self.journal_path(run_log.run_id), ("\n".join(lines) + "\n").encode())
+        except OSError as exc:
+            what = f"the run log journal of run {run_log.run_id!r} cannot be written"
+            raise describe_os_error(exc, what) from exc
 
     async def finish(self, run_log: RunLog) -> None:
-        """Write the final snapshot atomically, then drop the journal and its lock."""
-        journal = self._journals.pop(run_log.run_id, None)
-        if journal is None:
+        """Write the final snapshot atomically, then drop the journal."""
+        if self._journals.pop(run_log.run_id, None) is None:
             return
+        APPENDS.forget(self.journal_path(run_log.run_id))
         # Encoding a long run's record takes a while: done in the thread too (it is final).
-        await run_blocking(self._finish_files, run_log, journal.fd)
+        await run_blocking(self._finish_files, run_log)
 
     def load(self, run_id: str) -> RunLog:
         """The run's record: the snapshot, with the journal's steps placed in while running.
 
         Raises:
             KeyError: no run with this id.
-            RunConfigurationError: the snapshot is not a run log.
+            RunConfigurationError: the snapshot is not a run log (or is a symlink).
         """
         path = self.snapshot_path(run_id)
         try:
-            text = path.read_bytes()
+            text = read_file(path)
         except FileNotFoundError:
             raise KeyError(run_id) from None
+        except OSError as exc:
+            raise RunConfigurationError(f"cannot read the run log {str(path)!r}: {exc}") from exc
         try:
-            run_log = run_log_from_dict(loads(text))
+            data = loads(text)
+            data.pop("_summary", None)
+            run_log = run_log_from_dict(data)
         except Exception as exc:
             raise RunConfigurationError(f"{str(path)!r} is not a run log: {exc}") from exc
         if run_log.status is Status.PROCESSING:
@@ -173,101 +197,107 @@ class FileRunLogStore:
         return run_log
 
     def runs(self) -> list[RunSummary]:
-        """Every run in the folder, newest first."""
+        """Every run in the folder, newest first (each snapshot's summary only is read)."""
         found: list[RunSummary] = []
-        if not self.folder.is_dir():
+        alive: dict[Any, bool | None] = {}  # by writer: few processes write many runs
+        try:
+            entries = os.scandir(self.folder)
+        except (FileNotFoundError, NotADirectoryError):
             return found
-        for path in self.folder.glob("*.json"):
+        with entries:
+            names = [entry.name for entry in entries if entry.name.endswith(".json")]
+        for name in names:
+            summary = _read_summary(self.folder / name)
+            if summary is None:
+                continue  # not a run log (a stray file), or deleted meanwhile
             try:
-                data = loads(path.read_bytes())
+                status = Status(summary["status"])
+                writer = summary.get("writer")
+                if status is not Status.PROCESSING:
+                    live: bool | None = False
+                else:
+                    if writer not in alive:
+                        alive[writer] = writer_alive(self.folder, writer)
+                    live = alive[writer]
+                ended = summary["ended_at"]
                 found.append(
                     RunSummary(
-                        run_id=data["run_id"],
-                        status=Status(data["status"]),
-                        tag=data["tag"],
-                        pipeline_name=data["pipeline_name"],
-                        started_at=data["started_at"],
-                        ended_at=data["ended_at"],
+                        run_id=summary["run_id"],
+                        status=status,
+                        tag=summary["tag"],
+                        pipeline_name=summary["pipeline_name"],
+                        started_at=dt.datetime.fromisoformat(summary["started_at"]),
+                        ended_at=None if ended is None else dt.datetime.fromisoformat(ended),
+                        alive=live,
                     )
                 )
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # not a run log (a stray file), or deleted meanwhile
+            except (ValueError, KeyError, TypeError):
+                continue
         found.sort(key=lambda run: run.started_at, reverse=True)
         return found
 
-    def is_live(self, run_id: str) -> bool:
-        """Whether a process is running this run now (it holds the journal's lock)."""
-        if sys.platform == "win32":
+    def alive(self, run_id: str) -> bool | None:
+        """Whether a process is running this run now (its writer's lock is held)."""
+        summary = _read_summary(self.snapshot_path(run_id))
+        if summary is None or summary.get("status") != Status.PROCESSING.value:
             return False
-        try:
-            fd = os.open(self.journal_path(run_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return writer_alive(self.folder, summary.get("writer"))
 
     # File work (in worker threads, but for _create_files: see the module docstring).
 
-    def _create_files(self, run_id: str, data: bytes) -> int:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def _create_files(self, run_log: RunLog) -> None:
+        run_id = run_log.run_id
         final = self.snapshot_path(run_id)
-        temporary = self._write_temporary(final, data)
         try:
-            os.link(temporary, final)  # fails if the id is taken: the claim is atomic
-        except FileExistsError:
-            raise RunConfigurationError(f"a run with id {run_id!r} already exists") from None
-        finally:
-            os.unlink(temporary)
-        return self._open_journal(run_id, truncate=True)
-
-    def _reopen_files(self, run_id: str, data: bytes) -> int:
-        fd = self._open_journal(run_id, truncate=False)
-        try:
-            final = self.snapshot_path(run_id)
-            os.replace(self._write_temporary(final, data), final)
-            os.ftruncate(fd, 0)  # the snapshot now holds what the journal held
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _finish_files(self, run_log: RunLog, fd: int) -> None:
-        final = self.snapshot_path(run_log.run_id)
-        try:
-            os.replace(self._write_temporary(final, _encode(run_log)), final)
-            self.journal_path(run_log.run_id).unlink(missing_ok=True)
-        finally:
-            os.close(fd)
-
-    def _open_journal(self, run_id: str, *, truncate: bool) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
-        fd = os.open(self.journal_path(run_id), flags, 0o644)
-        if sys.platform != "win32":
+            make_folder(self.folder)
+            reserve_descriptor()  # at the limit already: the run fails here, at its start
+            data = _encode(run_log, writer_lock(self.folder).token)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise RunConfigurationError(
-                    f"run {run_id!r} is being run by another process"
-                ) from None
-        return fd
+                replace_atomically(final, data, claim=True)  # the claim is atomic
+            except FileExistsError:
+                if final.is_symlink():
+                    raise RunConfigurationError(
+                        f"{str(final)!r} is a symlink: a run's files are created new"
+                    ) from None
+                raise RunConfigurationError(f"a run with id {run_id!r} already exists") from None
+            try:
+                # Open in the pool: out of descriptors, the run fails now, not at a step.
+                APPENDS.create(self.journal_path(run_id))
+            except BaseException:
+                final.unlink()  # ours, claimed a moment ago: the id is free again
+                raise
+        except FileExistsError as exc:
+            raise RunConfigurationError(f"run {run_id!r} cannot start: {exc.strerror}") from None
+        except OSError as exc:
+            raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
 
-    @staticmethod
-    def _write_temporary(final: Path, data: bytes) -> Path:
-        temporary = final.with_name(f"{final.name}.{secrets.token_hex(4)}.tmp")
-        with open(temporary, "xb") as file:
-            file.write(data)
-        return temporary
+    def _reopen_files(self, run_log: RunLog) -> None:
+        run_id = run_log.run_id
+        journal = self.journal_path(run_id)
+        try:
+            reserve_descriptor()
+            data = _encode(run_log, writer_lock(self.folder).token)
+            with locked(journal) as fd:  # retries of one run, one at a time
+                if self.alive(run_id) is not False:
+                    raise RunConfigurationError(f"run {run_id!r} is being run by another process")
+                replace_atomically(self.snapshot_path(run_id), data)
+                os.ftruncate(fd, 0)  # the snapshot now holds what the journal held
+        except FileExistsError as exc:
+            raise RunConfigurationError(
+                f"run {run_id!r} cannot be retried: {exc.strerror}"
+            ) from None
+        except OSError as exc:
+            raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+
+    def _finish_files(self, run_log: RunLog) -> None:
+        path = self.snapshot_path(run_log.run_id)
+        replace_atomically(path, _encode(run_log, None), reserve=True)
+        self.journal_path(run_log.run_id).unlink(missing_ok=True)
 
     def _apply_journal(self, run_log: RunLog) -> None:
         try:
-            lines = self.journal_path(run_log.run_id).read_bytes().splitlines()
-        except FileNotFoundError:
+            lines = read_file(self.journal_path(run_log.run_id)).splitlines()
+        except (FileNotFoundError, FileExistsError):
             return
         parents: dict[str, StepLog] = {}
         for line in lines:
@@ -283,8 +313,30 @@ class FileRunLogStore:
             place_step(run_log, step, parents)
 
 
-def _encode(run_log: RunLog) -> bytes:
-    return dumps(run_log_to_dict(run_log)).encode()
+def _encode(run_log: RunLog, writer: str | None) -> bytes:
+    record = run_log_to_dict(run_log)
+    summary = {
+        key: record[key]
+        for key in ("run_id", "status", "tag", "pipeline_name", "started_at", "ended_at")
+    }
+    summary["writer"] = writer
+    return dumps({"_summary": summary, **record}).encode()
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    """The ``_summary`` at the head of a snapshot (the whole file read only for old ones)."""
+    try:
+        head = read_head(path, _HEAD)
+        if head.startswith(_SUMMARY):
+            try:
+                summary, _ = json.JSONDecoder().raw_decode(head.decode(), len(_SUMMARY))
+            except (ValueError, UnicodeDecodeError):
+                summary = loads(read_file(path))["_summary"]  # a long tag: past the head
+        else:
+            summary = loads(read_file(path))  # written before summaries: the record itself
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _enclosing(run_log: RunLog, path: str) -> list[StepLog]:
@@ -300,26 +352,3 @@ def _enclosing(run_log: RunLog, path: str) -> list[StepLog]:
         found.append(parent)
         steps = branch.steps
     return found
-
-
-class _Journal:
-    """A run's open journal: each line appended with one ``write`` as its step ends."""
-
-    def __init__(self, fd: int, run_id: str) -> None:
-        self.fd = fd
-        self._run_id = run_id
-        self.parents_written: set[str] = set()
-
-    def append(self, line: bytes) -> None:
-        """Append a line (see the module docstring for why this is not in a thread).
-
-        Raises:
-            OSError: the line cannot be written; the run fails, its record can no longer be
-                kept durable.
-        """
-        try:
-            write_all(self.fd, line)
-        except OSError as exc:
-            raise OSError(
-                f"the run log journal of run {self._run_id!r} cannot be written: {exc}"
-            ) from exc

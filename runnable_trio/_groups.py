@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import trio
 
-__all__ = ["leaves", "raise_without_context", "reraise_single"]
+__all__ = ["leaves", "only_cancelled", "raise_without_context", "reraise_single"]
 
 
 def raise_without_context(exc: BaseException) -> NoReturn:
@@ -31,7 +31,7 @@ def reraise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     for exc in leaves(group):
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise_without_context(exc)
-    real = [exc for exc in group.exceptions if not _only_cancelled(exc)]
+    real = [exc for exc in group.exceptions if not only_cancelled(exc)]
     if len(real) == 1:
         raise_without_context(real[0])
     if not real:
@@ -39,9 +39,10 @@ def reraise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     raise group
 
 
-def _only_cancelled(exc: BaseException) -> bool:
+def only_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``Cancelled``, or a group holding nothing else."""
     if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(member) for member in exc.exceptions)
+        return all(only_cancelled(member) for member in exc.exceptions)
     return isinstance(exc, trio.Cancelled)
 
 

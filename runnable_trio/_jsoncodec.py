@@ -11,6 +11,10 @@ written this way (see ``_rerun``).
 
 The fast path is the C encoder with a ``default`` hook; the slow path (a tree rewrite) is
 taken only when the encoder refuses the data (odd keys, cycles).
+
+Encoding what this module decoded gives the same text again (``dumps(loads(dumps(x))) ==
+dumps(x)``): that is what makes an SSE message sent live and the same event replayed from the
+event log byte-identical (``_sse`` encodes both with :func:`dumps`).
 """
 
 from __future__ import annotations
@@ -49,14 +53,22 @@ def _marker(value: object) -> dict[str, str]:
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=_default)
+_text_encoder = json.JSONEncoder(separators=(",", ":"), default=_default, ensure_ascii=False)
 
 
-def dumps(data: Any) -> str:
-    """``data`` as compact JSON text, with ``$repr`` markers for what JSON cannot hold."""
+def dumps(data: Any, *, ascii: bool = True) -> str:
+    """``data`` as compact JSON text, with ``$repr`` markers for what JSON cannot hold.
+
+    Args:
+        data: the value.
+        ascii: escape every non-ASCII character (``\\u00e9``); ``False`` keeps them as
+            they are (for text sent to a client, e.g. SSE).
+    """
+    encoder = _encoder if ascii else _text_encoder
     try:
-        return _encoder.encode(data)
+        return encoder.encode(data)
     except (TypeError, ValueError, RecursionError):
-        return _encoder.encode(_jsonable(data, set()))
+        return encoder.encode(_jsonable(data, set()))
 
 
 def loads(text: str | bytes) -> Any:

@@ -94,6 +94,9 @@ class PgEventLog:
             raise
         return cls(db, run_id, last_line, start_seq)
 
+    def start(self) -> None:
+        """The run has claimed its record (nothing to do: ``open`` took the log's lock)."""
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -177,6 +180,7 @@ class PgReplay(Replay):
         self.last_seq = after
         self._poll_interval = 0.0
         self._ready = deque()
+        self._writer = None
         self._end = None
         self._db = db
         self._channel = channel_of(run_id)

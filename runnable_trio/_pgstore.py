@@ -30,7 +30,7 @@ import attrs
 import psycopg
 
 from ._errors import RunConfigurationError
-from ._eventlog import EventLogWriter
+from ._eventlog import EventLogSink
 from ._filestore import _enclosing as enclosing_steps
 from ._jsoncodec import dumps, loads
 from ._offloop import run_blocking
@@ -252,7 +252,7 @@ class PostgresRunLogStore:
 
     # The event log (the seam ``_eventlog.open_event_log`` and ``_replay.replay`` use).
 
-    def open_event_log(self, run_id: str) -> EventLogWriter:
+    def open_event_log(self, run_id: str) -> EventLogSink:
         """The run's event log, kept in the database (synchronous: read its last number)."""
         return PgEventLog.open(self.db, run_id)
 

@@ -26,6 +26,7 @@ from ._errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
+    from ._store import RunLogStore
     from ._stream import EventStream, StreamingRun
 
 __all__ = [
@@ -203,6 +204,7 @@ class AsyncPipeline:
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: RunLogStore | None = None,
     ) -> StreamingRun:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
@@ -225,14 +227,18 @@ class AsyncPipeline:
             event_log: record every event with its sequence number in
                 ``<run log folder>/<run_id>.events.jsonl``, for ``replay()``; ``None`` takes
                 the configuration file's ``event_log`` (off by default).
+            store: the run-log store to record the run in, instead of the one the
+                configuration names (e.g. a ``MemoryRunLogStore`` of a test).
 
         Raises:
-            RunConfigurationError: at the call, for unusable parameters or ids.
+            RunConfigurationError: at the call, for unusable parameters or ids, or when
+                called from asyncio code (use ``import runnable`` there).
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import StreamingRun, prepare_run
+        from ._stream import StreamingRun, check_called_from_trio, prepare_run
 
+        check_called_from_trio("execute_streaming()")
         return StreamingRun(
             prepare_run(
                 self,
@@ -245,6 +251,7 @@ class AsyncPipeline:
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         )
 
@@ -260,6 +267,7 @@ class AsyncPipeline:
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: RunLogStore | None = None,
     ) -> AbstractAsyncContextManager[EventStream]:
         """Run the pipeline in a nursery owned by an ``async with`` block.
 
@@ -269,12 +277,14 @@ class AsyncPipeline:
         :meth:`execute_streaming`.
 
         Raises:
-            RunConfigurationError: at the call, for unusable parameters or ids.
+            RunConfigurationError: at the call, for unusable parameters or ids, or when
+                called from asyncio code (use ``import runnable`` there).
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._stream import open_stream, prepare_run
+        from ._stream import check_called_from_trio, open_stream, prepare_run
 
+        check_called_from_trio("stream()")
         return open_stream(
             prepare_run(
                 self,
@@ -287,5 +297,6 @@ class AsyncPipeline:
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         )

@@ -5,13 +5,12 @@ This is what lets an HTTP client that lost its connection resume from the last e
 after ``seq``, in order. For a run still going it follows the file as it grows, polling every
 ``poll_interval`` seconds, until the run's last end line (a retried run has one per attempt);
 then, like a live stream, it raises ``ExecutionFailedError`` if the run failed. A log whose
-writer is gone without an end line (its process died) also ends with
-``ExecutionFailedError``: a replay is never silently truncated.
+writer is gone without an end line (its process died: the process lock its writer line names
+is free) also ends with ``ExecutionFailedError``: a replay is never silently truncated.
 """
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 from pathlib import Path
 from typing import NoReturn
@@ -20,14 +19,13 @@ import trio
 
 from ._config import load_configuration
 from ._errors import ExecutionFailedError, RunConfigurationError
-from ._eventlog import EventLogEnd, EventRecord, decode_line, events_path
+from ._eventlog import EventLogEnd, EventLogWriter, Line, decode_line, events_path
 from ._events import Event
+from ._files import read_from, writer_alive
 from ._offloop import run_blocking
 from ._runid import validate_run_id
 from ._runlog import Status
-
-if sys.platform != "win32":
-    import fcntl
+from ._stores import store_from_configuration
 
 __all__ = ["Replay", "replay"]
 
@@ -63,12 +61,12 @@ def replay(
     if configuration.run_log_store.type == "postgres":
         # The store keeps the event logs itself (``_pgevents``) and follows a live run by
         # notification; ``poll_interval`` is for files.
-        store = configuration.make_store()
+        store = store_from_configuration(configuration)
         source: Replay = store.replay(run_id, after)  # type: ignore[attr-defined]
         return source
     folder = configuration.run_log_store.folder
     path = events_path(folder, run_id).absolute()
-    if not path.exists():
+    if not path.is_file() or path.is_symlink():
         raise RunConfigurationError(
             f"run {run_id!r} has no event log at {str(path)!r} (run it with event_log=True)"
         )
@@ -90,7 +88,8 @@ class Replay:
         self._poll_interval = poll_interval
         self._offset = 0
         self._partial = b""
-        self._ready: deque[EventRecord | EventLogEnd] = deque()
+        self._ready: deque[Line] = deque()
+        self._writer: str | None = None  # the token of the attempt being read
         self._end: EventLogEnd | None = None  # once reached, every later call ends the same way
 
     def __aiter__(self) -> Replay:
@@ -106,7 +105,9 @@ class Replay:
         while True:
             while self._ready:
                 record = self._ready.popleft()
-                if not isinstance(record, EventRecord):
+                if isinstance(record, EventLogWriter):
+                    self._writer = record.token
+                elif isinstance(record, EventLogEnd):
                     if not self._ready:  # an end followed by more lines: a retry went on
                         self._finish(record)
                 elif record.seq > self.last_seq:
@@ -117,7 +118,7 @@ class Replay:
 
     async def _read_more(self) -> bool:
         """Read what the file gained. Returns whether anything did (or the writer is gone)."""
-        data, live = await run_blocking(_read_from, self._path, self._offset)
+        data, live = await run_blocking(self._read_from_offset)
         self._offset += len(data)
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()  # an incomplete last line waits for the rest
@@ -133,32 +134,24 @@ class Replay:
             )
         return False
 
+    def _read_from_offset(self) -> tuple[bytes, bool]:
+        """The bytes of the log from the offset, and whether its writer still holds it.
+
+        Liveness is checked before reading, so a writer that dies in between is seen with its
+        last lines. Before the first line is read the writer is not known yet: live.
+        """
+        if self._offset == 0:
+            live = True
+        else:  # (called only once every line read has been handed out)
+            live = writer_alive(self._path.parent, self._writer) is not False
+        try:
+            return read_from(self._path, self._offset), live
+        except FileNotFoundError:
+            return b"", False  # removed: a run prepared and never started
+
     def _finish(self, end: EventLogEnd) -> NoReturn:
         self._end = end
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
         reason = f"{end.error_type}: {end.error_message}" if end.error_type else "it failed"
         raise ExecutionFailedError(self.run_id, end.failed_step, reason)
-
-
-def _read_from(path: Path, offset: int) -> tuple[bytes, bool]:
-    """The bytes of ``path`` from ``offset``, and whether a writer still holds the file.
-
-    Liveness is checked before reading, so a writer that closes in between is seen with its
-    last lines.
-    """
-    with open(path, "rb") as file:
-        live = _writer_holds(file.fileno())
-        file.seek(offset)
-        return file.read(), live
-
-
-def _writer_holds(fd: int) -> bool:
-    if sys.platform == "win32":
-        return True  # no flock: follow until the end line
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False

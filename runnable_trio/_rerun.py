@@ -29,11 +29,11 @@ from ._config import load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
 from ._eventlog import open_event_log
-from ._filestore import FileRunLogStore
 from ._jsoncodec import has_repr_marker
 from ._runid import validate_run_id
 from ._runlog import RunLog, Status, StepLog
 from ._store import RunLogStore
+from ._stores import store_from_configuration
 from ._stream import (
     EventStream,
     PreparedRun,
@@ -121,7 +121,7 @@ def _prepare_retry(
     validate_run_id(run_id)
     configuration = load_configuration(configuration_file)
     if store is None:
-        store = configuration.make_store()
+        store = store_from_configuration(configuration)
     try:
         run_log = store.load(run_id)
     except KeyError:
@@ -159,11 +159,12 @@ def _prepare_retry(
         buffer_size=check_buffer_size(buffer_size),
         catalog=catalog,
         event_log=(
-            open_event_log(store, configuration.run_log_store.folder, run_id)
+            open_event_log(store, configuration.run_log_store.folder, run_id, retry=True)
             if use_event_log
             else None
         ),
         code_identity=configuration.code_identity,
+        cancel_warning=configuration.cancel_warning,
         retrying=True,
         reuse=reuse,
         resume=resume,
@@ -174,14 +175,9 @@ def _check_retryable(run_log: RunLog, store: RunLogStore) -> None:
     run_id = run_log.run_id
     if run_log.status is Status.SUCCESS:
         raise RunConfigurationError(f"run {run_id!r} succeeded: there is nothing to retry")
-    # A file-store run whose process died stays PROCESSING; it is retryable once no process
-    # holds its lock. Anything else may still be going.
-    alive = getattr(store, "alive", None)  # the PostgreSQL store's liveness
-    if run_log.status is Status.PROCESSING and (
-        store.is_live(run_id)
-        if isinstance(store, FileRunLogStore)
-        else alive is None or alive(run_id) is not False
-    ):
+    # A run whose process died stays PROCESSING; it is retryable once the store says its
+    # writer is gone. A store that cannot tell (None) may have it still going.
+    if run_log.status is Status.PROCESSING and store.alive(run_id) is not False:
         raise RunConfigurationError(f"run {run_id!r} is still going: wait for it to end")
 
 

@@ -31,7 +31,15 @@ from ._store import RunLogStore
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline, BaseStep
 
-__all__ = ["RunContext", "Scope", "join_path", "run_branch", "run_pipeline", "run_step"]
+__all__ = [
+    "RunContext",
+    "Scope",
+    "close_abandoned",
+    "join_path",
+    "run_branch",
+    "run_pipeline",
+    "run_step",
+]
 
 logger = logging.getLogger("runnable_trio")
 
@@ -85,6 +93,9 @@ class RunContext:
     catalog: RunCatalog = attrs.field(
         default=attrs.Factory(lambda self: RunCatalog.for_run(self.run_id), takes_self=True)
     )
+    #: The paths of the steps running now, for the warning about a run that does not end
+    #: after it was cancelled.
+    running: set[str] = attrs.field(factory=set)
     _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
 
     def note_failure(self, exc: BaseException, path: str) -> None:
@@ -99,6 +110,25 @@ class RunContext:
     def log(self, level: int, message: str, *args: object) -> None:
         if level >= self.log_level:
             logger.log(level, message, *args)
+
+
+def close_abandoned(steps: Mapping[str, StepLog]) -> None:
+    """Mark ``CANCELLED`` every record a dead writer left ``PROCESSING`` (a retry's start).
+
+    A retry takes over the records of the attempt before it; one whose process died mid-step
+    left that step, its branches and its attempt ``PROCESSING``. They were cut short: saying
+    so now means no record stays ``PROCESSING`` whether or not the retry reaches them.
+    """
+    for log in steps.values():
+        if log.status is Status.PROCESSING:
+            log.status = Status.CANCELLED
+        for attempt in log.attempts:
+            if attempt.status is Status.PROCESSING:
+                attempt.status = Status.CANCELLED
+        for branch in log.branches.values():
+            if branch.status is Status.PROCESSING:
+                branch.status = Status.CANCELLED
+            close_abandoned(branch.steps)
 
 
 async def run_pipeline(
@@ -158,10 +188,14 @@ async def run_step(
     else:
         log.status = Status.PROCESSING
         log.assigned.clear()
+    # From the moment the record is in the tree, every way out of this call finalises it: a
+    # cancellation that arrives while step.started waits for room in a full buffer included.
     steps[step.name] = log
     ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
-    await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
+    running = ctx.running
+    running.add(path)
     try:
+        await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
         await _attempts(ctx, step, scope, path, log)
     except Exception as exc:
         log.status = Status.FAIL
@@ -180,6 +214,8 @@ async def run_step(
         log.status = Status.CANCELLED
         ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
+    finally:
+        running.discard(path)
     log.status = Status.SUCCESS
     ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
     await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)

@@ -25,12 +25,12 @@ error event, with the run and step named; a replay of the run ends with the same
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
 from ._errors import RunConfigurationError, RunnableError
 from ._events import META_KEY, Event
+from ._jsoncodec import dumps
 
 __all__ = ["SSE_HEADERS", "SSE_MEDIA_TYPE", "SSEStream", "format_sse", "parse_last_event_id"]
 
@@ -45,28 +45,23 @@ def format_sse(data: Mapping[str, Any], *, id: int | str | None = None) -> str:
 
     Args:
         data: the message; encoded as compact JSON on one line (newlines inside strings are
-            escaped by JSON, so one ``data:`` line always suffices).
+            escaped by JSON, so one ``data:`` line always suffices) by the encoder of the run
+            log and the event log: a value JSON cannot hold is written as the records write
+            it (a datetime in ISO 8601, an attrs instance or dataclass as a dict of its
+            fields, anything else as ``{"$repr": ...}``), so an event sent live and the same
+            event replayed from the event log give byte-identical messages.
         id: the message id; must not contain a line break.
 
     Raises:
         ValueError: ``id`` contains a line break.
-        TypeError: ``data`` holds something JSON cannot encode.
     """
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+    body = dumps(data, ascii=False)
     if id is None:
         return f"data: {body}\n\n"
     text = str(id)
     if "\n" in text or "\r" in text:
         raise ValueError(f"an SSE id cannot contain a line break (got {text!r})")
     return f"id: {text}\ndata: {body}\n\n"
-
-
-def _jsonable(value: object) -> object:
-    # Events may carry values the run log also keeps (datetimes, sets ...): send their text
-    # rather than fail the whole response.
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
 
 
 def parse_last_event_id(value: str | None) -> int:

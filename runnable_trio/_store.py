@@ -1,10 +1,15 @@
-"""Run-log stores: where run records are kept.
+"""Run-log stores: where run records are kept, behind one protocol.
 
-The runner talks to a store through :class:`RunLogStore` only: it creates the record when the
+:class:`RunLogStore` is the whole contract of a store. The runner creates the record when the
 run starts (or reopens it when a failed run is retried), reports each finished step (so a
 durable store can make it durable at once), and finishes the record when the run ends,
-shielded from cancellation. The in-memory store keeps the live record objects themselves; the
-file store (the default) is in ``_filestore``.
+shielded from cancellation. Readers, retries and the command line load a record, list
+:class:`RunSummary` lines, and ask whether a run's writer still holds it (:meth:`alive`). No
+code outside a store depends on which store it is: the configuration names one through
+``store_from_configuration`` (``_stores``).
+
+The in-memory store (here) keeps the live record objects themselves; the file store (the
+default) is in ``_filestore``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class RunSummary:
 
 
 class RunLogStore(Protocol):
-    """What the runner needs from a run-log store."""
+    """What the runner, the readers and the retries need from a run-log store."""
 
     def exists(self, run_id: str) -> bool:
         """Whether a run with this id is already recorded (checked before a run starts)."""
@@ -69,12 +74,28 @@ class RunLogStore(Protocol):
         """The record of a run. Raises ``KeyError`` if there is none."""
         ...
 
+    def runs(self) -> list[RunSummary]:
+        """Every recorded run, newest first, without reading whole records."""
+        ...
+
+    def alive(self, run_id: str) -> bool | None:
+        """Whether the run's writer holds it now (``None``: this store cannot tell)."""
+        ...
+
 
 class MemoryRunLogStore:
-    """Keeps run records in this process, for tests and for callers who want no files."""
+    """Keeps run records in this process, for tests and for callers who want no files.
+
+    ``type: memory`` in a configuration names one such store shared by the whole process, so
+    ``read_run_log``, ``list_runs`` and the retries find its runs there.
+    """
 
     def __init__(self) -> None:
         self._runs: dict[str, RunLog] = {}
+        self._writing: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<MemoryRunLogStore of {len(self._runs)} runs>"
 
     def exists(self, run_id: str) -> bool:
         return run_id in self._runs
@@ -83,21 +104,43 @@ class MemoryRunLogStore:
         if run_log.run_id in self._runs:
             raise RunConfigurationError(f"a run with id {run_log.run_id!r} already exists")
         self._runs[run_log.run_id] = run_log
+        self._writing.add(run_log.run_id)
 
     async def reopen(self, run_log: RunLog) -> None:
-        if run_log.run_id not in self._runs:
-            raise RunConfigurationError(f"no run with id {run_log.run_id!r} to retry")
-        self._runs[run_log.run_id] = run_log
+        run_id = run_log.run_id
+        if run_id not in self._runs:
+            raise RunConfigurationError(f"no run with id {run_id!r} to retry")
+        if run_id in self._writing:
+            raise RunConfigurationError(f"run {run_id!r} is still going: wait for it to end")
+        self._runs[run_id] = run_log
+        self._writing.add(run_id)
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         pass  # the live record is the stored one
 
     async def finish(self, run_log: RunLog) -> None:
-        pass
+        self._writing.discard(run_log.run_id)
 
     def load(self, run_id: str) -> RunLog:
         return self._runs[run_id]
 
-    def runs(self) -> list[RunLog]:
+    def runs(self) -> list[RunSummary]:
         """Every recorded run, newest first."""
-        return sorted(self._runs.values(), key=lambda r: r.started_at, reverse=True)
+        found = [
+            RunSummary(
+                run_id=run.run_id,
+                status=run.status,
+                tag=run.tag,
+                pipeline_name=run.pipeline_name,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                alive=run.run_id in self._writing,
+            )
+            for run in self._runs.values()
+        ]
+        found.sort(key=lambda run: run.started_at, reverse=True)
+        return found
+
+    def alive(self, run_id: str) -> bool:
+        """Whether a run of this process is writing the record now."""
+        return run_id in self._writing

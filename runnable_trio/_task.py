@@ -197,7 +197,12 @@ class AsyncPythonTask(BaseStep):
     async def _stream(
         self, ctx: RunContext, kwargs: dict[str, Any], path: str
     ) -> Mapping[str, Any] | None:
-        """Forward the generator's events; return its last ``stream_end_type`` event."""
+        """Forward the generator's events; return its last ``stream_end_type`` event.
+
+        The end event is copied when it is yielded, before the consumer can have it: the
+        step's returns are what the generator yielded, whatever the consumer does to the
+        dict afterwards.
+        """
         end_type = self.stream_end_type
         emit_nowait = ctx.sink.emit_nowait
         emit = ctx.sink.emit
@@ -207,14 +212,14 @@ class AsyncPythonTask(BaseStep):
             if idle is None:
                 async for event in generator:
                     if self._check_event(event, path) == end_type:
-                        end = event
+                        end = dict(event)  # taken now: the consumer may edit the event
                     if not emit_nowait(event, path):
                         await emit(event, path)
                 return end
             with trio.CancelScope(deadline=trio.current_time() + idle) as silence:
                 async for event in generator:
                     if self._check_event(event, path) == end_type:
-                        end = event
+                        end = dict(event)
                     silence.deadline = math.inf  # waiting for the consumer is not silence
                     await emit(event, path)
                     silence.deadline = trio.current_time() + idle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,14 +143,25 @@ async def test_a_symlink_leading_out_of_the_working_folder_is_refused(tmp_path: 
 async def test_a_symlinked_folder_cannot_receive_files_from_the_catalog(tmp_path: Path) -> None:
     outside = tmp_path.parent / f"{tmp_path.name}-target"
     outside.mkdir()
-    write(CATALOG / "r1" / "data" / "x.txt", b"x")
-    os.symlink(outside, "data")
+
+    def produce() -> None:
+        write(Path("data") / "x.txt", b"x")
+
+    def plant() -> None:
+        shutil.rmtree("data")
+        os.symlink(outside, "data")
 
     async def nothing() -> None:
         pass
 
-    task = AsyncPythonTask("g", nothing, catalog=Catalog(get=["data/x.txt"]))
-    cause, _ = await run_failing(task.as_async_pipeline(), "r1")
+    pipeline = AsyncPipeline(
+        [
+            AsyncPythonTask("p", produce, catalog=Catalog(put=["data/x.txt"])),
+            AsyncPythonTask("plant", plant),
+            AsyncPythonTask("g", nothing, catalog=Catalog(get=["data/x.txt"])),
+        ]
+    )
+    cause, _ = await run_failing(pipeline, "r1")
     assert "catalog path 'data/x.txt' leads outside" in str(cause)
     assert list(outside.iterdir()) == []
 

@@ -9,6 +9,7 @@ import pytest
 from runnable_trio import AsyncPythonTask, Catalog, MemoryRunLogStore, RunConfigurationError
 from runnable_trio._config import Configuration, load_configuration
 from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._stores import store_from_configuration
 
 from .helpers import collect
 
@@ -29,7 +30,7 @@ def exists(path: str) -> bool:
 def test_defaults_are_the_file_store_in_dot_folders() -> None:
     configuration = load_configuration("")
     assert configuration == Configuration()
-    store = configuration.make_store()
+    store = store_from_configuration(configuration)
     assert isinstance(store, FileRunLogStore)
     assert store.folder == Path.cwd() / ".run_log_store"
     assert configuration.catalog.folder == ".catalog"
@@ -57,7 +58,7 @@ async def test_folders_and_event_log_come_from_the_file() -> None:
 
 async def test_memory_store_from_the_file() -> None:
     path = configure("run_log_store:\n  type: memory\n")
-    assert isinstance(load_configuration(path).make_store(), MemoryRunLogStore)
+    assert isinstance(store_from_configuration(load_configuration(path)), MemoryRunLogStore)
     await collect(AsyncPythonTask("t", ok).as_async_pipeline(), configuration_file=path)
     assert not exists(".run_log_store")
 

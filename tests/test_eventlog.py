@@ -35,10 +35,15 @@ def ticker(count: int, fail: bool = False) -> AsyncPipeline:
     return AsyncPythonTask("tick", tick).as_async_pipeline()
 
 
-def lines(run_id: str) -> list[dict[str, Any]]:
+def raw_lines(run_id: str) -> list[dict[str, Any]]:
     path = Path(f".run_log_store/{run_id}.events.jsonl")
     text = path.read_text() if path.exists() else ""
     return [json.loads(line) for line in text.splitlines()]
+
+
+def lines(run_id: str) -> list[dict[str, Any]]:
+    """The event and end lines (not the writer lines that open each attempt)."""
+    return [line for line in raw_lines(run_id) if "writer" not in line]
 
 
 async def replayed(run_id: str, after: int = 0) -> list[dict[str, Any]]:
@@ -157,6 +162,10 @@ async def test_a_retried_run_numbers_its_events_on(tmp_path: Path) -> None:
     run = retry_streaming(pipeline, "r1", event_log=True)
     assert [event async for event in run] == [{"type": "try", "n": 2}]
     assert [line.get("seq") for line in lines("r1")] == [1, None, 2, None]
+    # Each attempt opens with its writer's token (the process lock that says it is alive).
+    assert [next(iter(line)) for line in raw_lines("r1")] == [
+        "writer", "seq", "end", "writer", "seq", "end",
+    ]  # fmt: skip
     assert await replayed("r1", after=1) == [{"type": "try", "n": 2}]
 
 

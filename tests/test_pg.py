@@ -31,6 +31,7 @@ from runnable_trio import (
 )
 from runnable_trio._config import load_configuration
 from runnable_trio._pgschema import SCHEMA_VERSION
+from runnable_trio._stores import store_from_configuration
 from tests.helpers import run, run_failing, task
 from tests.pgserver import PostgresServer
 
@@ -69,7 +70,7 @@ def test_dsn_env_is_read_when_the_store_is_made(
     path = write_config(tmp_path / "c.yaml", "run_log_store:\n  type: postgres\n  dsn_env: PGX\n")
     monkeypatch.delenv("PGX", raising=False)
     with pytest.raises(RunConfigurationError, match="'PGX', which is not set"):
-        load_configuration(path).make_store()
+        store_from_configuration(load_configuration(path))
     monkeypatch.setenv("PGX", "host=/nowhere dbname=x")
     assert load_configuration(path).run_log_store.postgres_dsn() == "host=/nowhere dbname=x"
 
@@ -366,7 +367,7 @@ async def test_one_id_is_claimed_by_one_run_only(pg_config: str) -> None:
 
 
 def test_an_event_log_has_one_writer(pg_config: str) -> None:
-    store: Any = load_configuration(pg_config).make_store()
+    store: Any = store_from_configuration(load_configuration(pg_config))
     first = store.open_event_log("one")
     with pytest.raises(RunConfigurationError, match="event log of run 'one' is being written"):
         store.open_event_log("one")

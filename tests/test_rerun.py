@@ -175,17 +175,8 @@ async def test_a_memory_store_run_can_be_retried_with_its_store(tmp_path: Path) 
     flaky = Flaky("second")
     pipeline = chain(flaky)
     store = MemoryRunLogStore()
-    from runnable_trio._stream import open_stream, prepare_run
-
-    prepared = prepare_run(
-        pipeline, configuration_file="memory.yaml", run_id="m1", tag="", parameters_file="",
-        log_level="WARNING", parameters={"x": 2}, attribution=False, buffer_size=None,
-        store=store,
-    )  # fmt: skip
     with pytest.raises(ExecutionFailedError):
-        async with open_stream(prepared) as events:
-            async for _ in events:
-                pass
+        await collect(pipeline, run_id="m1", parameters={"x": 2}, store=store)
     flaky.failing.clear()
     retry_streaming(pipeline, "m1", store=store)  # prepared, never started
     assert store.load("m1").status is Status.FAIL  # so the record is left as it was

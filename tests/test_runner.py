@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,13 +15,20 @@ from runnable_trio import (
     AsyncPythonTask,
     ExecutionFailedError,
     Lifecycle,
+    Parallel,
     Retry,
     Status,
     StepTimeoutError,
     Stub,
     TerminatedWithFailure,
 )
+from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._rerun import retry_stream
+from runnable_trio._runlog import Attempt, StepLog
+from runnable_trio._store import MemoryRunLogStore
+from runnable_trio._stream import open_stream, prepare_run
 from tests.helpers import collect
+from tests.records import unfinished
 
 
 class Calls:
@@ -239,3 +247,82 @@ def test_retry_policy_validation_and_delays() -> None:
         Retry(attempts=0)
     with pytest.raises(PipelineDefinitionError, match="'backoff' must be a finite number >= 0"):
         Retry(backoff=-1)
+
+
+# --- every record final ---------------------------------------------------------------------
+
+
+async def ticks() -> AsyncIterator[dict[str, Any]]:
+    for n in range(5):
+        yield {"type": "tick", "n": n}
+        await trio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("received", [1, 2, 3])
+async def test_a_step_cancelled_while_its_started_event_waits_for_room_is_cancelled(
+    received: int,
+) -> None:
+    # Attribution on and a buffer of one: each branch's step.started waits for room, and the
+    # consumer leaves while they wait.
+    pipeline = AsyncPipeline(
+        [
+            Parallel(
+                "p",
+                {
+                    "a": AsyncPythonTask("a", ticks).as_async_pipeline(),
+                    "b": AsyncPythonTask("b", ticks).as_async_pipeline(),
+                },
+            )
+        ]
+    )
+    async with pipeline.stream(attribution=True, buffer_size=1) as events:
+        count = 0
+        async for _ in events:
+            count += 1
+            await trio.testing.wait_all_tasks_blocked()
+            if count == received:
+                break
+    assert events.run_log.status is Status.CANCELLED
+    assert unfinished(events.run_log) == []
+    assert FileRunLogStore().load(events.run_id).status is Status.CANCELLED
+    assert unfinished(FileRunLogStore().load(events.run_id)) == []
+
+
+async def test_branches_a_timeout_cuts_short_while_they_wait_to_start_are_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A failed run (the Parallel's timeout) whose branches never got their step.started in.
+    branches = {k: AsyncPythonTask(k, ticks).as_async_pipeline() for k in "abc"}
+    pipeline = AsyncPipeline([Parallel("p", branches, timeout=1)])
+    async with pipeline.stream(attribution=True, buffer_size=1) as events:
+        with pytest.raises(ExecutionFailedError) as caught:
+            async for _ in events:
+                await trio.sleep(10)  # a slow consumer: the buffer stays full
+    assert isinstance(caught.value.__cause__, StepTimeoutError)
+    assert events.run_log.status is Status.FAIL
+    assert unfinished(events.run_log) == []
+    assert unfinished(FileRunLogStore().load(events.run_id)) == []
+
+
+async def test_records_a_dead_writer_left_processing_are_closed_by_a_retry() -> None:
+    calls = Calls()
+    pipeline = AsyncPipeline([calls.task("a"), calls.task("b", fail=True), calls.task("c")])
+    store = MemoryRunLogStore()
+    prepared = prepare_run(
+        pipeline, configuration_file="", run_id="r1", tag="", parameters_file="",
+        log_level="WARNING", parameters={}, attribution=False, buffer_size=None, store=store,
+    )  # fmt: skip
+    with pytest.raises(ExecutionFailedError):
+        async with open_stream(prepared) as events:
+            async for _ in events:
+                pass
+    # What a process killed while running b (after a, before c) leaves behind.
+    recorded = store.load("r1")
+    recorded.steps["b"].status = recorded.steps["b"].attempts[0].status = Status.PROCESSING
+    recorded.steps["c"] = StepLog("c", "task", "c", attempts=[Attempt(1)])
+    with pytest.raises(ExecutionFailedError):
+        async with retry_stream(pipeline, "r1", store=store) as events:
+            async for _ in events:
+                pass
+    assert len(events.run_log.steps["b"].attempts) == 2
+    assert unfinished(events.run_log) == []

@@ -49,7 +49,9 @@ def test_format_sse() -> None:
         'id: 3\ndata: {"type":"chunk","text":"a\\nb"}\n\n'
     )
     assert format_sse({"type": "x"}) == 'data: {"type":"x"}\n\n'
-    assert format_sse({"type": "x", "when": {1}}) == 'data: {"type":"x","when":[1]}\n\n'
+    # What JSON cannot hold is written as the run log and the event log write it.
+    assert format_sse({"type": "x", "when": (1,)}) == 'data: {"type":"x","when":[1]}\n\n'
+    assert format_sse({"type": "x", "s": {1}}) == 'data: {"type":"x","s":{"$repr":"{1}"}}\n\n'
     with pytest.raises(ValueError, match="line break"):
         format_sse({"type": "x"}, id="1\n2")
 
@@ -132,3 +134,28 @@ async def test_resume_of_a_failed_run_ends_with_the_same_error_event() -> None:
     resumed = [message async for message in SSEStream(replay(run.run_id, after=1), after=1)]
     assert resumed == live[1:]
     assert parse(resumed)[-1]["data"]["type"] == "error"
+
+
+class Point:
+    def __repr__(self) -> str:
+        return "Point()"
+
+
+async def test_live_and_replayed_messages_are_byte_identical_for_any_value() -> None:
+    import datetime as dt
+
+    async def odd_values() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "at", "when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}
+        yield {"type": "object", "value": Point(), "set": {1}, "text": "café"}
+        yield {"type": "keys", "pairs": {(1, 2): "tuple key", 3: "int key"}}
+
+    pipeline = AsyncPythonTask("odd", odd_values).as_async_pipeline()
+    for attribution in (False, True):
+        run = pipeline.execute_streaming(event_log=True, attribution=attribution)
+        live = [message async for message in SSEStream(run)]
+        replayed = [message async for message in SSEStream(replay(run.run_id))]
+        assert replayed == live
+    data = [fields["data"] for fields in parse(live) if fields["data"]["type"] in ("at", "object")]
+    assert data[0]["when"] == "2026-01-02T03:04:05+00:00"
+    assert data[1]["value"] == {"$repr": "Point()"}
+    assert data[1]["text"] == "café"

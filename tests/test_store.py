@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -27,6 +29,7 @@ from runnable_trio import (
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._reader import list_runs, read_run_log
 from runnable_trio._runlog import RunLog, StepLog
+from runnable_trio._store import RunLogStore, RunSummary
 
 from .helpers import collect
 
@@ -65,7 +68,7 @@ async def test_a_run_is_recorded_in_a_json_file_by_default() -> None:
     assert data["definition"]["name"] == "demo"
     assert len(data["definition_hash"]) == 64
     # The journal is gone, no temporary file is left behind.
-    assert files_in(STORE) == ["r1.json"]
+    assert files_in(STORE) == [".writers", "r1.json"]  # .writers: the process lock
 
 
 async def test_each_finished_step_is_readable_while_the_run_goes() -> None:
@@ -240,7 +243,7 @@ def test_a_run_killed_by_sigkill_leaves_a_parseable_run_log(tmp_path: Path, dela
     store = FileRunLogStore(tmp_path / ".run_log_store")
     run_log = store.load("killed")
     assert run_log.status is Status.PROCESSING  # it never ended: nothing could say otherwise
-    assert not store.is_live("killed")  # ... but its process is gone
+    assert store.alive("killed") is False  # ... but its process is gone
     finished = [s for s in run_log.steps.values() if s.status is Status.SUCCESS]
     assert len(finished) >= 5
     # The steps are the first ones, in order, each with the value it returned.
@@ -280,6 +283,144 @@ async def test_reader_loads_by_id_and_lists_newest_first() -> None:
     assert all(r.ended_at is not None and r.started_at <= r.ended_at for r in runs)
     with pytest.raises(RunConfigurationError, match="no run with id 'nope'"):
         read_run_log("nope")
+
+
+@pytest.fixture
+def process_memory(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh process memory store for the test, and a configuration naming it."""
+    import runnable_trio._stores
+
+    monkeypatch.setattr(runnable_trio._stores, "_memory_store", None)
+    path = Path("memory.yaml")
+    path.write_text("run_log_store:\n  type: memory\n")
+    return path
+
+
+async def test_type_memory_names_one_store_that_readers_and_retries_use(
+    process_memory: Path,
+) -> None:
+    config = str(process_memory)
+    failing = {"yes"}
+
+    async def flaky() -> str:
+        if failing:
+            raise ValueError("not yet")
+        return "done"
+
+    pipeline = AsyncPythonTask("a", flaky, returns=["x"]).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(pipeline, run_id="mem1", configuration_file=config)
+    assert read_run_log("mem1", configuration_file=config).status is Status.FAIL
+    assert [(r.run_id, r.status, r.alive) for r in list_runs(configuration_file=config)] == [
+        ("mem1", Status.FAIL, False)
+    ]
+    with pytest.raises(RunConfigurationError, match="'mem1' already exists"):
+        pipeline.execute_streaming(config, run_id="mem1")
+    failing.clear()
+    from runnable_trio import retry_stream
+
+    async with retry_stream(pipeline, "mem1", configuration_file=config) as events:
+        async for _ in events:
+            pass
+    assert read_run_log("mem1", configuration_file=config).parameters_out == {"x": "done"}
+    assert files_in(STORE) == []
+    with pytest.raises(RunConfigurationError, match="no run with id 'mem1'"):
+        read_run_log("mem1")  # the default configuration names the file store
+
+
+@pytest.mark.parametrize("surface", ["execute_streaming", "stream"])
+async def test_store_keyword_records_the_run_in_the_given_store(surface: str) -> None:
+    store = MemoryRunLogStore()
+    pipeline = AsyncPythonTask("a", ok, returns=["x"]).as_async_pipeline()
+    if surface == "stream":
+        await collect(pipeline, run_id="given", store=store)
+    else:
+        async for _ in pipeline.execute_streaming(run_id="given", store=store):
+            pass
+    assert store.load("given").status is Status.SUCCESS
+    assert files_in(STORE) == []
+    with pytest.raises(RunConfigurationError, match="'given' already exists"):
+        pipeline.execute_streaming(run_id="given", store=store)
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+async def test_run_summary_alive_while_the_writer_holds_the_run(kind: str) -> None:
+    store: Any = FileRunLogStore() if kind == "file" else MemoryRunLogStore()
+    release = trio.Event()
+    seen: list[Any] = []
+
+    async def wait() -> None:
+        seen.extend(store.runs())
+        seen.append(store.alive("live"))
+        await release.wait()
+
+    pipeline = AsyncPythonTask("a", wait).as_async_pipeline()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(collect, pipeline, run_id="live", store=store))
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    summary, alive = seen
+    assert (summary.run_id, summary.status, summary.alive, alive) == (
+        "live", Status.PROCESSING, True, True,
+    )  # fmt: skip
+    assert isinstance(summary.started_at, dt.datetime)
+    assert summary.ended_at is None
+    (final,) = store.runs()
+    assert (final.status, final.alive, store.alive("live")) == (Status.SUCCESS, False, False)
+    assert isinstance(final.ended_at, dt.datetime)
+    assert final.started_at <= final.ended_at
+
+
+class _ThirdStore:
+    """A store that is neither of the library's: only the protocol, wrapping a memory store."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryRunLogStore()
+        self.calls: list[str] = []
+
+    def exists(self, run_id: str) -> bool:
+        return self.inner.exists(run_id)
+
+    async def create(self, run_log: RunLog) -> None:
+        self.calls.append("create")
+        await self.inner.create(run_log)
+
+    async def reopen(self, run_log: RunLog) -> None:
+        self.calls.append("reopen")
+        await self.inner.reopen(run_log)
+
+    async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
+        self.calls.append(f"step {step.path}")
+
+    async def finish(self, run_log: RunLog) -> None:
+        self.calls.append(f"finish {run_log.status}")
+        await self.inner.finish(run_log)
+
+    def load(self, run_id: str) -> RunLog:
+        return self.inner.load(run_id)
+
+    def runs(self) -> list[RunSummary]:
+        return self.inner.runs()
+
+    def alive(self, run_id: str) -> bool | None:
+        return None  # cannot tell
+
+
+async def test_a_third_store_plugs_in_through_the_protocol_alone() -> None:
+    from runnable_trio import retry_stream
+
+    store = _ThirdStore()
+    checked: RunLogStore = store  # mypy checks the protocol here
+    pipeline = AsyncPythonTask("a", boom).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(pipeline, run_id="third", store=checked)
+    assert store.calls == ["create", "step a", "finish FAIL"]
+    async with retry_stream(pipeline, "third", store=checked):
+        pass  # left at once: CANCELLED
+    # A PROCESSING record whose store cannot tell liveness is never taken over.
+    store.inner.load("third").status = Status.PROCESSING
+    with pytest.raises(RunConfigurationError, match="still going"):
+        retry_stream(pipeline, "third", store=checked)
 
 
 # --- code identity -------------------------------------------------------------------------

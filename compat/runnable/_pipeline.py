@@ -78,6 +78,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: runnable_trio.RunLogStore | None = None,
     ) -> Any:
         """Run the pipeline and iterate over its events: ``async for event in ...``.
 
@@ -101,6 +102,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         return HostRun(
             prepare_run(
@@ -114,6 +116,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         )
 
@@ -129,6 +132,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
         attribution: bool = False,
         buffer_size: int | None = None,
         event_log: bool | None = None,
+        store: runnable_trio.RunLogStore | None = None,
     ) -> AbstractAsyncContextManager[Any]:
         """``async with pipeline.stream(...) as events: async for event in events:``.
 
@@ -151,6 +155,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
+                store=store,
             )
         run = prepare_run(
             self,
@@ -163,6 +168,7 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             attribution=attribution,
             buffer_size=buffer_size,
             event_log=event_log,
+            store=store,
         )
         return _host_stream(HostRun(run))
 

@@ -1,0 +1,50 @@
+"""Which run-log store a configuration names: the one factory every reader uses.
+
+The runner, the readers (``read_run_log``, ``list_runs``), the retries and the command line
+get their store here and then use only the :class:`~runnable_trio._store.RunLogStore`
+protocol, so adding a store type means adding a branch here, nothing else.
+
+``type: memory`` names one store shared by the whole process (made when first asked for):
+runs started with that configuration are then found by the readers and retries of the same
+process.
+"""
+
+from __future__ import annotations
+
+from ._config import Configuration
+from ._errors import RunConfigurationError
+from ._filestore import FileRunLogStore
+from ._store import MemoryRunLogStore, RunLogStore
+
+__all__ = ["process_memory_store", "store_from_configuration"]
+
+_memory_store: MemoryRunLogStore | None = None
+
+
+def process_memory_store() -> MemoryRunLogStore:
+    """The memory store of this process, the one ``type: memory`` names."""
+    global _memory_store
+    if _memory_store is None:
+        _memory_store = MemoryRunLogStore()
+    return _memory_store
+
+
+def store_from_configuration(configuration: Configuration) -> RunLogStore:
+    """The store the configuration's ``run_log_store`` names.
+
+    Raises:
+        RunConfigurationError: an unknown store type (the value given is echoed).
+    """
+    settings = configuration.run_log_store
+    kind: str = settings.type
+    if kind == "memory":
+        return process_memory_store()
+    if kind == "file":
+        return FileRunLogStore(settings.folder)
+    if kind == "postgres":
+        from ._pgstore import postgres_store  # imports psycopg: only when configured
+
+        return postgres_store(settings.postgres_dsn(), settings.timeout)
+    raise RunConfigurationError(
+        f"run_log_store.type must be 'file', 'memory' or 'postgres' (got {kind!r})"
+    )

@@ -1,0 +1,184 @@
+"""Files stay under their roots: planted symlinks and files fail the run, nothing outside moves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runnable_trio import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    ExecutionFailedError,
+    RunConfigurationError,
+    Status,
+    pickled,
+    retry_stream,
+)
+from runnable_trio._files import open_folder, replace_atomically
+from runnable_trio._filestore import FileRunLogStore
+
+from .helpers import collect
+
+STORE = Path(".run_log_store")
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A file outside every root, which nothing may read, write or truncate."""
+    target = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    target.write_text("precious")
+    return target
+
+
+def plant(path: str, *, link_to: Path | None = None, text: str = "") -> None:
+    """A symlink (or a file holding ``text``) where a run's file or folder would go."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if link_to is not None:
+        Path(path).symlink_to(link_to)
+    else:
+        Path(path).write_text(text)
+
+
+def intact(path: Path) -> bool:
+    return path.read_text() == "precious"
+
+
+async def ok() -> str:
+    return "fine"
+
+
+def pipeline() -> AsyncPipeline:
+    return AsyncPythonTask("a", ok, returns=["x"]).as_async_pipeline()
+
+
+async def fails_at_start(**kwargs: Any) -> BaseException:
+    with pytest.raises(ExecutionFailedError) as caught:
+        await collect(pipeline(), **kwargs)
+    assert caught.value.__cause__ is not None
+    return caught.value.__cause__
+
+
+@pytest.mark.parametrize("name", ["r1.journal.jsonl", "r1.json"])
+async def test_a_symlink_planted_where_the_run_log_goes_fails_the_run(
+    outside: Path, name: str
+) -> None:
+    plant(f".run_log_store/{name}", link_to=outside)
+    cause = await fails_at_start(run_id="r1")
+    assert isinstance(cause, RunConfigurationError)
+    assert f".run_log_store/{name}' is a symlink" in str(cause)
+    assert intact(outside)
+    assert (STORE / name).is_symlink()  # left as it was
+    if name.endswith("jsonl"):
+        assert not (STORE / "r1.json").exists()  # the claim was undone: the id is free
+
+
+async def test_a_file_already_where_the_journal_goes_fails_the_run() -> None:
+    plant(".run_log_store/r1.journal.jsonl", text="someone else's\n")
+    cause = await fails_at_start(run_id="r1")
+    assert "r1.journal.jsonl" in str(cause)
+    assert "already exists" in str(cause)
+    assert (STORE / "r1.journal.jsonl").read_text() == "someone else's\n"
+
+
+async def test_a_symlink_planted_at_the_event_log_fails_the_call(outside: Path) -> None:
+    plant(".run_log_store/r1.events.jsonl", link_to=outside)
+    with pytest.raises(RunConfigurationError, match=r"r1\.events\.jsonl.*(symlink|exists)"):
+        pipeline().execute_streaming(run_id="r1", event_log=True)
+    assert intact(outside)
+
+
+async def test_a_symlinked_run_catalog_fails_the_call_and_nothing_lands_outside(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    plant(".catalog/r1", link_to=elsewhere)
+
+    async def model() -> dict[str, int]:
+        return {"w": 1}
+
+    task = AsyncPythonTask("m", model, returns=[pickled("model")]).as_async_pipeline()
+    with pytest.raises(RunConfigurationError, match=r"\.catalog/r1' is a symlink"):
+        await collect(task, run_id="r1")
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_a_symlink_planted_inside_a_retried_runs_catalog_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    failing = {"yes"}
+
+    async def model() -> dict[str, int]:
+        if failing:
+            raise ValueError("not yet")
+        return {"w": 1}
+
+    task = AsyncPythonTask("m", model, returns=[pickled("model")]).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(task, run_id="r1")
+    plant(".catalog/r1/%pickled", link_to=elsewhere)
+    failing.clear()
+    async with retry_stream(task, "r1") as events:
+        with pytest.raises(ExecutionFailedError, match="is a symlink"):
+            async for _ in events:
+                pass
+    assert events.run_log.status is Status.FAIL
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_a_retry_does_not_write_through_a_symlink_at_its_journal(outside: Path) -> None:
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    failing = AsyncPythonTask("a", boom).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(failing, run_id="r1")
+    plant(".run_log_store/r1.journal.jsonl", link_to=outside)
+    async with retry_stream(failing, "r1") as events:
+        with pytest.raises(ExecutionFailedError, match="symlink"):
+            async for _ in events:
+                pass
+    assert intact(outside)
+
+
+def test_readers_do_not_read_through_a_symlinked_snapshot(outside: Path) -> None:
+    STORE.mkdir()
+    (STORE / "r1.json").symlink_to(outside)
+    store = FileRunLogStore()
+    assert not store.exists("r1")
+    with pytest.raises(RunConfigurationError, match="symlink"):
+        store.load("r1")
+    assert store.runs() == []
+    assert store.alive("r1") is False
+
+
+def test_replace_atomically_replaces_a_symlink_not_its_target(
+    tmp_path: Path, outside: Path
+) -> None:
+    link = tmp_path / "file"
+    link.symlink_to(outside)
+    replace_atomically(link, b"new")
+    assert not link.is_symlink()
+    assert link.read_bytes() == b"new"
+    assert outside.read_text() == "precious"
+    with pytest.raises(FileExistsError, match="already exists"):
+        replace_atomically(link, b"again", claim=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no temporary left
+
+
+def test_open_folder_follows_no_symlink_below_its_root(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with open_folder(tmp_path, "real", "made", create=True) as fd:
+        assert os.listdir(fd) == []
+    with (
+        pytest.raises(FileExistsError, match="link' is a symlink"),
+        open_folder(tmp_path, "link", "x", create=True),
+    ):
+        pass
+    assert not (tmp_path / "real" / "x").exists()
