@@ -19,6 +19,7 @@ process and host using the same DSN::
       type: postgres
       dsn: postgresql://user@host/db   # or dsn_env: NAME, the DSN read from $NAME
       timeout: 10                      # seconds: connection wait, statement and lock timeouts
+      synchronous_commit: false        # true: each commit waits for the server's WAL flush
 
 Relative folders are taken from the working folder when the run starts. The file is read at
 each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
@@ -60,6 +61,7 @@ class RunLogStoreConfig:
     dsn: str = ""
     dsn_env: str = ""
     timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    synchronous_commit: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.type == "postgres" and bool(self.dsn) == bool(self.dsn_env):

@@ -43,27 +43,30 @@ from ._pgschema import ensure_schema
 
 __all__ = ["HELD", "Database", "database", "lock_key"]
 
-#: SQL: whether some session holds the advisory lock of the bigint key ``{key}``.
+#: SQL: whether some session holds the advisory lock of the bigint key ``{key}`` in this
+#: database (``pg_locks`` shows every database's; advisory locks are per database).
 HELD = """EXISTS (
     SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND ((l.classid::bigint << 32) | l.objid::bigint) = {key})"""
 
 _T = TypeVar("_T")
 _POOL_SIZE = 8
 
-_databases: dict[tuple[str, float], Database] = {}
+_databases: dict[tuple[str, float, bool], Database] = {}
 _databases_lock = threading.Lock()
 _limiters: trio.lowlevel.RunVar[dict[int, trio.CapacityLimiter]] = trio.lowlevel.RunVar(
     "runnable_trio_pg_limiters"
 )
 
 
-def database(dsn: str, timeout: float) -> Database:
-    """The process's :class:`Database` for ``dsn`` (made on first use, then shared)."""
+def database(dsn: str, timeout: float, synchronous_commit: bool = False) -> Database:
+    """The process's :class:`Database` for these settings (made on first use, then shared)."""
+    key = dsn, timeout, synchronous_commit
     with _databases_lock:
-        found = _databases.get((dsn, timeout))
+        found = _databases.get(key)
         if found is None:
-            found = _databases[dsn, timeout] = Database(dsn, timeout)
+            found = _databases[key] = Database(dsn, timeout, synchronous_commit)
         return found
 
 
@@ -75,6 +78,12 @@ def lock_key(run_id: str, kind: str = "run") -> int:
     """
     name = run_id if kind == "run" else f"{kind}\0{run_id}"
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
+
+
+def _lost_session(exc: psycopg.Error) -> bool:
+    """Whether the server ended the session (shut down, restarted, connection lost)."""
+    state = exc.sqlstate or ""
+    return state.startswith(("08", "57P"))
 
 
 def describe_dsn(dsn: str) -> str:
@@ -90,22 +99,26 @@ def describe_dsn(dsn: str) -> str:
 class Database:
     """A pool of connections to one PostgreSQL database and the process's liveness session."""
 
-    def __init__(self, dsn: str, timeout: float) -> None:
+    def __init__(self, dsn: str, timeout: float, synchronous_commit: bool = False) -> None:
         self.dsn = dsn
         self.timeout = timeout
         self.name = describe_dsn(dsn)
         milliseconds = int(timeout * 1000)
+        options = f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
+        if not synchronous_commit:
+            options += " -c synchronous_commit=off"  # see _pgstore's docstring: durability
         self._kwargs: dict[str, Any] = {
             "connect_timeout": max(1, round(timeout)),
             "tcp_user_timeout": milliseconds,
-            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
+            "options": options,
             "autocommit": True,
         }
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._schema_ready = False
         self._owner: psycopg.Connection[Any] | None = None
-        self._owner_lock = threading.Lock()
+        # Re-entrant: an event log collected (``__del__``) while this thread holds it unlocks.
+        self._owner_lock = threading.RLock()
         self._held: set[int] = set()
 
     def __repr__(self) -> str:
@@ -162,7 +175,6 @@ class Database:
                     min_size=1,
                     max_size=_POOL_SIZE,
                     kwargs=self._kwargs,
-                    check=psycopg_pool.ConnectionPool.check_connection,
                     open=True,
                     name="runnable_trio",
                 )
@@ -210,11 +222,21 @@ class Database:
         Raises:
             RunConfigurationError: the database is unreachable or the call timed out.
         """
-        try:
-            with self.connection() as conn:
-                return function(conn)
-        except psycopg.OperationalError as exc:
-            raise self.error(exc) from exc
+        for attempt in range(2):
+            try:
+                with self.connection() as conn:
+                    return function(conn)
+            except psycopg.OperationalError as exc:
+                # A pooled connection the server dropped (it restarted) is found out here,
+                # not by a check per checkout (a round trip per call): the pool's idle
+                # connections are checked, and the call is made once more.
+                if attempt or not (conn.broken or _lost_session(exc)):
+                    raise self.error(exc) from exc
+                with self._pool_lock:
+                    pool = self._pool
+                if pool is not None:
+                    pool.check()  # the other idle connections went with the server too
+        raise AssertionError("unreachable")
 
     def error(self, exc: BaseException) -> RunConfigurationError:
         """The library's error for a database error, naming the server."""

@@ -189,17 +189,20 @@ class PgReplay(Replay):
 
     @classmethod
     def open(cls, db: Database, run_id: str, after: int) -> PgReplay:
-        """Check that the run has an event log (synchronous).
+        """Check that the run has an event log, or a writer about to write one (synchronous).
 
         Raises:
             RunConfigurationError: no event log recorded for the run.
         """
+        # A log with no line yet is there if its writer is (it writes when it is idle).
         found = db.run(
             lambda conn: conn.execute(
-                "SELECT 1 FROM runnable_trio_events WHERE run_id = %s LIMIT 1", (run_id,)
+                "SELECT EXISTS (SELECT 1 FROM runnable_trio_events WHERE run_id = %s) OR "
+                + HELD.format(key="%s"),
+                (run_id, lock_key(run_id, "events")),
             ).fetchone()
         )
-        if found is None:
+        if not (found and found[0]):
             raise RunConfigurationError(
                 f"run {run_id!r} has no event log in {db!r} (run it with event_log=True)"
             )

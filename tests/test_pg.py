@@ -35,7 +35,8 @@ from runnable_trio._stores import store_from_configuration
 from tests.helpers import run, run_failing, task
 from tests.pgserver import PostgresServer
 
-pytestmark = pytest.mark.slow
+# A real server: its start (initdb) and restarts take seconds on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -144,6 +145,32 @@ async def test_each_finished_step_is_committed_while_the_run_goes(pg_config: str
     assert list_runs(configuration_file=pg_config)[0].alive is False
 
 
+async def test_liveness_is_per_database(
+    pg_config: str, pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    other = write_config(
+        tmp_path / "other.yaml",
+        f"run_log_store:\n  type: postgres\n  dsn: '{pg_server.create_database()}'\n",
+    )
+    await run(counting(), parameters={"n": 1}, run_id="twin", configuration_file=other)
+    release = trio.Event()
+
+    async def waiting() -> None:
+        await release.wait()
+
+    async with task("wait", waiting).stream(
+        run_id="twin", configuration_file=pg_config, attribution=True
+    ) as events:
+        assert (await events.receive())["type"] == "run.started"  # its record is claimed
+        here = await trio.to_thread.run_sync(lambda: list_runs(configuration_file=pg_config))
+        there = await trio.to_thread.run_sync(lambda: list_runs(configuration_file=other))
+        release.set()
+        async for _ in events:
+            pass
+    assert [run.alive for run in here] == [True]
+    assert [run.alive for run in there] == [False]  # the same id's lock, another database
+
+
 async def test_a_failed_run_is_recorded_and_retried(pg_config: str, tmp_path: Path) -> None:
     calls = []
 
@@ -163,6 +190,17 @@ async def test_a_failed_run_is_recorded_and_retried(pg_config: str, tmp_path: Pa
     retried = read_run_log("f", configuration_file=pg_config)
     assert retried.status is Status.SUCCESS
     assert len(retried.steps["flaky"].attempts) == 2
+
+
+def test_commits_wait_for_the_wal_flush_only_if_asked(pg_dsn: str, tmp_path: Path) -> None:
+    for setting, expected in (("", "off"), ("  synchronous_commit: true\n", "on")):
+        config = write_config(
+            tmp_path / "c.yaml",
+            f"run_log_store:\n  type: postgres\n  dsn: '{pg_dsn}'\n{setting}",
+        )
+        store: Any = store_from_configuration(load_configuration(config))
+        shown = store.db.run(lambda conn: conn.execute("SHOW synchronous_commit").fetchone())
+        assert shown == (expected,)
 
 
 async def test_a_newer_schema_is_refused(pg_dsn: str, tmp_path: Path) -> None:
@@ -222,6 +260,14 @@ async def test_replay_gives_the_events_after_a_number_and_the_run_s_end(pg_confi
     assert later.last_seq == len(received)
     with pytest.raises(RunConfigurationError, match="no event log"):
         replay("nothing", configuration_file=pg_config)
+
+
+async def test_replay_of_a_run_not_yet_written_waits_for_its_lines(pg_config: str) -> None:
+    run_ = counting().execute_streaming(parameters={"n": 2}, configuration_file=pg_config)
+    source = replay(run_.run_id, configuration_file=pg_config)  # no line yet: its writer is on
+    received = [event async for event in run_]
+    with trio.fail_after(60):
+        assert [event async for event in source] == received
 
 
 async def test_replay_of_a_failed_run_ends_with_its_error(pg_config: str) -> None:
