@@ -27,6 +27,7 @@ process reads the locks in ``pg_locks`` without taking them.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
@@ -66,8 +67,18 @@ def database(dsn: str, timeout: float, synchronous_commit: bool = False) -> Data
     with _databases_lock:
         found = _databases.get(key)
         if found is None:
+            if not _databases:
+                atexit.register(_close_all)
             found = _databases[key] = Database(dsn, timeout, synchronous_commit)
         return found
+
+
+def _close_all() -> None:
+    """At exit: close the pools and liveness sessions (the server ends their locks)."""
+    with _databases_lock:
+        for db in _databases.values():
+            db.close()
+        _databases.clear()
 
 
 def lock_key(run_id: str, kind: str = "run") -> int:
@@ -299,6 +310,15 @@ class Database:
         if self._owner is not None:
             self._owner.close()
             self._owner = None
+
+    def close(self) -> None:
+        """Close the pool and the liveness session."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close(timeout=1)
+                self._pool = None
+        with self._owner_lock:
+            self._drop_owner()
 
     def connect_listener(self) -> psycopg.Connection[Any]:
         """A new connection of its own (not pooled), for ``LISTEN``."""
