@@ -2,9 +2,14 @@
 
 Layers, each importing only from the ones below it:
 
+    testing         testing/ (fault injection, leave checks, the pytest plugin), imported
+                    only by tests: never by the library
     facade          __init__ (this file)
     steps, runner   _task, _stub, _parallel, _map, _conditional, _loop, _runner, _stream
-    services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry
+    services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry,
+                    _telemetry (OpenTelemetry, imported only if the application has)
+                    _filestore, _stores (the store a configuration names), _files (the
+                    file primitives every store, log and catalog writes through)
     base            _errors, _returns, _convert, _groups, _pipeline (the step/pipeline graph)
 
 ``_pipeline`` is the one exception: its streaming methods import ``_stream`` when called.
@@ -16,6 +21,7 @@ from ._errors import BranchError as BranchError
 from ._errors import EventError as EventError
 from ._errors import ExecutionFailedError as ExecutionFailedError
 from ._errors import ParameterError as ParameterError
+from ._errors import PipelineArgumentError as PipelineArgumentError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import ReturnsError as ReturnsError
 from ._errors import RunConfigurationError as RunConfigurationError
@@ -80,6 +86,7 @@ __all__ = [
     "MemoryRunLogStore",
     "Parallel",
     "ParameterError",
+    "PipelineArgumentError",
     "PipelineDefinitionError",
     "Replay",
     "Retry",

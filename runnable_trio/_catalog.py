@@ -33,9 +33,10 @@ from typing import Any
 
 import attrs
 
-from ._errors import PipelineDefinitionError, RunConfigurationError, StepError
+from ._errors import RunConfigurationError, StepError
 from ._files import ensure_absent, open_folder, replace_atomically
 from ._offloop import run_blocking
+from ._pipeline import checked_init, definition_error
 from ._runlog import CatalogEntry
 
 __all__ = ["DEFAULT_CATALOG_FOLDER", "PICKLED_FOLDER", "Catalog", "RunCatalog"]
@@ -51,23 +52,24 @@ def _patterns(value: object) -> object:
 
 def _check_patterns(instance: Catalog, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, tuple) or not all(isinstance(p, str) and p for p in value):
-        raise PipelineDefinitionError(
-            f"Catalog: {attribute.name!r} must be a list of non-empty glob str (got {value!r})"
-        )
+        raise definition_error(instance, attribute.name, "a list of non-empty glob str", value)
     for pattern in value:
         parts = pattern.replace("\\", "/").split("/")
         if pattern.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
-            raise PipelineDefinitionError(
-                f"Catalog: {attribute.name!r} globs must be relative and stay inside their "
-                f"folder: no leading '/', drive or '..' part (got {pattern!r})"
+            raise definition_error(
+                instance,
+                attribute.name,
+                "relative and stay inside its folder (no leading '/', drive or '..' part)",
+                pattern,
             )
 
 
 def _check_store_copy(instance: Catalog, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
-        raise PipelineDefinitionError(f"Catalog: 'store_copy' must be a bool (got {value!r})")
+        raise definition_error(instance, "store_copy", "a bool", value)
 
 
+@checked_init
 @attrs.frozen(kw_only=True)
 class Catalog:
     """Files to copy around a task.

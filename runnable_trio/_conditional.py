@@ -1,14 +1,19 @@
 """``Conditional``: run the one branch chosen by a parameter's value.
 
 The branch whose key equals ``str(value)`` runs, in a child scope; the names it assigned are
-the step's results. Matching on ``str(value)`` lets a bool, an int or an enum member choose a
-branch keyed ``"True"``, ``"3"`` or its value's text, as in the reference. No matching branch
-is a ``BranchError`` naming the value and the keys, recorded like any failure: doing nothing
-would hide the mistake until a later step missed the branch's results.
+the step's results. Matching on ``str(value)`` lets a bool or an int choose a branch keyed
+``"True"`` or ``"3"``, as in the reference. An enum member chooses by its value's text, for
+every kind of enum: ``str()`` of a ``StrEnum`` or ``IntEnum`` member is already its value,
+but ``str(Color.RED)`` of a plain ``Enum`` is ``"Color.RED"``, which no key would sensibly
+be, so ``Color.RED = "red"`` chooses ``"red"`` and ``Level.HIGH = 3`` chooses ``"3"``.
+
+No matching branch is a ``BranchError`` naming the value and the keys, recorded like any
+failure: doing nothing would hide the mistake until a later step missed the branch's results.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -24,13 +29,20 @@ if TYPE_CHECKING:
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
 
-__all__ = ["Conditional"]
+__all__ = ["Conditional", "branch_key"]
+
+
+def branch_key(value: object) -> str:
+    """The key of the branch ``value`` chooses: ``str(value)``, an enum member's ``str(value)``."""
+    return str(value.value if isinstance(value, enum.Enum) else value)
 
 
 @checked_init
 @attrs.frozen(kw_only=True)
 class Conditional(CompositeStep):
     """Run the branch whose key equals ``str()`` of the parameter ``parameter``.
+
+    An enum member chooses by its value: ``str(member.value)``, whatever the kind of enum.
 
     Args:
         name: the step's name (unique within its pipeline, no ``.`` or ``%``).
@@ -60,7 +72,7 @@ class Conditional(CompositeStep):
 
         Raises:
             ParameterError: ``parameter`` is not set.
-            BranchError: no branch has the key ``str(value)``.
+            BranchError: no branch has the key ``branch_key(value)``.
             Exception: what the branch failed with.
 
         Cancellation: the branch is cancelled; nothing is given back.
@@ -74,7 +86,7 @@ class Conditional(CompositeStep):
                 f"(available parameters: {available_names(scope.values)})",
             ) from None
         log.attempts[-1].parameters_in[self.parameter] = value
-        key = str(value)
+        key = branch_key(value)
         pipeline = self.branches.get(key)
         if pipeline is None:
             raise BranchError(

@@ -29,17 +29,19 @@ environment. An unknown or ill-typed setting is an error naming it.
 from __future__ import annotations
 
 import os
+import types
 import typing
-from pathlib import Path
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import attrs
 import cattrs
 import yaml
 
-from ._convert import converter, load_yaml
-from ._errors import RunConfigurationError
+from ._convert import check_path, converter, load_yaml, read_regular_file
+from ._errors import RunConfigurationError, short_repr
 from ._filestore import DEFAULT_FOLDER
+from ._pipeline import is_finite_number
 
 __all__ = ["CatalogConfig", "Configuration", "RunLogStoreConfig", "load_configuration"]
 
@@ -112,24 +114,76 @@ def _describe_error(exc: BaseException, type_: type | None) -> str:
     return cattrs.v.format_exception(exc, type_)
 
 
+# Settings are checked, not coerced: the converter would make ``event_log: 'yes'`` True and
+# ``folder: 3`` the folder "3". Each value must already be of its setting's type.
+
+
+def _check_settings(raw: Mapping[Any, Any], cls: type, where: str) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    known = [field.name for field in attrs.fields(cls)]
+    problems = []
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in known:
+            problems.append(f"unknown setting {path!r} (settings here: {', '.join(known)})")
+        else:
+            problems.extend(_check_value(value, hints[key], path))
+    return problems
+
+
+def _check_value(value: object, type_: Any, path: str) -> list[str]:
+    given = f"(got {short_repr(value)})"
+    if attrs.has(type_):
+        if not isinstance(value, dict):
+            return [f"{path!r} must be a mapping of settings {given}"]
+        return _check_settings(value, type_, path)
+    options = typing.get_args(type_) if isinstance(type_, types.UnionType) else (type_,)
+    if value is None and type(None) in options:
+        return []
+    options = tuple(option for option in options if option is not type(None))
+    if len(options) != 1:
+        return []  # a setting of a richer type: the converter's own checks apply
+    (expected,) = options
+    if typing.get_origin(expected) is Literal:
+        choices = typing.get_args(expected)
+        if isinstance(value, str) and value in choices:
+            return []
+        return [f"{path!r} must be {' or '.join(map(repr, choices))} {given}"]
+    if expected is bool and not isinstance(value, bool):
+        return [f"{path!r} must be true or false {given}"]
+    if expected is str and not isinstance(value, str):
+        return [f"{path!r} must be a str {given}"]
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return [f"{path!r} must be an int {given}"]
+    if expected is float and not is_finite_number(value):
+        return [f"{path!r} must be a finite number {given}"]
+    return []
+
+
 def load_configuration(path: str) -> Configuration:
     """Read a configuration file; an empty path gives the defaults.
 
     Raises:
-        RunConfigurationError: the file cannot be read, is not YAML, or has unknown or
-            ill-typed settings (each one named).
+        RunConfigurationError: the file cannot be read (or is not a regular file), is not
+            YAML, or has unknown or ill-typed settings (each one named, with the value given).
     """
+    check_path(path, "configuration_file")
     if not path:
         return Configuration()
+    shown = os.fspath(path)
+    text = read_regular_file(path, "configuration_file")
     try:
-        raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunConfigurationError(f"cannot read configuration_file {path!r}: {exc}") from exc
+        raw = load_yaml(text) or {}
+    except yaml.YAMLError as exc:
+        raise RunConfigurationError(f"configuration_file {shown!r} is not YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise RunConfigurationError(
-            f"configuration_file {path!r} must hold a mapping of settings "
+            f"configuration_file {shown!r} must hold a mapping of settings "
             f"(got {type(raw).__name__})"
         )
+    problems = _check_settings(raw, Configuration, "")
+    if problems:
+        raise RunConfigurationError(f"configuration_file {shown!r}: {'; '.join(problems)}")
     try:
         return converter.structure(raw, Configuration)
     except Exception as exc:
@@ -138,4 +192,4 @@ def load_configuration(path: str) -> Configuration:
             if isinstance(exc, cattrs.BaseValidationError)
             else str(exc)
         )
-        raise RunConfigurationError(f"configuration_file {path!r}: {details}") from exc
+        raise RunConfigurationError(f"configuration_file {shown!r}: {details}") from exc

@@ -4,6 +4,7 @@ Every error the library raises on purpose derives from :class:`RunnableError`::
 
     RunnableError
     ├── PipelineDefinitionError   a pipeline or step was built wrong (raised at build time)
+    │   └── PipelineArgumentError   a missing or unknown argument, a return name not a str
     ├── RunConfigurationError     bad arguments to execute_streaming()/stream(): parameters,
     │                             parameter files, configuration files, run ids
     ├── StepError                 a step could not run or its result was unusable; chained
@@ -16,18 +17,27 @@ Every error the library raises on purpose derives from :class:`RunnableError`::
     └── ExecutionFailedError      what the consumer of a stream receives when the run failed
 
 ``PipelineDefinitionError`` and ``RunConfigurationError`` are also ``ValueError`` so that code
-catching the usual exception for "bad argument" keeps working.
+catching the usual exception for "bad argument" keeps working; ``PipelineArgumentError`` is
+also a ``TypeError``, the exception Python raises for a call with missing or unknown arguments.
+
+Every error pickles and unpickles with its message and its fields (``step``, ``run_id``,
+``kind`` ...), so it crosses process boundaries (multiprocessing, pytest-xdist, task queues).
+Its ``__cause__`` goes with it when the cause pickles too (an ``ExecutionFailedError`` keeps
+the task's exception); like any exception's, its traceback does not.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "BranchError",
     "EventError",
     "ExecutionFailedError",
     "ParameterError",
+    "PipelineArgumentError",
     "PipelineDefinitionError",
     "ReturnsError",
     "RunConfigurationError",
@@ -38,12 +48,67 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[RunnableError], args: tuple[Any, ...]) -> RunnableError:
+    # Unpickling must not call ``__init__``: the subclasses' constructors take their fields,
+    # not the message that ``args`` holds. The fields come back with ``__dict__``.
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
+
+
 class RunnableError(Exception):
     """The root of every exception this library raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        # The cause is the real story of a failed run: kept when it pickles itself (an
+        # exception of a class defined in a function does not, and must not make this fail).
+        if self.__cause__ is not None and _pickles(self.__cause__):
+            state["__cause__"] = self.__cause__
+        return _rebuild, (type(self), self.args), state or None
+
+
+def _pickles(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
 
 class PipelineDefinitionError(RunnableError, ValueError):
-    """A pipeline or one of its steps was built with a value it cannot run."""
+    """A pipeline or one of its steps was built with a value it cannot run.
+
+    Attributes:
+        owner: what was being built, e.g. ``AsyncPythonTask 'fetch'`` or ``Retry``.
+        field: the argument at fault ("" when the mistake is not one argument's).
+        expected: what that argument must be ("" when not one argument's).
+        given: ``repr()`` of what was given ("" when not one argument's).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        owner: str = "",
+        field: str = "",
+        expected: str = "",
+        given: str = "",
+    ) -> None:
+        self.owner = owner
+        self.field = field
+        self.expected = expected
+        self.given = given
+        super().__init__(message or f"{owner}: {field!r} must be {expected} (got {given})")
+
+
+class PipelineArgumentError(PipelineDefinitionError, TypeError):
+    """A step, ``Retry``, ``Catalog`` or return kind was called with arguments it does not take.
+
+    A required argument missing, an unknown keyword (a typo), too many positional arguments,
+    or a return name that is not a str; also a ``TypeError``, as Python's own error for such a
+    call is.
+    """
 
 
 class RunConfigurationError(RunnableError, ValueError):

@@ -30,7 +30,7 @@ import attrs
 import cattrs
 import yaml
 
-from ._convert import converter, load_yaml
+from ._convert import check_path, converter, load_yaml, read_regular_file
 from ._errors import ParameterError, RunConfigurationError, available_names
 
 __all__ = ["ENV_PREFIX", "Binder", "load_parameters"]
@@ -50,6 +50,7 @@ def load_parameters(
             is not a mapping with str keys.
     """
     values: dict[str, Any] = {}
+    check_path(parameters_file, "parameters_file")
     if parameters_file:
         values.update(_read_parameters_file(Path(parameters_file)))
     # Iterate over the names only: os.environ decodes every value it hands out.
@@ -73,10 +74,7 @@ def _decode_env(raw: str) -> Any:
 
 
 def _read_parameters_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RunConfigurationError(f"cannot read parameters_file {str(path)!r}: {exc}") from exc
+    text = read_regular_file(path, "parameters_file")
     try:
         loaded = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -121,18 +119,30 @@ class Binder:
 
     arguments: tuple[_Argument, ...]
     takes_rest: bool  # the function has **kwargs
+    #: Required positional-only arguments: no parameter can reach them, as parameters bind
+    #: by name (the task refuses such a function when built). Optional ones keep defaults.
+    unbindable: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, function: Callable[..., Any]) -> Binder:
+        """The binder of ``function``.
+
+        Raises:
+            ValueError: ``function`` has no signature ``inspect`` can read (``max``).
+        """
         try:
             signature = inspect.signature(function, eval_str=True)
         except (NameError, TypeError, SyntaxError):
             signature = inspect.signature(function)
         arguments = []
+        unbindable = []
         takes_rest = False
         for parameter in signature.parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 takes_rest = True
+            elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+                if parameter.default is inspect.Parameter.empty:
+                    unbindable.append(parameter.name)
             elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
                 arguments.append(
                     _Argument(
@@ -141,7 +151,7 @@ class Binder:
                         parameter.default is inspect.Parameter.empty,
                     )
                 )
-        return cls(tuple(arguments), takes_rest)
+        return cls(tuple(arguments), takes_rest, tuple(unbindable))
 
     def bind(self, values: Mapping[str, Any], step: str) -> dict[str, Any]:
         """The keyword arguments for a call, converted to the annotations.

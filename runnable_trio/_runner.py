@@ -30,6 +30,7 @@ from ._store import RunLogStore
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline, BaseStep
+    from ._telemetry import RunTelemetry
 
 __all__ = [
     "RunContext",
@@ -97,6 +98,8 @@ class RunContext:
     #: after it was cancelled.
     running: set[str] = attrs.field(factory=set)
     _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
+    #: The run's OpenTelemetry spans; None without a tracer provider (``_telemetry``).
+    telemetry: RunTelemetry | None = None
 
     def note_failure(self, exc: BaseException, path: str) -> None:
         """Remember the innermost step an exception was recorded at."""
@@ -208,7 +211,8 @@ async def run_step(
         if step.on_failure is None:
             raise
         recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
-        await run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
+        branch = run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
+        await (branch if ctx.telemetry is None else ctx.telemetry.recover(path, branch))
         return False  # recovered: the rest of this pipeline is skipped
     except BaseException:
         log.status = Status.CANCELLED
@@ -232,10 +236,14 @@ def _after_success(step: BaseStep, path: str) -> bool:
 async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
     policy: Retry = getattr(step, "retry", None) or NO_RETRY
     timeout = step.timeout
+    telemetry = ctx.telemetry
     number = 0
     while True:
         number += 1
         attempt = log.new_attempt()
+        span = None
+        if telemetry is not None:
+            span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
         try:
             if timeout is None:
                 await step._execute(ctx, scope, path, log)
@@ -246,6 +254,8 @@ async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, lo
                     raise StepTimeoutError(path, "timeout", timeout)
         except Exception as exc:
             attempt.end(Status.FAIL, exc)
+            if span is not None:
+                span.end(Status.FAIL, exc)
             if number >= policy.attempts:
                 raise
             delay = policy.delay(number)
@@ -260,7 +270,11 @@ async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, lo
             await trio.sleep(delay)
         except BaseException:
             attempt.end(Status.CANCELLED)
+            if span is not None:
+                span.end(Status.CANCELLED)
             raise
         else:
             attempt.end(Status.SUCCESS)
+            if span is not None:
+                span.end(Status.SUCCESS)
             return

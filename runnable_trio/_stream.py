@@ -48,6 +48,7 @@ from ._runlog import RunLog, Status, StepLog
 from ._runner import RunContext, Scope, close_abandoned, run_pipeline
 from ._store import RunLogStore
 from ._stores import store_from_configuration
+from ._telemetry import run_telemetry
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
@@ -247,12 +248,16 @@ class PreparedRun:
                 self.event_log.start()  # the record is this run's: so is the event log
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
+            run_log.end(Status.FAIL, exc)  # this run's own record (in memory) is final too
             self._ended(buffer)
             return
         except BaseException:  # cancelled before it started: the record says so
             run_log.end(Status.CANCELLED)
             self._ended(buffer)
             raise
+        # The run's span (None without tracing), current in this task from here on, so
+        # every way out passes the `finally` below, which ends it.
+        telemetry = ctx.telemetry = run_telemetry(self.run_id, self.pipeline.name)
         try:
             await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
             async with recording_code_identity(run_log, self.code_identity):
@@ -291,6 +296,8 @@ class PreparedRun:
                 if self.error is None:
                     self.error = exc
             finally:
+                if telemetry is not None:  # ended before the consumer sees the stream end
+                    telemetry.end_run(run_log.status, self.error)
                 self._ended(buffer)
 
     def _ended(self, buffer: EventBuffer) -> None:

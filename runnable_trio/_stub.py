@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._pipeline import BaseStep
+from ._pipeline import BaseStep, checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Stub"]
 
 
+@checked_init
 @attrs.frozen(kw_only=True, init=False)
 class Stub(BaseStep):
     """A placeholder step: it succeeds without doing anything.

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncPythonTask"]
 
+#: Set by ``runnable_trio.testing`` once a fault plan is used: called per attempt with
+#: ``(task, path, log)``, it returns the faults to apply (``call``/``stream`` wrappers) or None.
+#: None (the default) costs one check per attempt.
+fault_hook: Callable[[AsyncPythonTask, str, StepLog], Any] | None = None
+
 
 class _Kind(enum.Enum):
     COROUTINE = "coroutine"
@@ -153,21 +158,47 @@ class AsyncPythonTask(BaseStep):
         kind = _function_kind(self.function)
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_binder", Binder.of(self.function))
+        object.__setattr__(self, "_binder", self._make_binder())
+
+    def _make_binder(self) -> Binder:
+        try:
+            binder = Binder.of(self.function)
+        except (ValueError, TypeError):
+            raise definition_error(
+                self,
+                "function",
+                "a callable whose signature can be read, as parameters bind to its arguments "
+                "by name (this builtin has none: wrap it in a def naming its arguments)",
+                self.function,
+            ) from None
+        if binder.unbindable:
+            names = binder.unbindable
+            raise definition_error(
+                self,
+                "function",
+                "a callable whose required arguments can be passed by name (parameters bind "
+                f"by name; {', '.join(map(repr, names))} "
+                f"{'is' if len(names) == 1 else 'are'} positional-only: wrap it in a def)",
+                self.function,
+            )
+        return binder
 
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        faults = None if fault_hook is None else fault_hook(self, path, log)
         catalog = self.catalog
         if catalog is not None and catalog.get:
             log.catalog.extend(await ctx.catalog.get(catalog.get, path))
         kwargs = self._binder.bind(scope.values, path)
         log.attempts[-1].parameters_in.update(kwargs)
         if self._kind is _Kind.GENERATOR:
-            values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
+            end = await self._stream(ctx, kwargs, path, faults)
+            values = self._end_event_values(end, path)
         else:
             if self._kind is _Kind.COROUTINE:
-                result = await self._call_coroutine(kwargs)
+                call = self._call_coroutine(kwargs)
             else:
-                result = await trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
+                call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
+            result = await (call if faults is None else faults.call(call))
             values = self._positional_values(result, path)
         # Files and pickled values are stored before the results are published: a failure
         # to store them fails the step.
@@ -195,7 +226,7 @@ class AsyncPythonTask(BaseStep):
         return generator
 
     async def _stream(
-        self, ctx: RunContext, kwargs: dict[str, Any], path: str
+        self, ctx: RunContext, kwargs: dict[str, Any], path: str, faults: Any = None
     ) -> Mapping[str, Any] | None:
         """Forward the generator's events; return its last ``stream_end_type`` event.
 
@@ -208,7 +239,10 @@ class AsyncPythonTask(BaseStep):
         emit = ctx.sink.emit
         end: Mapping[str, Any] | None = None
         idle = self.idle_timeout
-        async with aclosing(self._open_generator(kwargs)) as generator:
+        opened = self._open_generator(kwargs)
+        if faults is not None:
+            opened = faults.stream(opened)
+        async with aclosing(opened) as generator:
             if idle is None:
                 async for event in generator:
                     if self._check_event(event, path) == end_type:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import runnable_trio
 
 FIXED_BY_DESIGN = {
@@ -39,3 +41,21 @@ def test_library_never_imports_asyncio() -> None:
         text = module.read_text()
         assert "import asyncio" not in text, module
         assert "trio_asyncio" not in text, module
+
+
+def test_a_mapping_where_the_configuration_file_goes_says_parameters_is_keyword_only() -> None:
+    # execute_streaming's first positional argument is configuration_file, as in the reference.
+    async def use(x: int) -> None:
+        pass
+
+    pipeline = runnable_trio.AsyncPythonTask("t", use).as_async_pipeline()
+    with pytest.raises(runnable_trio.RunConfigurationError) as caught:
+        pipeline.execute_streaming({"x": 5})  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "execute_streaming(): 'configuration_file' must be a str (got a mapping, {'x': 5}); "
+        "parameters are keyword-only: execute_streaming(parameters={...})"
+    )
+    with pytest.raises(
+        runnable_trio.RunConfigurationError, match="'parameters_file' must be a str"
+    ):
+        pipeline.execute_streaming("", "", "", {"x": 5})  # type: ignore[arg-type]

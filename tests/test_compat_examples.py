@@ -149,8 +149,8 @@ def test_error_handling(outputs: dict[str, tuple[int, str, str]]) -> None:
     assert out[3] == ("Event: {'type': 'error', 'error': 'Empty input data', 'failed_input': ''}")
     assert out[4].startswith("Failed: run '")
     assert out[4].endswith(
-        "failed at step 'safe_operation': ValueError: Empty input data "
-        "(cause: ValueError('Empty input data'))"
+        "failed at step 'safe_operation': CommandCallError: ValueError: Empty input data "
+        "(cause: CommandCallError('ValueError: Empty input data'))"
     )
 
 
@@ -203,4 +203,6 @@ async def test_best_practices_endpoint_streams_and_reports_errors(apps: dict[str
     assert events[-1] == {"type": "done", "result": "HELLO STREAMING WORLD"}
     assert len(failed) == 1
     assert failed[0]["type"] == "error"
-    assert failed[0]["error"].endswith("failed at step 'upper_case': ValueError: Empty input")
+    assert failed[0]["error"].endswith(
+        "failed at step 'upper_case': CommandCallError: ValueError: Empty input"
+    )

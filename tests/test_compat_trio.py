@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sniffio
 import trio
+import trio.lowlevel
 import trio_asyncio
 from runnable import (
     AsyncPipeline,
@@ -22,6 +23,7 @@ from runnable import (
     HostRun,
     Parallel,
 )
+from runnable.exceptions import CommandCallError
 
 from runnable_trio import Status, StreamingRun
 
@@ -77,9 +79,11 @@ async def test_functions_use_the_callers_trio_asyncio_loop() -> None:
 class Probe:
     def __init__(self) -> None:
         self.finalized = False
+        self.started = False
         self.produced = 0
 
     async def endless(self) -> AsyncIterator[dict[str, Any]]:
+        self.started = True
         try:
             while True:
                 self.produced += 1
@@ -90,6 +94,7 @@ class Probe:
             self.finalized = True
 
     async def sleeper(self) -> None:
+        self.started = True
         try:
             await asyncio.sleep(60)
         finally:
@@ -103,10 +108,18 @@ async def test_trio_cancellation_cancels_the_asyncio_function_and_waits(
 ) -> None:
     probe = Probe()
     pipeline = AsyncPythonTask("f", function.__get__(probe)).as_async_pipeline()
-    with trio.move_on_after(0.05):
-        async with pipeline.stream() as events:
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery, pipeline.stream() as events:
+
+            async def cancel_once_started() -> None:
+                while not probe.started:  # the function runs on the asyncio side
+                    await trio.lowlevel.checkpoint()
+                scope.cancel()
+
+            nursery.start_soon(cancel_once_started)
             async for _ in events:
                 pass
+    assert scope.cancelled_caught
     assert probe.finalized
     assert events.run_log.status is Status.CANCELLED
     produced = probe.produced
@@ -125,7 +138,7 @@ async def test_cancelled_error_inside_the_function_fails_the_step(kind: str) -> 
         raise asyncio.CancelledError
 
     function = coroutine if kind == "coroutine" else generator
-    with trio.fail_after(2):  # never hangs
+    with trio.fail_after(30):  # never hangs
         with pytest.raises(ExecutionFailedError) as caught:
             async for _ in AsyncPythonTask("f", function).as_async_pipeline().execute_streaming():
                 pass
@@ -140,7 +153,8 @@ async def test_failure_chains_the_functions_exception() -> None:
     with pytest.raises(ExecutionFailedError) as caught:
         async for _ in AsyncPythonTask("f", broken).as_async_pipeline().execute_streaming():
             pass
-    assert isinstance(caught.value.__cause__, ValueError)
+    assert isinstance(caught.value.__cause__, CommandCallError)
+    assert isinstance(caught.value.__cause__.__cause__, ValueError)
     assert caught.value.step == "f"
 
 
@@ -162,20 +176,56 @@ async def test_streaming_from_asyncio_code_on_a_trio_asyncio_loop() -> None:
 
 
 async def test_parallel_asyncio_branches_run_concurrently() -> None:
+    arrived = 0
+    everyone = asyncio.Event()
+
     def branch(name: str) -> AsyncPipeline:
         async def work() -> str:
+            # A barrier: no branch returns before all three have started, so this ends only
+            # if they run at once (in turn, the first would wait forever).
+            nonlocal arrived
             flavours.append(sniffio.current_async_library())
-            await asyncio.sleep(0.2)
+            arrived += 1
+            if arrived == 3:
+                everyone.set()
+            await everyone.wait()
             return name
 
         return AsyncPythonTask(name, work, returns=[f"{name}_result"]).as_async_pipeline()
 
     flavours.clear()
     pipeline = AsyncPipeline([Parallel("all", branches={n: branch(n) for n in ("a", "b", "c")})])
-    started = trio.current_time()
-    async with pipeline.stream() as events:
-        async for _ in events:
-            pass
-    assert trio.current_time() - started < 0.45  # three 0.2 s branches (in turn: 0.6 s)
+    with trio.fail_after(30):
+        async with trio_asyncio.open_loop(), pipeline.stream() as events:
+            async for _ in events:
+                pass
     assert events.run_log.parameters_out["c_result"] == "c"
     assert flavours == ["asyncio"] * 3
+
+
+# --- the reference's surface, on a Trio host -----------------------------------------------
+
+
+async def translated() -> AsyncIterator[dict[str, Any]]:
+    await asyncio.sleep(0)
+    yield {"type": "done", "spanish_translation": "hola"}
+
+
+async def test_the_reference_surface_holds_on_a_trio_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runnable import exceptions, read_run_log, retry_streaming
+
+    monkeypatch.setenv("RUNNABLE_RUN_ID", "trio-env-id")
+    pipeline = AsyncPythonTask("t", translated, returns=["translation_result"]).as_async_pipeline()
+    async with trio_asyncio.open_loop():
+        run = pipeline.execute_streaming()
+        assert isinstance(run, StreamingRun)
+        assert run.run_id == "trio-env-id"
+        async for _ in run:
+            pass
+        # By position, as in the reference, on this surface too.
+        assert run.run_log.parameters_out["translation_result"] == "hola"
+        with pytest.raises(exceptions.RunLogExistsError):
+            pipeline.execute_streaming()
+        with pytest.raises(exceptions.RetryValidationError, match="succeeded"):
+            retry_streaming(pipeline, "trio-env-id")
+    assert read_run_log("trio-env-id").status is Status.SUCCESS

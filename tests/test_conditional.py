@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
 
@@ -137,3 +138,57 @@ def test_definition_errors_name_the_step_and_field() -> None:
         with pytest.raises(PipelineDefinitionError, match=re.escape(message)) as caught:
             Conditional("choose", *args, **kwargs)
         assert str(caught.value).startswith("Conditional 'choose'")
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Level(enum.Enum):
+    LOW = 1
+    HIGH = 3
+
+
+class Mood(enum.StrEnum):
+    CALM = "calm"
+
+
+class Size(enum.IntEnum):
+    BIG = 10
+
+
+class Shape(str, enum.Enum):  # noqa: UP042 (a str mixin: str() is "Shape.ROUND")
+    ROUND = "round"
+
+
+@pytest.mark.parametrize(
+    ("choice", "key"),
+    [
+        (Color.RED, "red"),
+        (Color.GREEN, "green"),
+        (Level.HIGH, "3"),
+        (Mood.CALM, "calm"),
+        (Size.BIG, "10"),
+        (Shape.ROUND, "round"),
+    ],
+    ids=repr,
+)
+async def test_an_enum_member_chooses_by_its_value(choice: enum.Enum, key: str) -> None:
+    # str(Color.RED) is "Color.RED": a plain Enum used to match no key at all.
+    pipeline = router(
+        **{key: task("t", answer(key), "out"), "other": task("t", answer("?"), "out")}
+    )
+    log = await run(pipeline, parameters={"choice": choice})
+    assert log.parameters_out["out"] == key
+    assert list(log.steps["route"].branches) == [key]
+
+
+async def test_an_enum_member_without_a_branch_names_the_key_looked_for() -> None:
+    pipeline = router(RED=task("t", answer("by name")))
+    cause, _ = await run_failing(pipeline, parameters={"choice": Color.RED})
+    assert isinstance(cause, BranchError)
+    assert str(cause) == (
+        "step 'route': no branch for 'choice' = <Color.RED: 'red'> (looked for key 'red'; "
+        "branches: 'RED')"
+    )

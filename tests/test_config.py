@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -68,13 +69,13 @@ async def test_memory_store_from_the_file() -> None:
     [
         (
             "run_log_store:\n  type: disk\n",
-            "must be 'file' or 'memory' or 'postgres' @ configuration.run_log_store.type",
+            "'run_log_store.type' must be 'file' or 'memory' or 'postgres' (got 'disk')",
         ),
         ("run_log_store:\n  folder: ''\n", "'folder' must be a non-empty folder path"),
-        ("event_log: maybe\n", "'maybe' is not a boolean @ configuration.event_log"),
-        ("bogus: 1\n", "extra fields found (bogus) @ configuration"),
+        ("event_log: maybe\n", "'event_log' must be true or false (got 'maybe')"),
+        ("bogus: 1\n", "unknown setting 'bogus' (settings here: run_log_store, catalog,"),
         ("- 1\n", "must hold a mapping of settings (got list)"),
-        ("a: [\n", "cannot read configuration_file"),
+        ("a: [\n", "configuration_file 'conf.yaml' is not YAML"),
     ],
 )
 def test_bad_settings_are_named(text: str, message: str) -> None:
@@ -87,3 +88,79 @@ def test_bad_settings_are_named(text: str, message: str) -> None:
 def test_a_missing_file_is_named() -> None:
     with pytest.raises(RunConfigurationError, match=r"cannot read configuration_file 'nope\.yaml'"):
         load_configuration("nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("event_log: 'yes'\n", "'event_log' must be true or false (got 'yes')"),
+        ("event_log: 1\n", "'event_log' must be true or false (got 1)"),
+        ("code_identity: 'false'\n", "'code_identity' must be true or false (got 'false')"),
+        ("catalog: {folder: 3}\n", "'catalog.folder' must be a str (got 3)"),
+        ("run_log_store: {folder: [a]}\n", "'run_log_store.folder' must be a str (got ['a'])"),
+        (
+            "run_log_store: {type: 3}\n",
+            "'run_log_store.type' must be 'file' or 'memory' or 'postgres' (got 3)",
+        ),
+        ("catalog: .catalog\n", "'catalog' must be a mapping of settings (got '.catalog')"),
+        ("cancel_warning: '5'\n", "'cancel_warning' must be a finite number (got '5')"),
+        ("cancel_warning: .inf\n", "'cancel_warning' must be a finite number (got inf)"),
+        (f"cancel_warning: {10**400}\n", "'cancel_warning' must be a finite number (got 1000"),
+        (
+            "run_log_store: {type: file, colder: x}\n",
+            "unknown setting 'run_log_store.colder' (settings here: type, folder, dsn, dsn_env,",
+        ),
+    ],
+)
+def test_settings_are_checked_not_coerced(text: str, message: str) -> None:
+    path = configure(text)
+    with pytest.raises(RunConfigurationError) as caught:
+        AsyncPythonTask("t", ok).as_async_pipeline().execute_streaming(configuration_file=path)
+    assert f"configuration_file 'conf.yaml': {message}" in str(caught.value)
+    assert not exists("3")
+
+
+def test_every_bad_setting_is_named_at_once() -> None:
+    path = configure("event_log: 'yes'\ncatalog: {folder: 3}\n")
+    with pytest.raises(RunConfigurationError) as caught:
+        load_configuration(path)
+    assert "'event_log' must be true or false" in str(caught.value)
+    assert "'catalog.folder' must be a str" in str(caught.value)
+
+
+def test_a_yaml_bool_is_a_bool() -> None:
+    # Unquoted, YAML reads these as booleans: only the quoted text is refused.
+    configuration = load_configuration(configure("event_log: yes\ncode_identity: off\n"))
+    assert (configuration.event_log, configuration.code_identity) == (True, False)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    # Opening a FIFO for reading blocks until a writer comes: the call must not open it.
+    fifo = tmp_path / "conf.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(
+        RunConfigurationError, match=r"configuration_file '.*conf\.fifo' must be a regular file"
+    ) as caught:
+        AsyncPythonTask("t", ok).as_async_pipeline().execute_streaming(str(fifo))
+    assert "(got a FIFO)" in str(caught.value)
+
+
+def test_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigurationError, match=r"must be a regular file \(got a folder\)"):
+        load_configuration(str(tmp_path))
+
+
+def test_a_configuration_file_that_is_not_a_path() -> None:
+    with pytest.raises(RunConfigurationError, match=r"'configuration_file' must be a path"):
+        load_configuration(3)  # type: ignore[arg-type]
+
+
+def test_parameters_given_by_position_on_any_surface_say_parameters_is_keyword_only() -> None:
+    # The same check serves the compat layer, which reads the configuration itself.
+    with pytest.raises(RunConfigurationError) as caught:
+        load_configuration({"x": 5})  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "'configuration_file' must be a path (str or os.PathLike) (got {'x': 5}); "
+        "parameters are keyword-only: parameters={...}"
+    )

@@ -91,9 +91,9 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def run_scenario(tmp_path: Path, runs: int, limit: int) -> dict[str, Any]:
+def run_scenario(tmp_path: Path, runs: int, limit: int, source: str = _SCRIPT) -> dict[str, Any]:
     script = tmp_path / "many.py"
-    script.write_text(_SCRIPT)
+    script.write_text(source)
     # No git probe per run: it is not what is measured here.
     (tmp_path / "config.yaml").write_text("code_identity: false\n")
     done = subprocess.run(
@@ -216,3 +216,86 @@ def test_a_process_at_its_limit_fails_new_runs_at_their_start_not_running_ones(
     assert "RLIMIT_NOFILE is 64" in message
     assert result["refused_recorded"] is False
     assert result["after"] == "ok"
+
+
+_COMPAT = textwrap.dedent(
+    """
+    import asyncio, json, os, resource, sys
+    from runnable import AsyncPythonTask, replay
+    from runnable_trio import FileRunLogStore
+
+    runs, limit = int(sys.argv[1]), int(sys.argv[2])
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+    def descriptors():
+        return len(os.listdir("/proc/self/fd"))
+
+    async def main():
+        gate = asyncio.Event()
+        all_live = asyncio.Event()
+        live = 0
+        ended = []
+
+        async def ticker():
+            yield {"type": "tick", "n": 0}
+            await gate.wait()
+            yield {"type": "tick", "n": 1}
+
+        pipeline = AsyncPythonTask("t", ticker).as_async_pipeline()
+
+        async def one(i):
+            nonlocal live
+            seen = []
+            run = pipeline.execute_streaming("config.yaml", run_id=f"r{i}", event_log=True)
+            async for event in run:
+                seen.append(event["n"])
+                if event["n"] == 0:
+                    live += 1
+                    if live == runs:
+                        all_live.set()
+            ended.append(seen)
+
+        store = FileRunLogStore()
+        before = descriptors()
+        async with asyncio.TaskGroup() as group:
+            for i in range(runs):
+                group.create_task(one(i))
+            await all_live.wait()
+            await asyncio.sleep(0.5)
+            peak = descriptors()
+            sample = range(0, runs, max(1, runs // 20))
+            alive = [store.alive(f"r{i}") for i in sample]
+            replayed = []
+            for i in sample:
+                async for event in replay(f"r{i}", poll_interval=0.01):
+                    replayed.append(event["n"])
+                    break
+            gate.set()
+        summaries = store.runs()
+        print(json.dumps({
+            "before": before, "peak": peak, "alive": alive, "replayed": replayed,
+            "ended": sorted(map(tuple, ended)) == [(0, 1)] * runs,
+            "statuses": sorted({s.status.value for s in summaries}),
+            "count": len(summaries), "alive_after": sorted({s.alive for s in summaries}),
+        }))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_thousands_of_live_logged_compat_runs_on_asyncio_under_a_limit_of_1024(
+    tmp_path: Path,
+) -> None:
+    result = run_scenario(tmp_path, SCALE_RUNS, 1024, _COMPAT)
+    print(f"compat: {result['before']} before, {result['peak']} at {SCALE_RUNS} live runs")
+    assert result["peak"] - result["before"] < 64
+    assert result["alive"] == [True] * len(result["alive"]) != []
+    assert result["replayed"] == [0] * len(result["alive"])
+    assert result["ended"]
+    assert (result["count"], result["statuses"], result["alive_after"]) == (
+        SCALE_RUNS, ["SUCCESS"], [False],
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,31 @@ async def test_parameters_given_are_not_mutated() -> None:
         pass
     assert given == {"x": 1}
     assert run.run_log.parameters_out == {"x": 2}
+
+
+async def named() -> None:
+    pass
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_parameters_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "params.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(RunConfigurationError) as caught:
+        AsyncPythonTask("t", named).as_async_pipeline().execute_streaming(parameters_file=str(fifo))
+    assert str(caught.value) == f"parameters_file {str(fifo)!r} must be a regular file (got a FIFO)"
+
+
+def test_a_parameters_file_that_is_a_device_or_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigurationError, match=r"must be a regular file \(got a folder\)"):
+        load_parameters(None, tmp_path, {})
+    if Path("/dev/zero").exists():
+        with pytest.raises(
+            RunConfigurationError, match=r"must be a regular file \(got a character device\)"
+        ):
+            load_parameters(None, "/dev/zero", {})
+
+
+def test_a_parameters_file_that_is_not_a_path() -> None:
+    with pytest.raises(RunConfigurationError, match=r"'parameters_file' must be a path .*got 3"):
+        load_parameters(None, 3, {})  # type: ignore[arg-type]

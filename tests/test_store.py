@@ -103,6 +103,17 @@ def test_journal_lines_cut_short_by_a_crash_are_ignored(tmp_path: Path) -> None:
     assert loaded.steps["a"].status is Status.SUCCESS
 
 
+def test_runs_reads_only_the_summary_at_the_head_of_each_snapshot(tmp_path: Path) -> None:
+    from runnable_trio._filestore import _encode
+
+    run_log = RunLog("big", tag="t", parameters_in={"blob": "x" * 100_000})
+    data = _encode(run_log, None)
+    (tmp_path / "big.json").write_bytes(data[:5000])  # the record after the head is cut off
+    (summary,) = FileRunLogStore(tmp_path).runs()
+    assert (summary.run_id, summary.tag, summary.status) == ("big", "t", Status.PROCESSING)
+    assert summary.alive is False  # no writer named
+
+
 # --- run ids -------------------------------------------------------------------------------
 
 
@@ -207,9 +218,13 @@ _VICTIM = textwrap.dedent(
     import sys, trio
     from runnable_trio import AsyncPipeline, AsyncPythonTask
 
+    stop_at = int(sys.argv[2])
+
     async def step(i: int) -> int:
-        if i == 5:
-            print("go", flush=True)  # the parent starts its countdown from here
+        if i == stop_at:
+            # Freeze here: every step before this one has ended, so it is in the journal.
+            print("frozen", flush=True)
+            sys.stdin.readline()  # blocks the whole process until the parent kills it
         await trio.sleep(0)
         return i + 1
 
@@ -227,28 +242,33 @@ _VICTIM = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
-def test_a_run_killed_by_sigkill_leaves_a_parseable_run_log(tmp_path: Path, delay: float) -> None:
+@pytest.mark.parametrize("stop_at", [0, 5, 1500])
+def test_a_run_killed_by_sigkill_leaves_a_parseable_run_log(tmp_path: Path, stop_at: int) -> None:
+    # Deterministic: the victim waits on a pipe at a known step, not on the clock.
     script = tmp_path / "victim.py"
     script.write_text(_VICTIM)
     victim = subprocess.Popen(
-        [sys.executable, str(script), "killed"], stdout=subprocess.PIPE, cwd=tmp_path
-    )
+        [sys.executable, str(script), "killed", str(stop_at)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
     assert victim.stdout is not None
-    with victim.stdout:
-        assert victim.stdout.readline() == b"go\n"
-        trio.run(trio.sleep, delay)
+    assert victim.stdin is not None
+    with victim.stdout, victim.stdin:
+        assert victim.stdout.readline() == b"frozen\n"
+        store = FileRunLogStore(tmp_path / ".run_log_store")
+        assert store.alive("killed") is True  # frozen, but its process holds the run
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-    store = FileRunLogStore(tmp_path / ".run_log_store")
     run_log = store.load("killed")
     assert run_log.status is Status.PROCESSING  # it never ended: nothing could say otherwise
-    assert store.alive("killed") is False  # ... but its process is gone
+    assert store.alive("killed") is False  # ... but its process is gone, at once
+    (summary,) = store.runs()
+    assert (summary.status, summary.alive) == (Status.PROCESSING, False)
     finished = [s for s in run_log.steps.values() if s.status is Status.SUCCESS]
-    assert len(finished) >= 5
-    # The steps are the first ones, in order, each with the value it returned.
-    assert [s.name for s in finished] == [f"s{n}" for n in range(len(finished))]
-    assert finished[-1].assigned == {"i": len(finished)}
+    # Exactly the steps before the frozen one, in order, each with the value it returned.
+    assert [s.name for s in finished] == [f"s{n}" for n in range(stop_at)]
+    if finished:
+        assert finished[-1].assigned == {"i": stop_at}
 
 
 # --- memory store and reader ---------------------------------------------------------------

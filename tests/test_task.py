@@ -370,3 +370,17 @@ async def test_plain_def_returning_a_coroutine_fails_clearly() -> None:
     error = await failure(AsyncPythonTask("t", looks_sync, returns=["x"]).as_async_pipeline())
     assert isinstance(error.__cause__, TypeError)
     assert "appears to be asynchronous" in str(error.__cause__)
+
+
+async def test_an_optional_positional_only_argument_keeps_its_default() -> None:
+    # Parameters bind by name, so a positional-only argument is never bound: a required one
+    # is refused when the task is built (tests/test_errors.py), an optional one keeps its
+    # default even when a parameter of that name exists.
+    async def scale(factor: int = 2, /, *, x: int) -> int:
+        return factor * x
+
+    pipeline = AsyncPythonTask("t", scale, returns=["y"]).as_async_pipeline()
+    async with pipeline.stream(parameters={"x": 5, "factor": 10}) as events:
+        async for _ in events:
+            pass
+    assert events.run_log.parameters_out["y"] == 10

@@ -148,6 +148,8 @@ class _Guest:
 
     def spawn(self, function: Callable[[], Any], name: str) -> None:
         assert self._nursery is not None
+        # Called from the asyncio consumer's task: start_soon gives the new Trio task a copy
+        # of *its* contextvars, so the request's OpenTelemetry span is the run's parent.
         self._nursery.start_soon(function, name=name)
 
 
@@ -191,6 +193,21 @@ async def _join_host(loop: asyncio.AbstractEventLoop) -> _Guest | _TrioAsyncioHo
         await asyncio.shield(guest.done)  # it is ending: wait, then start the next one
 
 
+async def _join_despite_cancellation(loop: asyncio.AbstractEventLoop) -> _Guest | None:
+    """The loop's guest run, waited for even if cancelled again; ``None`` if it is ending."""
+    guest = _GUESTS.get(loop)
+    if guest is None or not guest.accepting:
+        return None  # the loop is shutting down: no run can start any more
+    guest.acquire()
+    while not guest.ready.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(guest.ready)
+    if guest.ready.cancelled():
+        guest.release()
+        return None
+    return guest
+
+
 class _Bridge:
     """The state one stream's Trio task and its asyncio consumer share.
 
@@ -224,6 +241,11 @@ class _Bridge:
                         if len(items) >= self.capacity:
                             await self._wait_for_room()
         except Exception as exc:  # ExecutionFailedError, or a source that failed to open
+            self.end = exc
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised by a task (a plain def in its thread, or an asyncio task of the host
+            # loop): the run ended CANCELLED; the consumer gets the exception as itself. It
+            # must not escape into the guest run, which would crash.
             self.end = exc
         except BaseException:
             # Cancelled from outside this stream (its own cancel scope catches the consumer's
@@ -347,9 +369,23 @@ class HostStream:
         loop = asyncio.get_running_loop()
         try:
             host = await _join_host(loop)
+        except asyncio.CancelledError:
+            # Cancelled before the run started (the guest run was starting): start the run
+            # anyway, already cancelled, so that it ends CANCELLED with its record written,
+            # as it does on a Trio host.
+            joined = await _join_despite_cancellation(loop)
+            if joined is not None:
+                bridge = self._spawn(loop, joined)
+                bridge.cancel_scope.cancel()
+                await bridge.wait_done()
+            self._closed = True
+            raise
         except BaseException:
             self._closed = True
             raise
+        return self._spawn(loop, host)
+
+    def _spawn(self, loop: asyncio.AbstractEventLoop, host: _Guest | _TrioAsyncioHost) -> _Bridge:
         bridge = _Bridge(loop, self._run_id, self._capacity)
         source = self._source  # the task must not refer to self (see _Bridge)
         host.spawn(lambda: bridge.serve(host, source), name=f"runnable run {self._run_id}")

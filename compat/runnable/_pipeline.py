@@ -9,24 +9,41 @@
 Either way the arguments are checked and the parameters read at the call, synchronously, so
 the reference's "set ``os.environ``, then call" pattern is safe under concurrency, and leaving
 the iteration in any way cancels the run.
+
+The reference's environment variables are read at the call too (never written):
+``RUNNABLE_RETRY_RUN_ID`` makes the call a retry of that run (it wins over everything);
+``RUNNABLE_CONFIGURATION_FILE`` and ``RUNNABLE_PARAMETERS_FILE`` win over the arguments;
+``RUNNABLE_RUN_ID`` is the run id when the argument is empty. A run given no id gets one in the
+reference's shape (:func:`runnable.names.run_id`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import sniffio
 
 import runnable_trio
-from runnable_trio import RunLog
+from runnable_trio import EventStream, RunConfigurationError, RunLog
 from runnable_trio._stream import PreparedRun, open_stream, prepare_run
 
+from . import defaults, names
 from ._guest import HostStream
+from .exceptions import RetryValidationError, RunLogExistsError, RunLogNotFoundError
 
-__all__ = ["AsyncPipeline", "CompatStep", "HostRun", "called_from_trio"]
+__all__ = [
+    "AsyncPipeline",
+    "CompatStep",
+    "HostRetry",
+    "HostRun",
+    "called_from_trio",
+    "retry_stream",
+    "retry_streaming",
+]
 
 
 def called_from_trio() -> bool:
@@ -53,12 +70,146 @@ class HostRun(HostStream):
         self.run_log: RunLog = run.run_log
 
 
+class HostRetry(HostStream):
+    """What ``retry_streaming()`` returns to asyncio code: ``async for event in run:``.
+
+    Attributes:
+        run_id: the retried run's id.
+        run_log: the run's record: the recorded one until the retry starts, then the live
+            one, final once the iteration has ended.
+    """
+
+    def __init__(self, run_id: str, events: AbstractAsyncContextManager[EventStream]) -> None:
+        self.run_id = run_id
+        self.run_log: RunLog | None = None
+
+        @contextlib.asynccontextmanager
+        async def opened() -> AsyncIterator[EventStream]:
+            async with events as stream:
+                self.run_log = stream.run_log
+                yield stream
+
+        super().__init__(opened, run_id, RETRY_CAPACITY)
+
+
+#: Events of a retry that may wait for the asyncio consumer.
+RETRY_CAPACITY = 256
+
+
 @contextlib.asynccontextmanager
-async def _host_stream(run: HostRun) -> AsyncIterator[HostRun]:
+async def _host_stream(run: HostStream) -> AsyncIterator[Any]:
     try:
         yield run
     finally:
         await run.aclose()
+
+
+def _configuration(argument: str) -> str:
+    return os.environ.get(defaults.RUNNABLE_CONFIGURATION_FILE) or argument
+
+
+def _run_id(argument: str | None) -> str:
+    return argument or os.environ.get(defaults.ENV_RUN_ID) or names.run_id()
+
+
+def _recorded(run_id: str, configuration_file: str) -> bool:
+    try:
+        runnable_trio.read_run_log(run_id, configuration_file=configuration_file)
+    except RunConfigurationError:
+        return False
+    return True
+
+
+def _prepared(start: Callable[[], Any], run_id: str, configuration_file: str) -> Any:
+    """``start()``, with a reused run id raised as the reference's ``RunLogExistsError``."""
+    try:
+        return start()
+    except RunConfigurationError as exc:
+        if "already exists" in str(exc) or _recorded(run_id, configuration_file):
+            raise RunLogExistsError(run_id) from exc
+        raise
+
+
+def _retry_checked(start: Callable[[], Any], run_id: str) -> Any:
+    """``start()``, with the reasons a run cannot be retried raised as the reference's errors."""
+    try:
+        return start()
+    except RunConfigurationError as exc:
+        message = str(exc)
+        if message.startswith("no run with id"):
+            raise RunLogNotFoundError(run_id) from exc
+        if message.startswith(f"run {run_id!r}"):  # succeeded, still going, another pipeline
+            raise RetryValidationError(message) from exc
+        raise
+
+
+def retry_streaming(
+    pipeline: runnable_trio.AsyncPipeline,
+    run_id: str,
+    configuration_file: str = "",
+    log_level: int | str = "WARNING",
+    *,
+    attribution: bool = False,
+    buffer_size: int | None = None,
+    event_log: bool | None = None,
+    store: runnable_trio.RunLogStore | None = None,
+) -> Any:
+    """Retry the failed run ``run_id``: ``async for event in retry_streaming(pipeline, id):``.
+
+    Arguments are those of :func:`runnable_trio.retry_streaming`; from asyncio code the
+    iterator is a :class:`HostRetry`, from Trio runnable_trio's ``StreamingRun``.
+
+    Raises:
+        RunLogNotFoundError: at the call, no run with this id.
+        RetryValidationError: at the call, the run succeeded, is still going or ran another
+            pipeline.
+        ExecutionFailedError: from the iteration, if the retry fails again.
+    """
+    configuration_file = _configuration(configuration_file)
+    options: dict[str, Any] = {
+        "configuration_file": configuration_file,
+        "log_level": log_level,
+        "attribution": attribution,
+        "buffer_size": buffer_size,
+        "event_log": event_log,
+        "store": store,
+    }
+    if called_from_trio():
+        return _retry_checked(
+            lambda: runnable_trio.retry_streaming(pipeline, run_id, **options), run_id
+        )
+    events = _retry_checked(lambda: runnable_trio.retry_stream(pipeline, run_id, **options), run_id)
+    return HostRetry(run_id, events)
+
+
+def retry_stream(
+    pipeline: runnable_trio.AsyncPipeline,
+    run_id: str,
+    *,
+    configuration_file: str = "",
+    log_level: int | str = "WARNING",
+    attribution: bool = False,
+    buffer_size: int | None = None,
+    event_log: bool | None = None,
+    store: runnable_trio.RunLogStore | None = None,
+) -> AbstractAsyncContextManager[Any]:
+    """``async with retry_stream(pipeline, run_id) as events:``, from asyncio or Trio.
+
+    Arguments and errors are those of :func:`retry_streaming`.
+    """
+    configuration_file = _configuration(configuration_file)
+    options: dict[str, Any] = {
+        "configuration_file": configuration_file,
+        "log_level": log_level,
+        "attribution": attribution,
+        "buffer_size": buffer_size,
+        "event_log": event_log,
+        "store": store,
+    }
+    events = _retry_checked(lambda: runnable_trio.retry_stream(pipeline, run_id, **options), run_id)
+    if called_from_trio():
+        return events
+    return _host_stream(HostRetry(run_id, events))
 
 
 class AsyncPipeline(runnable_trio.AsyncPipeline):
@@ -91,21 +242,40 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        if called_from_trio():
-            return super().execute_streaming(
+        retry_of = os.environ.get(defaults.RETRY_RUN_ID)
+        configuration_file = _configuration(configuration_file)
+        if retry_of:
+            return retry_streaming(
+                self,
+                retry_of,
                 configuration_file,
-                run_id,
-                tag,
-                parameters_file,
                 log_level,
-                parameters=parameters,
                 attribution=attribution,
                 buffer_size=buffer_size,
                 event_log=event_log,
                 store=store,
             )
-        return HostRun(
-            prepare_run(
+        parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
+        run_id = _run_id(run_id)
+        if called_from_trio():
+            return _prepared(
+                lambda: super(AsyncPipeline, self).execute_streaming(
+                    configuration_file,
+                    run_id,
+                    tag,
+                    parameters_file,
+                    log_level,
+                    parameters=parameters,
+                    attribution=attribution,
+                    buffer_size=buffer_size,
+                    event_log=event_log,
+                    store=store,
+                ),
+                run_id,
+                configuration_file,
+            )
+        prepared = _prepared(
+            lambda: prepare_run(
                 self,
                 configuration_file=configuration_file,
                 run_id=run_id,
@@ -117,8 +287,11 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 buffer_size=buffer_size,
                 event_log=event_log,
                 store=store,
-            )
+            ),
+            run_id,
+            configuration_file,
         )
+        return HostRun(prepared)
 
     def stream(
         self,
@@ -144,12 +317,12 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        if called_from_trio():
-            return super().stream(
-                parameters=parameters,
-                run_id=run_id,
-                tag=tag,
-                parameters_file=parameters_file,
+        retry_of = os.environ.get(defaults.RETRY_RUN_ID)
+        configuration_file = _configuration(configuration_file)
+        if retry_of:
+            return retry_stream(
+                self,
+                retry_of,
                 configuration_file=configuration_file,
                 log_level=log_level,
                 attribution=attribution,
@@ -157,18 +330,41 @@ class AsyncPipeline(runnable_trio.AsyncPipeline):
                 event_log=event_log,
                 store=store,
             )
-        run = prepare_run(
-            self,
-            configuration_file=configuration_file,
-            run_id=run_id or "",
-            tag=tag,
-            parameters_file=parameters_file,
-            log_level=log_level,
-            parameters=parameters,
-            attribution=attribution,
-            buffer_size=buffer_size,
-            event_log=event_log,
-            store=store,
+        parameters_file = os.environ.get(defaults.RUNNABLE_PARAMETERS_FILE) or parameters_file
+        chosen = _run_id(run_id)
+        if called_from_trio():
+            return _prepared(
+                lambda: super(AsyncPipeline, self).stream(
+                    parameters=parameters,
+                    run_id=chosen,
+                    tag=tag,
+                    parameters_file=parameters_file,
+                    configuration_file=configuration_file,
+                    log_level=log_level,
+                    attribution=attribution,
+                    buffer_size=buffer_size,
+                    event_log=event_log,
+                    store=store,
+                ),
+                chosen,
+                configuration_file,
+            )
+        run = _prepared(
+            lambda: prepare_run(
+                self,
+                configuration_file=configuration_file,
+                run_id=chosen,
+                tag=tag,
+                parameters_file=parameters_file,
+                log_level=log_level,
+                parameters=parameters,
+                attribution=attribution,
+                buffer_size=buffer_size,
+                event_log=event_log,
+                store=store,
+            ),
+            chosen,
+            configuration_file,
         )
         return _host_stream(HostRun(run))
 

@@ -17,12 +17,26 @@ for the whole process (``asyncio.new_event_loop()`` then builds trio-asyncio loo
 asyncio application must not get as a side effect of ``import runnable``.
 
 A plain ``def`` still runs in a worker thread, as in runnable_trio.
+
+Three rules are the reference's rather than runnable_trio's, for code written against it:
+
+- **The end event maps by position.** The ``stream_end_type`` event's keys other than
+  ``type``, in order, are the generator's result: one key gives its value whatever it is
+  called, several give a tuple; that result maps onto ``returns`` as a coroutine's return
+  value does. Where names and positions disagree (``{"type": "done", "b": 2, "a": 1}`` with
+  ``returns=["a", "b"]``), position wins (``a == 2``), as in the reference, and a warning is
+  logged; runnable_trio itself maps by name.
+- **A function's own exception is wrapped** in :class:`~runnable.exceptions.CommandCallError`
+  (its ``__cause__``), which is the ``__cause__`` of the run's ``ExecutionFailedError``.
+- ``command`` (``module.qualname``) and ``command_type`` (``"async-python"``) describe the
+  function for introspecting code.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
+import logging
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import runnable_trio
@@ -31,12 +45,15 @@ from runnable_trio._task import _Kind
 from ._aio import await_on_loop, iterate_on_loop
 from ._guest import host_loop
 from ._pipeline import CompatStep
+from .exceptions import CommandCallError
 
 if TYPE_CHECKING:
     from runnable_trio._runlog import StepLog
     from runnable_trio._runner import RunContext, Scope
 
 __all__ = ["AsyncPythonTask"]
+
+logger = logging.getLogger("runnable")
 
 
 async def _call(function: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any]) -> Any:
@@ -65,7 +82,28 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
 
     __slots__ = ()
 
+    @property
+    def command(self) -> str:
+        """The function's dotted path, ``module.qualname`` (the reference's attribute)."""
+        function = self.function
+        module = getattr(function, "__module__", None) or type(function).__module__
+        qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
+        return f"{module}.{qualname}"
+
+    @property
+    def command_type(self) -> str:
+        """``"async-python"``, as the reference names the kind of this task."""
+        return "async-python"
+
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        try:
+            await self._execute_here(ctx, scope, path, log)
+        except runnable_trio.RunnableError:
+            raise  # the framework's own (parameters, returns, timeouts, cancelled host tasks)
+        except Exception as exc:
+            raise CommandCallError(path, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _execute_here(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
         # A plain def runs in a worker thread either way: no asyncio loop to open for it.
         if self._kind is _Kind.SYNC or host_loop() is not None or _trio_asyncio_loop() is not None:
             await super()._execute(ctx, scope, path, log)
@@ -88,3 +126,24 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
 
     def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
         return iterate_on_loop(_current_loop(), self.function(**kwargs))
+
+    def _end_event_values(self, end: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+        # The reference's rule (see the module docstring): by position, not by name.
+        if not self.returns or end is None:
+            return super()._end_event_values(end, path)
+        keys = [key for key in end if key != "type"]
+        if not keys:
+            raise runnable_trio.ReturnsError(
+                path,
+                f"the {self.stream_end_type!r} event carries no value besides 'type', so "
+                f"{', '.join(r.name for r in self.returns)} could not be set",
+            )
+        names = [r.name for r in self.returns]
+        if keys != names and sorted(keys) == sorted(names):
+            logger.warning(
+                "step %r: the %r event's keys %s map onto returns %s by position (the "
+                "reference's rule), not by name",
+                path, self.stream_end_type, keys, names,
+            )  # fmt: skip
+        result = end[keys[0]] if len(keys) == 1 else tuple(end[key] for key in keys)
+        return self._positional_values(result, path)
