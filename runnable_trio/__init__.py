@@ -5,14 +5,16 @@ below it, at module level and inside functions alike (``tests/test_layers.py`` r
 list and fails on an upward import, on a module missing from it, and on an import cycle):
 
     testing     testing
+    cli         cli, __main__
     facade      __init__, hosting
     run         _rerun, _streaming, _stream, _prepare, _run
     steps       _task, _stub, _parallel, _map, _conditional, _loop
     fanout      _fanout
     runner      _runner
-    graph       _pipeline
+    graph       _pipeline, _mermaid
     services    _events, _store, _filestore, _stores, _config, _catalog, _params, _codeid,
-                _eventlog, _retry, _reader, _replay, _sse
+                _eventlog, _retry, _reader, _replay, _sse, _pgstore, _pgevents, _pgdb,
+                _pgschema
     values      _convert, _returns, _runid, _validators, _runlog, _files, _options
     core        _errors, _groups, _jsoncodec, _offloop, _buffer, _telemetry, _definition,
                 _construct
@@ -24,15 +26,18 @@ Allowed upward imports, each inside a function, with its reason:
 
 What the layers hold: ``core``, the errors, exception-group helpers, JSON, thread hops, the
 bounded event buffer, the OpenTelemetry adapter (``opentelemetry`` imported only if the
-application has) and the definition of a pipeline as data; ``values``, the checked values
-(run options, validators, returns, ids, the run log) and the file primitives every store, log
-and catalog writes through; ``services``, events, stores (``_stores``: the store a
-configuration names), configuration, parameters, catalog, event log, readers, replay, SSE;
-``graph``, the step base and ``AsyncPipeline``; ``runner``, the shared policy around a step;
+application has) and the definition of a pipeline as data; ``values``, the checked values (run
+options, validators, returns, ids, the run log) and the file primitives every store, log and
+catalog writes through; ``services``, events, stores (``_stores``: the store a configuration
+names; ``_pg*``, the PostgreSQL store and event log, imported only when a configuration names
+it), configuration, parameters, catalog, event log, readers, replay, SSE; ``graph``, the step
+base, ``AsyncPipeline`` and its Mermaid flowchart; ``runner``, the shared policy around a step;
 ``fanout``, the base of composite steps; ``steps``, each kind of step; ``run``, preparing,
 executing and consuming a run (``_stream``, ``_streaming``) and retries; ``facade``, the public
-names and ``hosting``, the extension surface for hosts (compat); ``testing``, the toolkit for
-users' tests (fault injection, leave checks, the pytest plugin), never imported by the library.
+names and ``hosting``, the extension surface for hosts (compat); ``cli``, the command line
+(``python -m runnable_trio``, ``runnable-trio``; its optional libraries imported when run);
+``testing``, the toolkit for users' tests (fault injection, leave checks, the pytest plugin),
+never imported by the library.
 """
 
 from ._catalog import Catalog as Catalog

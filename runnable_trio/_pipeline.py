@@ -258,3 +258,9 @@ class AsyncPipeline(Described):
             store=store,
         )
         return open_stream(prepare_run(self, options))
+
+    def to_mermaid(self) -> str:
+        """The pipeline as a Mermaid flowchart (what ``runnable-trio graph`` prints)."""
+        from ._mermaid import to_mermaid
+
+        return to_mermaid(self)

@@ -18,7 +18,7 @@ from ._catalog import RunCatalog
 from ._config import Configuration, load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
-from ._eventlog import EventLog
+from ._eventlog import open_event_log
 from ._options import RunOptions
 from ._params import load_parameters
 from ._run import PreparedRun
@@ -129,7 +129,9 @@ def assemble(
         buffer_size=options.buffer_size,
         catalog=catalog,
         event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id, retry=retry is not None)
+            open_event_log(
+                store, configuration.run_log_store.folder, run_id, retry=retry is not None
+            )
             if use_event_log
             else None
         ),

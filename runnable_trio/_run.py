@@ -19,7 +19,7 @@ from ._buffer import EventBuffer
 from ._catalog import RunCatalog
 from ._codeid import recording_code_identity
 from ._errors import ExecutionFailedError
-from ._eventlog import EventLog
+from ._eventlog import EventLogSink
 from ._events import EventSink, Lifecycle
 from ._groups import only_cancelled
 from ._runlog import RunLog, Status, StepLog
@@ -48,7 +48,7 @@ class PreparedRun:
     attribution: bool
     buffer_size: int
     catalog: RunCatalog
-    event_log: EventLog | None = None
+    event_log: EventLogSink | None = None
     code_identity: bool = True
     #: A retry of a recorded run (``_rerun``): its record is reopened, not created, and the
     #: steps that succeeded are reused, the others resumed with new attempts.

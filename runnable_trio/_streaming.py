@@ -20,7 +20,7 @@ import trio
 from ._buffer import EventBuffer
 from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError
-from ._eventlog import EventLog
+from ._eventlog import EventLogSink
 from ._events import Event
 from ._groups import raise_without_context
 from ._prepare import check_called_from_trio
@@ -154,7 +154,7 @@ def _watch_cancelled(run: PreparedRun) -> None:
 
 
 def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
-    async def close(log: EventLog) -> None:
+    async def close(log: EventLogSink) -> None:
         await done.wait()
         await log.close(run.run_log)
 

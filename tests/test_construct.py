@@ -44,7 +44,6 @@ async def test_the_library_still_builds_them() -> None:
     [
         runnable_trio.StreamingRun,
         runnable_trio.EventStream,
-        runnable_trio.Replay,
         PreparedRun,
         RunOptions,
         EventSink,
