@@ -8,6 +8,8 @@ Layers, each importing only from the ones below it:
     steps, runner   _task, _stub, _parallel, _map, _conditional, _loop, _runner, _stream
     services        _events, _runlog, _store, _catalog, _params, _config, _runid, _retry,
                     _telemetry (OpenTelemetry, imported only if the application has)
+                    _filestore, _stores (the store a configuration names), _files (the
+                    file primitives every store, log and catalog writes through)
     base            _errors, _returns, _convert, _groups, _pipeline (the step/pipeline graph)
 
 ``_pipeline`` is the one exception: its streaming methods import ``_stream`` when called.

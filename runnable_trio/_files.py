@@ -78,6 +78,10 @@ class DescribedOSError(OSError):
     def __str__(self) -> str:
         return f"[Errno {self.errno}] {self.strerror}"
 
+    def __reduce__(self) -> tuple[type[DescribedOSError], tuple[int | None, str, str]]:
+        # OSError pickles its args (errno, message); this class is built from three fields.
+        return type(self), (self.errno, self.detail, self.limit)
+
 
 def describe_os_error(exc: OSError, what: str) -> OSError:
     """``exc`` with a message naming ``what`` (and the descriptor limit, if that is why)."""

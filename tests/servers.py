@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+#: Seconds a server may take to listen: generous, a loaded machine starts Python slowly.
+LISTEN_PATIENCE = 120
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -23,7 +26,7 @@ def free_port() -> int:
 
 
 def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + LISTEN_PATIENCE
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited: {log.read_text()}")
@@ -31,7 +34,9 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after 30 s: {log.read_text()}")
+    raise TimeoutError(
+        f"nothing listens on port {port} after {LISTEN_PATIENCE} s: {log.read_text()}"
+    )
 
 
 @contextlib.contextmanager

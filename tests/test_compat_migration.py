@@ -26,6 +26,8 @@ from tests.servers import free_port, wait_until_listening
 
 pytestmark = [
     pytest.mark.slow,
+    # The first test's setup starts the server: on a loaded machine that takes a while.
+    pytest.mark.timeout(240),
     # httpx leaves a half-read body's async generators to the garbage collector when a client
     # disconnects on purpose; Trio warns about each one. Only those are ignored.
     pytest.mark.filterwarnings(

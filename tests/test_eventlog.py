@@ -200,3 +200,15 @@ def test_event_records_round_trip(record: EventRecord | EventLogEnd) -> None:
 def test_a_line_that_is_not_a_record_is_an_error() -> None:
     with pytest.raises(ValueError, match="not an event log line"):
         decode_line('{"seq": "x"}')
+
+
+async def test_a_run_prepared_but_never_started_leaves_no_event_log() -> None:
+    import gc
+
+    run = ticker(3).execute_streaming(run_id="r1", event_log=True)
+    assert raw_lines("r1")[0].keys() == {"writer"}  # claimed at the call
+    del run
+    gc.collect()
+    with pytest.raises(RunConfigurationError, match="has no event log"):
+        replay("r1")  # removed: a run that never ran has no log
+    assert await collect(ticker(1), run_id="r1", event_log=True) == [{"type": "tick", "n": 0}]

@@ -182,3 +182,18 @@ def test_open_folder_follows_no_symlink_below_its_root(tmp_path: Path) -> None:
     ):
         pass
     assert not (tmp_path / "real" / "x").exists()
+
+
+def test_a_described_os_error_round_trips_through_pickle() -> None:
+    import errno
+    import pickle
+
+    from runnable_trio._files import describe_os_error
+
+    error = describe_os_error(OSError(errno.EMFILE, "Too many open files"), "opening the journal")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert (copy.errno, copy.detail, copy.limit, str(copy)) == (
+        error.errno, error.detail, error.limit, str(error),
+    )  # fmt: skip
+    assert "RLIMIT_NOFILE" in str(copy)

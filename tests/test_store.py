@@ -103,6 +103,17 @@ def test_journal_lines_cut_short_by_a_crash_are_ignored(tmp_path: Path) -> None:
     assert loaded.steps["a"].status is Status.SUCCESS
 
 
+def test_runs_reads_only_the_summary_at_the_head_of_each_snapshot(tmp_path: Path) -> None:
+    from runnable_trio._filestore import _encode
+
+    run_log = RunLog("big", tag="t", parameters_in={"blob": "x" * 100_000})
+    data = _encode(run_log, None)
+    (tmp_path / "big.json").write_bytes(data[:5000])  # the record after the head is cut off
+    (summary,) = FileRunLogStore(tmp_path).runs()
+    assert (summary.run_id, summary.tag, summary.status) == ("big", "t", Status.PROCESSING)
+    assert summary.alive is False  # no writer named
+
+
 # --- run ids -------------------------------------------------------------------------------
 
 
