@@ -10,6 +10,8 @@ Layers, each importing only from the ones below it:
                     _telemetry (OpenTelemetry, imported only if the application has)
                     _filestore, _stores (the store a configuration names), _files (the
                     file primitives every store, log and catalog writes through)
+                    _pgstore, _pgevents, _pgdb, _pgschema (the PostgreSQL store and event
+                    log, imported only when a configuration names it)
     base            _errors, _returns, _convert, _groups, _pipeline (the step/pipeline graph)
 
 ``_pipeline`` is the one exception: its streaming methods import ``_stream`` when called.

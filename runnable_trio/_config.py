@@ -12,6 +12,15 @@ another environment without code changes. Every setting is optional; the default
     code_identity: true       # record the git commit and dirtiness of the working folder
     cancel_warning: 10        # seconds a cancelled run may take to end before a warning
 
+PostgreSQL (extra ``postgres``) keeps run logs and event logs in a database shared by every
+process and host using the same DSN::
+
+    run_log_store:
+      type: postgres
+      dsn: postgresql://user@host/db   # or dsn_env: NAME, the DSN read from $NAME
+      timeout: 10                      # seconds: connection wait, statement and lock timeouts
+      synchronous_commit: false        # true: each commit waits for the server's WAL flush
+
 Relative folders are taken from the working folder when the run starts. The file is looked
 at on each ``execute_streaming()`` / ``stream()`` call, and parsed again only when it changed
 (another file, size, modification or status-change time); nothing is written to the process
@@ -52,8 +61,37 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
 
 @attrs.frozen(kw_only=True)
 class RunLogStoreConfig:
-    type: Literal["file", "memory"] = "file"
+    type: Literal["file", "memory", "postgres"] = "file"
     folder: str = attrs.field(default=DEFAULT_FOLDER, validator=_non_empty)
+    dsn: str = ""
+    dsn_env: str = ""
+    timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    synchronous_commit: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.type == "postgres" and bool(self.dsn) == bool(self.dsn_env):
+            raise ValueError(
+                "a 'postgres' run_log_store takes 'dsn' or 'dsn_env' (the name of an "
+                "environment variable holding the DSN), exactly one of them"
+            )
+        if self.type != "postgres" and (self.dsn or self.dsn_env):
+            raise ValueError(f"'dsn' and 'dsn_env' are for type 'postgres' (got {self.type!r})")
+
+    def postgres_dsn(self) -> str:
+        """The DSN, read from the environment variable named by ``dsn_env`` if set.
+
+        Raises:
+            RunConfigurationError: that variable is not set or is empty.
+        """
+        if self.dsn:
+            return self.dsn
+        value = os.environ.get(self.dsn_env, "")
+        if not value:
+            raise RunConfigurationError(
+                f"run_log_store.dsn_env names the environment variable {self.dsn_env!r}, "
+                "which is not set or is empty"
+            )
+        return value
 
 
 @attrs.frozen(kw_only=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -43,10 +43,12 @@ __all__ = [
     "BATCH",
     "EventLog",
     "EventLogEnd",
+    "EventLogSink",
     "EventLogWriter",
     "EventRecord",
     "decode_line",
     "events_path",
+    "open_event_log",
 ]
 
 BATCH = 256
@@ -254,3 +256,46 @@ def _last_seq(path: Path) -> int:
         if isinstance(record, EventRecord):
             return record.seq
     return 0
+
+
+class EventLogSink(Protocol):
+    """What the stream's consumer side needs of an event log: this file's or a store's own.
+
+    A store that keeps event logs itself (PostgreSQL) has a method
+    ``open_event_log(run_id) -> EventLogSink``; :func:`open_event_log` uses it.
+    """
+
+    @property
+    def start_seq(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def pending(self) -> bool: ...
+
+    @property
+    def full(self) -> bool: ...
+
+    def append(self, seq: int, event: dict[str, Any]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self, run_log: RunLog) -> None: ...
+
+
+def open_event_log(
+    store: object, folder: str | os.PathLike[str], run_id: str, *, retry: bool = False
+) -> EventLogSink:
+    """The event log of ``run_id``: the store's own if it keeps them, else a file in ``folder``.
+
+    Raises:
+        RunConfigurationError: the log cannot be opened, or another process writes it.
+    """
+    opener = getattr(store, "open_event_log", None)
+    if opener is not None:
+        sink: EventLogSink = opener(run_id)
+        return sink
+    return EventLog.open(folder, run_id, retry=retry)

@@ -387,6 +387,12 @@ class AsyncPipeline:
             )
         )
 
+    def to_mermaid(self) -> str:
+        """The pipeline as a Mermaid flowchart (what ``runnable-trio graph`` prints)."""
+        from ._mermaid import to_mermaid
+
+        return to_mermaid(self)
+
 
 def _check_positional_arguments(**given: object) -> None:
     """Refuse a mapping passed where ``execute_streaming()`` takes a str by position.

@@ -25,6 +25,7 @@ from ._files import read_from, writer_alive
 from ._offloop import run_blocking
 from ._runid import validate_run_id
 from ._runlog import Status
+from ._stores import store_from_configuration
 
 __all__ = ["Replay", "replay"]
 
@@ -56,7 +57,14 @@ def replay(
         raise RunConfigurationError(f"after must be an int >= 0 (got {after!r})")
     if not (isinstance(poll_interval, int | float) and poll_interval > 0):
         raise RunConfigurationError(f"poll_interval must be > 0 seconds (got {poll_interval!r})")
-    folder = load_configuration(configuration_file).run_log_store.folder
+    configuration = load_configuration(configuration_file)
+    if configuration.run_log_store.type == "postgres":
+        # The store keeps the event logs itself (``_pgevents``) and follows a live run by
+        # notification; ``poll_interval`` is for files.
+        store = store_from_configuration(configuration)
+        source: Replay = store.replay(run_id, after)  # type: ignore[attr-defined]
+        return source
+    folder = configuration.run_log_store.folder
     path = events_path(folder, run_id).absolute()
     if not path.is_file() or path.is_symlink():
         raise RunConfigurationError(

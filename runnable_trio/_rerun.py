@@ -28,7 +28,7 @@ from ._catalog import RunCatalog
 from ._config import load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
-from ._eventlog import EventLog
+from ._eventlog import open_event_log
 from ._jsoncodec import has_repr_marker
 from ._runid import validate_run_id
 from ._runlog import RunLog, Status, StepLog
@@ -159,7 +159,7 @@ def _prepare_retry(
         buffer_size=check_buffer_size(buffer_size),
         catalog=catalog,
         event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id, retry=True)
+            open_event_log(store, configuration.run_log_store.folder, run_id, retry=True)
             if use_event_log
             else None
         ),

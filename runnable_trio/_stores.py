@@ -41,4 +41,12 @@ def store_from_configuration(configuration: Configuration) -> RunLogStore:
         return process_memory_store()
     if kind == "file":
         return FileRunLogStore(settings.folder)
-    raise RunConfigurationError(f"run_log_store.type must be 'file' or 'memory' (got {kind!r})")
+    if kind == "postgres":
+        from ._pgstore import postgres_store  # imports psycopg: only when configured
+
+        return postgres_store(
+            settings.postgres_dsn(), settings.timeout, settings.synchronous_commit
+        )
+    raise RunConfigurationError(
+        f"run_log_store.type must be 'file', 'memory' or 'postgres' (got {kind!r})"
+    )

@@ -39,7 +39,7 @@ from ._codeid import recording_code_identity
 from ._config import load_configuration
 from ._definition import definition_of
 from ._errors import ExecutionFailedError, RunConfigurationError
-from ._eventlog import EventLog
+from ._eventlog import EventLogSink, open_event_log
 from ._events import META_KEY, Event, EventSink, Lifecycle
 from ._groups import only_cancelled, raise_without_context, reraise_single
 from ._params import load_parameters
@@ -166,7 +166,9 @@ def prepare_run(
         buffer_size=buffer_size,
         catalog=catalog,
         event_log=(
-            EventLog.open(configuration.run_log_store.folder, run_id) if use_event_log else None
+            open_event_log(store, configuration.run_log_store.folder, run_id)
+            if use_event_log
+            else None
         ),
         code_identity=configuration.code_identity,
         cancel_warning=configuration.cancel_warning,
@@ -185,7 +187,7 @@ class PreparedRun:
     attribution: bool
     buffer_size: int
     catalog: RunCatalog
-    event_log: EventLog | None = None
+    event_log: EventLogSink | None = None
     code_identity: bool = True
     #: A retry of a recorded run (``_rerun``): its record is reopened, not created, and the
     #: steps that succeeded are reused, the others resumed with new attempts.
@@ -592,7 +594,7 @@ def _watch_cancelled(run: PreparedRun) -> None:
 
 
 def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
-    async def close(log: EventLog) -> None:
+    async def close(log: EventLogSink) -> None:
         await done.wait()
         await log.close(run.run_log)
 

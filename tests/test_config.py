@@ -69,7 +69,7 @@ async def test_memory_store_from_the_file() -> None:
     [
         (
             "run_log_store:\n  type: disk\n",
-            "'run_log_store.type' must be 'file' or 'memory' (got 'disk')",
+            "'run_log_store.type' must be 'file' or 'memory' or 'postgres' (got 'disk')",
         ),
         ("run_log_store:\n  folder: ''\n", "'folder' must be a non-empty folder path"),
         ("event_log: maybe\n", "'event_log' must be true or false (got 'maybe')"),
@@ -98,14 +98,17 @@ def test_a_missing_file_is_named() -> None:
         ("code_identity: 'false'\n", "'code_identity' must be true or false (got 'false')"),
         ("catalog: {folder: 3}\n", "'catalog.folder' must be a str (got 3)"),
         ("run_log_store: {folder: [a]}\n", "'run_log_store.folder' must be a str (got ['a'])"),
-        ("run_log_store: {type: 3}\n", "'run_log_store.type' must be 'file' or 'memory' (got 3)"),
+        (
+            "run_log_store: {type: 3}\n",
+            "'run_log_store.type' must be 'file' or 'memory' or 'postgres' (got 3)",
+        ),
         ("catalog: .catalog\n", "'catalog' must be a mapping of settings (got '.catalog')"),
         ("cancel_warning: '5'\n", "'cancel_warning' must be a finite number (got '5')"),
         ("cancel_warning: .inf\n", "'cancel_warning' must be a finite number (got inf)"),
         (f"cancel_warning: {10**400}\n", "'cancel_warning' must be a finite number (got 1000"),
         (
             "run_log_store: {type: file, colder: x}\n",
-            "unknown setting 'run_log_store.colder' (settings here: type, folder)",
+            "unknown setting 'run_log_store.colder' (settings here: type, folder, dsn, dsn_env,",
         ),
     ],
 )
