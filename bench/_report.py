@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from _plan import BASELINES, REFERENCE, TRIO, Case, Lookup, Metric, Target
+from _plan import BASELINES, PEERS, REFERENCE, TRIO, Case, Lookup, Metric, Target
 
 __all__ = ["Outcome", "lookup_in", "render_table", "summarise_targets"]
 
@@ -103,8 +103,9 @@ def render_table(cases: Sequence[Case], outcomes: Mapping[tuple[str, str], Outco
     lookup = lookup_in(outcomes)
     lines = [
         "| Workload | ours as | Metric | ours | plain Trio | plain asyncio | reference "
-        "| ours ÷ Trio | ours ÷ ref | Target | Mark |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| LangGraph | pydantic-graph "
+        "| ours ÷ Trio | ours ÷ ref | ours ÷ LangGraph | ours ÷ pydantic-graph | Target | Mark |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
         for impl in (i for i in case.impls if i.ours):
@@ -121,6 +122,7 @@ def render_table(cases: Sequence[Case], outcomes: Mapping[tuple[str, str], Outco
                     *(_cell(outcomes.get((case.key, b)), metric) for b in BASELINES),
                     _ratio(value, lookup(case.key, TRIO, metric.key)),
                     _ratio(value, lookup(case.key, REFERENCE, metric.key)),
+                    *(_ratio(value, lookup(case.key, peer, metric.key)) for peer in PEERS),
                     "; ".join(t.text for t in targets) or "—",
                     "; ".join(judge(t, value, metric, lookup) for t in targets) or "—",
                 ]

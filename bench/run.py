@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from _peerenv import PEERS, peer_python
 from _plan import Case, Impl, plan
 from _refenv import REFERENCE_VERSION, reference_python
 from _report import Outcome, render_table, summarise_targets
@@ -45,9 +46,11 @@ def _git(cwd: Path, *args: str) -> str:
 class Runner:
     """Runs measurements in fresh processes and keeps their outcomes."""
 
-    def __init__(self, timeout: float, reference: Path | None, at: str | None) -> None:
+    def __init__(self, timeout: float, pythons: Mapping[str, Path | None], at: str | None) -> None:
         self.timeout = timeout
-        self.pythons = {"reference": reference}
+        #: The interpreter of each module run outside this environment (the reference, the
+        #: peers); None: it could not be installed.
+        self.pythons = dict(pythons)
         self.outcomes: dict[tuple[str, str], Outcome] = {}
         self.root = Path(tempfile.mkdtemp(prefix="runnable-bench-"))
         self.env = dict(os.environ)
@@ -74,7 +77,7 @@ class Runner:
                 self._measure(case, impl, outcome, round_index)
 
     def _skip(self, cases: Sequence[Case], case: Case, impl: Impl, outcome: Outcome) -> bool:
-        if impl.module == "reference" and self.pythons["reference"] is None:
+        if impl.module in self.pythons and self.pythons[impl.module] is None:
             outcome.status, outcome.message = "skipped", "not run (see above)"
             return True
         for smaller in cases:
@@ -100,7 +103,7 @@ class Runner:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            env=None if impl.module == "reference" else self.env,
+            env=None if impl.module in self.pythons else self.env,
         )
         try:
             _, stderr = child.communicate(timeout=self.timeout)
@@ -180,6 +183,7 @@ def _report(
     repeats: int,
     timeout: float,
     reference_note: str,
+    peer_notes: Sequence[str],
     loads: tuple[float, float],
     seconds: float,
 ) -> str:
@@ -191,7 +195,8 @@ def _report(
             f"- Date: {now}; took {seconds / 60:.1f} min. "
             f"Command: `python bench/run.py {' '.join(argv)}`".rstrip(),
             f"- Machine: {_machine()}.",
-            f"- runnable_trio at {_revision(at)}; reference: {reference_note}.",
+            f"- runnable_trio at {_revision(at)}; reference: {reference_note}; "
+            f"peers: {'; '.join(peer_notes)}.",
             f"- Each figure: median (min - max) of {repeats} runs, each in a fresh process, "
             f"implementations interleaved; limit {timeout:g} s per measurement.",
             f"- Load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end "
@@ -216,6 +221,7 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--no-reference", action="store_true", help="skip runnable 0.50")
+    parser.add_argument("--no-peers", action="store_true", help="skip LangGraph, pydantic-graph")
     parser.add_argument(
         "--at",
         metavar="REV",
@@ -233,29 +239,46 @@ def main(argv: Sequence[str]) -> None:
     else:
         python, note = reference_python(_log)
     _log(f"reference: {note}")
+    pythons: dict[str, Path | None] = {"reference": python}
+    peer_notes = []
+    for peer in PEERS:
+        if args.no_peers:
+            pythons[peer.module], peer_note = None, f"{peer.label} skipped (--no-peers)"
+        else:
+            pythons[peer.module], peer_note = peer_python(peer, _log)
+        _log(f"{peer.label}: {peer_note}")
+        peer_notes.append(peer_note if pythons[peer.module] is None else peer.note)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     # Resolved once, so the report names the commit measured even if HEAD moves meanwhile.
     at = _git(BENCH, "rev-parse", "--short", args.at) or args.at if args.at else None
-    runner = Runner(timeout, python, at)
+    runner = Runner(timeout, pythons, at)
+
+    def report(rounds: int) -> str:
+        return _report(
+            cases,
+            runner.outcomes,
+            argv=argv,
+            at=at,
+            repeats=rounds,
+            timeout=timeout,
+            reference_note=note if python is None else f"runnable {REFERENCE_VERSION}",
+            peer_notes=peer_notes,
+            loads=(load_start, os.getloadavg()[0]),
+            seconds=time.perf_counter() - started,
+        )
+
     try:
         for round_index in range(args.repeat):
             runner.run_round(cases, round_index)
+            if args.output and round_index + 1 < args.repeat:
+                # The rounds so far, in case the run is stopped before its end.
+                args.output.write_text(report(round_index + 1), encoding="utf-8")
     finally:
         runner.close()
-    report = _report(
-        cases,
-        runner.outcomes,
-        argv=argv,
-        at=at,
-        repeats=args.repeat,
-        timeout=timeout,
-        reference_note=note if python is None else f"runnable {REFERENCE_VERSION}",
-        loads=(load_start, os.getloadavg()[0]),
-        seconds=time.perf_counter() - started,
-    )
-    print(report)
+    final = report(args.repeat)
+    print(final)
     if args.output:
-        args.output.write_text(report, encoding="utf-8")
+        args.output.write_text(final, encoding="utf-8")
     if args.json:
         raw = {
             f"{case} / {impl}": {"status": o.status, "message": o.message, "values": o.values}

@@ -167,5 +167,6 @@ def main() -> None:
     print()
     print(f"plain Trio, µs per step in the same processes: {plain}")
 
+
 if __name__ == "__main__":
     main()

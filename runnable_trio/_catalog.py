@@ -25,6 +25,7 @@ File work runs in a worker thread; cancelling a step waits for the file in hand.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,12 @@ class Catalog:
     store_copy: bool = attrs.field(default=True, validator=_check_store_copy)
 
 
+#: The working folder and resolved folders of ``RunCatalog.for_run``, by working folder and
+#: folder names as given.
+_roots: dict[tuple[str, ...], tuple[Path, tuple[Path, ...]]] = {}
+_ROOTS_KEPT = 64
+
+
 @attrs.frozen
 class RunCatalog:
     """One run's catalog folder and the working folder files move between.
@@ -107,11 +114,22 @@ class RunCatalog:
     def for_run(
         cls, run_id: str, folder: str = DEFAULT_CATALOG_FOLDER, *also_excluded: str
     ) -> RunCatalog:
-        """The catalog of ``run_id`` under ``folder``, both taken from the working folder."""
-        workdir = Path.cwd()
-        base = (workdir / folder).resolve()
-        excluded = (base, *((workdir / extra).resolve() for extra in also_excluded))
-        return cls(base / run_id, workdir, excluded)
+        """The catalog of ``run_id`` under ``folder``, both taken from the working folder.
+
+        The folders are resolved once per working folder and process (symbolic links on
+        their way are followed as they were then), not at every run.
+        """
+        key = (os.getcwd(), folder, *also_excluded)
+        roots = _roots.get(key)
+        if roots is None:
+            workdir = Path(key[0])
+            base = (workdir / folder).resolve()
+            excluded = (base, *((workdir / extra).resolve() for extra in also_excluded))
+            if len(_roots) >= _ROOTS_KEPT:
+                _roots.clear()
+            roots = _roots[key] = (workdir, excluded)
+        workdir, excluded = roots
+        return cls(excluded[0] / run_id, workdir, excluded)
 
     def check_new(self) -> None:
         """Refuse a new run whose catalog folder is already there (a planted symlink too).

@@ -21,14 +21,17 @@ process and host using the same DSN::
       timeout: 10                      # seconds: connection wait, statement and lock timeouts
       synchronous_commit: false        # true: each commit waits for the server's WAL flush
 
-Relative folders are taken from the working folder when the run starts. The file is read at
-each ``execute_streaming()`` / ``stream()`` call; nothing is written to the process
+Relative folders are taken from the working folder when the run starts. The file is looked
+at on each ``execute_streaming()`` / ``stream()`` call, and parsed again only when it changed
+(another file, size, modification or status-change time); nothing is written to the process
 environment. An unknown or ill-typed setting is an error naming it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import time
 import types
 import typing
 from collections.abc import Mapping
@@ -160,8 +163,39 @@ def _check_value(value: object, type_: Any, path: str) -> list[str]:
     return []
 
 
+#: Parsed configurations by the text they were parsed from, and the text by the identity of
+#: the file it was read from (device, inode, size, modification and status-change times):
+#: an unchanged file is parsed once. A file changed less than ``_RACY_NS`` ago is read again
+#: (file times are coarse: a rewrite within one tick keeps them), but parsed only if its
+#: text changed.
+_parsed: dict[str, Configuration] = {}
+_texts: dict[tuple[int, int, int, int, int], str] = {}
+_KEPT = 32
+_RACY_NS = 2_000_000_000
+
+
+def _identity(path: str) -> tuple[int, int, int, int, int] | None:
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None  # the full read says what is wrong
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    if time.time_ns() - max(found.st_mtime_ns, found.st_ctime_ns) < _RACY_NS:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _KEPT:
+        cache.clear()
+    cache[key] = value
+
+
 def load_configuration(path: str) -> Configuration:
     """Read a configuration file; an empty path gives the defaults.
+
+    A file already parsed and unchanged since gives the same (immutable) configuration.
 
     Raises:
         RunConfigurationError: the file cannot be read (or is not a regular file), is not
@@ -170,8 +204,21 @@ def load_configuration(path: str) -> Configuration:
     check_path(path, "configuration_file")
     if not path:
         return Configuration()
+    identity = _identity(path)
+    text = _texts.get(identity) if identity is not None else None
+    if text is None:
+        text = read_regular_file(path, "configuration_file")
+        if identity is not None:
+            _remember(_texts, identity, text)
+    configuration = _parsed.get(text)
+    if configuration is None:
+        configuration = _parse(path, text)
+        _remember(_parsed, text, configuration)
+    return configuration
+
+
+def _parse(path: str, text: str) -> Configuration:
     shown = os.fspath(path)
-    text = read_regular_file(path, "configuration_file")
     try:
         raw = load_yaml(text) or {}
     except yaml.YAMLError as exc:

@@ -71,8 +71,8 @@ from ._runlog import (
     run_log_from_dict,
     run_log_to_dict,
     step_log_from_dict,
-    step_log_to_dict,
 )
+from ._steplines import step_line
 from ._store import RunSummary
 
 _SUMMARY = b'{"_summary":'
@@ -149,15 +149,14 @@ class FileRunLogStore:
             # inside it; repeating it on every line would cost a Map of n items n copies.
             if parent.path not in parents_written:
                 parents_written.add(parent.path)
-                header = step_log_to_dict(attrs.evolve(parent, branches={}))
-                lines.append(dumps({"parent": header}))
+                lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
         if step.branches:
             # The steps inside a composite are in the journal already: its own line says only
             # how each branch ended, and the reader keeps the steps it has placed.
             step = attrs.evolve(
                 step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
             )
-        lines.append(dumps({"step": step_log_to_dict(step)}))
+        lines.append(step_line(step))
         try:
             APPENDS.append(self.journal_path(run_log.run_id), ("\n".join(lines) + "\n").encode())
         except OSError as exc:

@@ -221,3 +221,29 @@ async def test_a_value_that_cannot_be_pickled_fails_its_step() -> None:
     cause, log = await run_failing(task.as_async_pipeline(), "r1")
     assert str(cause).startswith("step 'm': pickled return 'f' cannot be pickled")
     assert "f" not in log.parameters_out
+
+
+def test_the_folders_are_resolved_once_per_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runnable_trio._catalog import RunCatalog
+
+    resolved: list[Path] = []
+    real = Path.resolve
+    monkeypatch.setattr(
+        Path, "resolve", lambda self, strict=False: resolved.append(self) or real(self, strict)
+    )
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    first = RunCatalog.for_run("run-a", "cat", "logs")
+    second = RunCatalog.for_run("run-b", "cat", "logs")
+    assert len(resolved) == 2  # the catalog and the excluded folder, once
+    assert first.root == tmp_path / "one" / "cat" / "run-a"
+    assert second.root == tmp_path / "one" / "cat" / "run-b"
+    assert second.excluded == (tmp_path / "one" / "cat", tmp_path / "one" / "logs")
+    monkeypatch.chdir(tmp_path / "two")  # another working folder: its own folders
+    third = RunCatalog.for_run("run-c", "cat", "logs")
+    assert third.root == tmp_path / "two" / "cat" / "run-c"
+    assert third.workdir == tmp_path / "two"
+    assert len(resolved) == 4

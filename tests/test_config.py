@@ -164,3 +164,37 @@ def test_parameters_given_by_position_on_any_surface_say_parameters_is_keyword_o
         "'configuration_file' must be a path (str or os.PathLike) (got {'x': 5}); "
         "parameters are keyword-only: parameters={...}"
     )
+
+
+def test_an_unchanged_file_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runnable_trio._config as config_module
+
+    parsed: list[str] = []
+    real = config_module.load_yaml
+    monkeypatch.setattr(config_module, "load_yaml", lambda text: parsed.append(text) or real(text))
+    path = configure("run_log_store:\n  type: memory\n  folder: parsed-once\n")
+    first = load_configuration(path)
+    assert load_configuration(path) is first
+    assert len(parsed) == 1
+    # Rewritten at once with the same size: times may not move within a tick, the text does.
+    configure("run_log_store:\n  type: memory\n  folder: parsed-twic\n")
+    assert load_configuration(path).run_log_store.folder == "parsed-twic"
+    assert len(parsed) == 2
+
+
+def test_an_old_unchanged_file_is_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runnable_trio._config as config_module
+
+    path = configure("run_log_store:\n  type: memory\n  folder: read-once\n")
+    reads: list[str] = []
+    real = config_module.read_regular_file
+    monkeypatch.setattr(
+        config_module, "read_regular_file", lambda p, what: reads.append(p) or real(p, what)
+    )
+    monkeypatch.setattr(config_module, "_RACY_NS", 0)  # as if both times were long past
+    assert load_configuration(path).run_log_store.folder == "read-once"
+    assert load_configuration(path).run_log_store.folder == "read-once"
+    assert reads == [path]
+    Path(path).write_text("run_log_store:\n  type: memory\n  folder: read-twice\n", "utf-8")
+    assert load_configuration(path).run_log_store.folder == "read-twice"
+    assert reads == [path, path]

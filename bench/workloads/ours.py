@@ -143,27 +143,34 @@ async def _one_event() -> AsyncIterator[Event]:
     yield {"type": "first"}
 
 
-async def _first_event(pipeline: AsyncPipeline, api: str) -> float:
+async def _first_event(pipeline: AsyncPipeline, api: str, configuration_file: str) -> float:
     start = now()
     first = None
     if api == "stream":
-        async with pipeline.stream() as events:
+        async with pipeline.stream(configuration_file=configuration_file) as events:
             async for _ in events:
                 first = first or now()
     else:
-        async for _ in pipeline.execute_streaming():
+        async for _ in pipeline.execute_streaming(configuration_file):
             first = first or now()
     assert first is not None
     return first - start
 
 
-def w5_first_event(api: str, warm_runs: int = 20) -> dict[str, float]:
-    """Seconds from the call to the first user event: the first run, then warm runs."""
+def w5_first_event(api: str, warm_runs: int = 20, store: str = "") -> dict[str, float]:
+    """Seconds from the call to the first user event: the first run, then warm runs.
+
+    ``store`` names a run log store to configure; empty: the default (the file store).
+    """
     pipeline = AsyncPythonTask(name="first", function=_one_event).as_async_pipeline()
+    config = ""
+    if store:
+        config = f"bench-{store}.yaml"
+        Path(config).write_text(f"run_log_store:\n  type: {store}\n", encoding="utf-8")
 
     async def main() -> dict[str, float]:
-        cold = await _first_event(pipeline, api)
-        warm = [await _first_event(pipeline, api) for _ in range(warm_runs + 3)][3:]
+        cold = await _first_event(pipeline, api, config)
+        warm = [await _first_event(pipeline, api, config) for _ in range(warm_runs + 3)][3:]
         return {"cold_s": cold, "warm_s": median(warm)}
 
     return trio.run(main)

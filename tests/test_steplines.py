@@ -1,0 +1,71 @@
+"""The file store's dedicated journal-line writer keeps the generic record schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from runnable_trio._jsoncodec import dumps, loads
+from runnable_trio._runlog import (
+    Attempt,
+    BranchLog,
+    CatalogEntry,
+    Status,
+    StepLog,
+    step_log_from_dict,
+    step_log_to_dict,
+)
+from runnable_trio._steplines import step_line
+
+
+def _task(path: str, *, failed: bool = False) -> StepLog:
+    step = StepLog(path.rpartition(".")[2], "task", path)
+    first = step.new_attempt()
+    first.parameters_in.update({"x": 1, "t": (1, 2), "é": "ünï", "nested": {"a": [None, 2.5]}})
+    first.parameters_in["odd"] = {(1, 2): object, "nan": float("nan"), "when": dt.date(2026, 1, 2)}
+    if failed:
+        first.end(Status.FAIL, ValueError('bad "quote" and \n newline'))
+        step.status = Status.FAIL
+        return step
+    first.end(Status.SUCCESS)
+    first.parameters_out["y"] = 2
+    first.metrics["score"] = 0.75
+    step.assigned["y"] = 2
+    step.status = Status.SUCCESS
+    return step
+
+
+def _records() -> list[StepLog]:
+    running = StepLog("live", "task", "live")
+    running.new_attempt()  # PROCESSING: ended_at is None
+    composite = StepLog("fan", "map", "fan", status=Status.SUCCESS)
+    composite.attempts.append(
+        Attempt(1, started_at=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC))
+    )
+    for key, failed in (("0", False), ("1", True)):
+        branch = composite.branches[key] = BranchLog(key, Status.FAIL if failed else Status.SUCCESS)
+        branch.steps["t"] = _task(f"fan.{key}.t", failed=failed)
+    stored = _task("stored")
+    stored.catalog += [
+        CatalogEntry("data/a.csv", "ab" * 32, "put"),
+        CatalogEntry("%pickled/stored/m.pickle", "cd" * 32, "pickled", parameter="m"),
+    ]
+    return [StepLog("empty", "stub", "empty"), running, _task("ok"), composite, stored]
+
+
+@pytest.mark.parametrize("key", ["step", "parent"])
+@pytest.mark.parametrize("record", _records(), ids=lambda r: r.path)
+def test_the_line_is_the_generic_encoding(record: StepLog, key: str) -> None:
+    assert step_line(record, key) == dumps({key: step_log_to_dict(record)})
+
+
+@pytest.mark.parametrize("record", _records(), ids=lambda r: r.path)
+def test_the_generic_reader_reads_the_line_back(record: StepLog) -> None:
+    read = step_log_from_dict(loads(step_line(record))["step"])
+    assert read == step_log_from_dict(loads(dumps(step_log_to_dict(record))))
+    # What JSON keeps as it was comes back equal (a tuple comes back a list, by design).
+    assert read.status == record.status
+    assert read.catalog == record.catalog
+    assert [a.started_at for a in read.attempts] == [a.started_at for a in record.attempts]
+    assert [a.error_message for a in read.attempts] == [a.error_message for a in record.attempts]
