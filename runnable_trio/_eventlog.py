@@ -41,6 +41,7 @@ from ._runlog import RunLog, Status
 
 __all__ = [
     "BATCH",
+    "EventBatch",
     "EventLog",
     "EventLogEnd",
     "EventLogSink",
@@ -113,7 +114,34 @@ def decode_line(line: str | bytes) -> Line:
         raise ValueError(f"not an event log line: {line!r} ({exc})") from exc
 
 
-class EventLog:
+class EventBatch:
+    """The batching every event log shares: lines queued by the consumer side, flushed in
+    batches by the log's own ``flush``; closed once its end line is written."""
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._lines: list[str] = []
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending(self) -> bool:
+        """Whether appended lines wait to be written."""
+        return bool(self._lines)
+
+    @property
+    def full(self) -> bool:
+        """Whether a batch is ready to be written."""
+        return len(self._lines) >= BATCH
+
+    def append(self, seq: int, event: dict[str, Any]) -> None:
+        """Queue one event (encoded now: the consumer may change the dict afterwards)."""
+        self._lines.append(dumps({"seq": seq, "event": event}))
+
+
+class EventLog(EventBatch):
     """A run's event log. Made by :meth:`open`, appended by the stream's consumer side.
 
     Nothing is written before :meth:`start` (the run has claimed its record): a run that
@@ -130,8 +158,7 @@ class EventLog:
         self.start_seq = start_seq
         self._created = created  # a new run's log, made by open(): removed if never started
         self._started = False
-        self._closed = False
-        self._lines: list[str] = []
+        super().__init__()
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
@@ -173,24 +200,6 @@ class EventLog:
         if not self._created:
             token = writer_lock(self.path.parent).token
             append_line(self.path, (encode_record(EventLogWriter(token)) + "\n").encode())
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def pending(self) -> bool:
-        """Whether appended lines wait to be written."""
-        return bool(self._lines)
-
-    @property
-    def full(self) -> bool:
-        """Whether a batch is ready to be written."""
-        return len(self._lines) >= BATCH
-
-    def append(self, seq: int, event: dict[str, Any]) -> None:
-        """Queue one event (encoded now: the consumer may change the dict afterwards)."""
-        self._lines.append(dumps({"seq": seq, "event": event}))
 
     async def flush(self) -> None:
         """Write the queued lines in a worker thread (an open-append-close there).

@@ -23,8 +23,7 @@ import psycopg
 import trio
 
 from ._errors import ExecutionFailedError, RunConfigurationError
-from ._eventlog import BATCH, EventLogEnd, decode_line, encode_record
-from ._jsoncodec import dumps
+from ._eventlog import EventBatch, EventLogEnd, decode_line, encode_record
 from ._offloop import run_blocking
 from ._pgdb import HELD, Database, lock_key
 from ._replay import Replay
@@ -46,7 +45,7 @@ def channel_of(run_id: str) -> str:
     return f"runnable_trio_{lock_key(run_id) & (2**64 - 1):016x}"
 
 
-class PgEventLog:
+class PgEventLog(EventBatch):
     """A run's event log in the database, appended by the stream's consumer side.
 
     Attributes:
@@ -60,9 +59,8 @@ class PgEventLog:
         self._run_id = run_id
         self._channel = channel_of(run_id)
         self._next_line = last_line
-        self._lines: list[str] = []
         self._wrote = False
-        self._closed = False
+        super().__init__()
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
@@ -96,22 +94,6 @@ class PgEventLog:
 
     def start(self) -> None:
         """The run has claimed its record (nothing to do: ``open`` took the log's lock)."""
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._lines)
-
-    @property
-    def full(self) -> bool:
-        return len(self._lines) >= BATCH
-
-    def append(self, seq: int, event: dict[str, Any]) -> None:
-        """Queue one event (encoded now: the consumer may change the dict afterwards)."""
-        self._lines.append(dumps({"seq": seq, "event": event}))
 
     async def flush(self) -> None:
         """Insert the queued lines and notify followers, in a worker thread.
