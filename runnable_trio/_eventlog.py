@@ -77,6 +77,16 @@ class EventLogEnd:
     error_type: str | None = None
     error_message: str | None = None
 
+    @classmethod
+    def of(cls, run_log: RunLog) -> EventLogEnd:
+        """The end line of a run whose status is final."""
+        return cls(
+            status=run_log.status,
+            failed_step=run_log.failed_step,
+            error_type=run_log.error_type,
+            error_message=run_log.error_message,
+        )
+
 
 @attrs.frozen
 class EventLogWriter:
@@ -228,13 +238,7 @@ class EventLog(EventBatch):
         if not self._started:
             self._discard()
             return
-        end = EventLogEnd(
-            status=run_log.status,
-            failed_step=run_log.failed_step,
-            error_type=run_log.error_type,
-            error_message=run_log.error_message,
-        )
-        self._lines.append(encode_record(end))
+        self._lines.append(encode_record(EventLogEnd.of(run_log)))
         with trio.CancelScope(shield=True):
             await self.flush()
             self._closed = True

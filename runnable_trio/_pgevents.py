@@ -126,13 +126,7 @@ class PgEventLog(EventBatch):
         if self._closed:
             return
         if self._wrote or self._lines or run_log.status is not Status.PROCESSING:
-            end = EventLogEnd(
-                status=run_log.status,
-                failed_step=run_log.failed_step,
-                error_type=run_log.error_type,
-                error_message=run_log.error_message,
-            )
-            self._lines.append(encode_record(end))
+            self._lines.append(encode_record(EventLogEnd.of(run_log)))
         with trio.CancelScope(shield=True):
             try:
                 await self.flush()
