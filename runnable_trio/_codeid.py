@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 import outcome
 import trio
 
-from ._offloop import on_mock_clock
+from ._offloop import clock_autojumps
 from ._runlog import CodeIdentity, RunLog
 
 __all__ = ["probe_code_identity", "recording_code_identity"]
@@ -77,8 +77,8 @@ class _Probe:
             self._result = known
             self._done.set()
             return
-        if on_mock_clock():
-            # Under a MockClock a pending thread would let virtual time jump (see _offloop).
+        if clock_autojumps():
+            # A pending thread would let virtual time jump (see _offloop).
             self._deliver(outcome.capture(probe_code_identity, folder))
             return
         token = trio.lowlevel.current_trio_token()

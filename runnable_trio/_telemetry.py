@@ -54,7 +54,7 @@ __all__ = [
     "run_telemetry",
 ]
 
-# Names fixed by DESIGN.md (Telemetry).
+# Public names (README, "Telemetry"): dashboards and outside tests query them; never rename.
 RUN_SPAN = "runnable.run"
 STEP_SPAN = "runnable.step"
 RUN_ID = "runnable.run_id"
