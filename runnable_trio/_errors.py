@@ -173,13 +173,34 @@ class ExecutionFailedError(RunnableError):
         run_id: the id of the failed run (its run log can be read by this id).
         step: the dotted path of the step that failed, or ``None`` if the run failed before
             any step started.
+        error_type, error_message: what failed, as the run log and the ``run.failed`` event
+            record it (the exception's type name and text); ``None`` when the run did not
+            fail by an exception (its process stopped, its event loop shut down).
     """
 
-    def __init__(self, run_id: str, step: str | None, reason: str) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        step: str | None,
+        reason: str,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
         self.run_id = run_id
         self.step = step
+        self.error_type = error_type
+        self.error_message = error_message
         where = f" at step {step!r}" if step else ""
         super().__init__(f"run {run_id!r} failed{where}: {reason}")
+
+    @classmethod
+    def of(
+        cls, run_id: str, step: str | None, error_type: str | None, error_message: str | None
+    ) -> ExecutionFailedError:
+        """The failure of a run whose record says ``error_type: error_message``."""
+        reason = f"{error_type}: {error_message}" if error_type else "it failed"
+        return cls(run_id, step, reason, error_type=error_type, error_message=error_message)
 
 
 def short_repr(value: object, limit: int = 200) -> str:

@@ -157,5 +157,6 @@ class Replay(metaclass=NoPublicConstructor):
         self._end = end
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
-        reason = f"{end.error_type}: {end.error_message}" if end.error_type else "it failed"
-        raise ExecutionFailedError(self.run_id, end.failed_step, reason)
+        raise ExecutionFailedError.of(
+            self.run_id, end.failed_step, end.error_type, end.error_message
+        )

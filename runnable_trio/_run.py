@@ -22,7 +22,7 @@ from ._errors import ExecutionFailedError
 from ._eventlog import EventLogSink
 from ._events import EventSink, Lifecycle
 from ._groups import only_cancelled
-from ._runlog import RunLog, Status, StepLog
+from ._runlog import RunLog, Status, StepLog, describe_error
 from ._runner import RunContext, Scope, close_abandoned, run_pipeline
 from ._store import RunLogStore
 from ._telemetry import run_telemetry
@@ -195,8 +195,8 @@ class PreparedRun:
         """The error the consumer receives, chained to the cause, if the run failed."""
         if self.error is None:
             return None
-        failure = ExecutionFailedError(
-            self.run_id, self.failed_step, f"{type(self.error).__name__}: {self.error}"
+        failure = ExecutionFailedError.of(
+            self.run_id, self.failed_step, *describe_error(self.error)
         )
         failure.__cause__ = self.error
         return failure

@@ -19,8 +19,10 @@ wrapping it in an ``SSEStream`` gives them the same ids.
 
 A failed run never ends in a silently truncated body: the stream ends with a last message,
 without an ``id`` (it is not one of the run's events), whose data is
-``{"type": "error", "error": ..., "run_id": ..., "step": ...}``: the reference's documented
-error event, with the run and step named; a replay of the run ends with the same one.
+``{"type": "error", "error": ..., "error_type": ..., "error_message": ..., "run_id": ...,
+"step": ...}``: the reference's documented error event (``error``, the whole text), with what
+failed, the run and the step named as in the ``run.failed`` event and the run log; a replay of
+the run ends with the same one.
 """
 
 from __future__ import annotations
@@ -81,10 +83,19 @@ def parse_last_event_id(value: str | None) -> int:
 
 
 def error_event(failure: RunnableError) -> dict[str, Any]:
-    """The terminal event for a failure: its text, and the run and step if known."""
+    """The terminal event for a failure: its text, what failed, and the run and step if known.
+
+    ``error`` is the failure's whole text (the key the reference's streams use);
+    ``error_type`` and ``error_message`` are what failed, named as in the ``run.failed``
+    event and the run log (for a failed run, the task's exception, not the wrapper).
+    """
+    error_type = getattr(failure, "error_type", None) or type(failure).__name__
+    error_message = getattr(failure, "error_message", None)
     return {
         "type": "error",
         "error": str(failure),
+        "error_type": error_type,
+        "error_message": str(failure) if error_message is None else error_message,
         "run_id": getattr(failure, "run_id", None),
         "step": getattr(failure, "step", None),
     }

@@ -100,6 +100,14 @@ def test_unpickled_errors_keep_their_fields_by_name() -> None:
     assert (timeout.step, timeout.kind, timeout.seconds) == ("a.b", "timeout", 3)
     failed = pickle.loads(pickle.dumps(ExecutionFailedError("r", None, "boom")))
     assert (failed.run_id, failed.step, str(failed)) == ("r", None, "run 'r' failed: boom")
+    assert (failed.error_type, failed.error_message) == (None, None)
+    recorded = pickle.loads(pickle.dumps(ExecutionFailedError.of("r", "a.b", "KeyError", "'x'")))
+    assert (recorded.step, recorded.error_type, recorded.error_message, str(recorded)) == (
+        "a.b",
+        "KeyError",
+        "'x'",
+        "run 'r' failed at step 'a.b': KeyError: 'x'",
+    )
     definition = pickle.loads(pickle.dumps(SAMPLES[PipelineDefinitionError]))
     assert (definition.owner, definition.field, definition.expected, definition.given) == (
         "AsyncPythonTask 't'",

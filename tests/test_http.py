@@ -121,6 +121,9 @@ async def test_a_failed_run_ends_with_an_error_event(
             f"run '{run_id}' failed at step 'llm_response': {wrapped}RuntimeError: the model "
             "crashed"
         ),
+        "error_type": "CommandCallError" if compat else "RuntimeError",
+        # CommandCallError's text is the function's exception with its type, as the reference's.
+        "error_message": ("RuntimeError: " if compat else "") + "the model crashed",
         "run_id": run_id,
         "step": "llm_response",
     }

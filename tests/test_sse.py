@@ -85,6 +85,8 @@ async def test_a_failed_run_ends_with_an_error_event() -> None:
     assert messages[-1]["data"] == {
         "type": "error",
         "error": "run 'r-7' failed at step 'llm': ValueError: model crashed",
+        "error_type": "ValueError",
+        "error_message": "model crashed",
         "run_id": "r-7",
         "step": "llm",
     }
@@ -133,7 +135,12 @@ async def test_resume_of_a_failed_run_ends_with_the_same_error_event() -> None:
     live = [message async for message in SSEStream(run)]
     resumed = [message async for message in SSEStream(replay(run.run_id, after=1), after=1)]
     assert resumed == live[1:]
-    assert parse(resumed)[-1]["data"]["type"] == "error"
+    error = parse(resumed)[-1]["data"]
+    assert (error["type"], error["error_type"], error["error_message"]) == (
+        "error",
+        "ValueError",
+        "model crashed",
+    )
 
 
 class Point:

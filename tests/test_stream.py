@@ -222,12 +222,19 @@ async def test_failure_comes_after_every_earlier_event(surface: str) -> None:
 
 async def test_failed_run_is_recorded_with_error_text() -> None:
     async with AsyncPythonTask("gen", fails_after_two).as_async_pipeline().stream() as events:
-        with pytest.raises(ExecutionFailedError):
+        with pytest.raises(ExecutionFailedError) as caught:
             async for _ in events:
                 pass
     log = events.run_log
     assert log.status is Status.FAIL
     assert (log.failed_step, log.error_type, log.error_message) == (
+        "gen",
+        "ValueError",
+        "model crashed",
+    )
+    # The error the consumer gets names what failed with the run log's words.
+    error = caught.value
+    assert (error.step, error.error_type, error.error_message) == (
         "gen",
         "ValueError",
         "model crashed",
