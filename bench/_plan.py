@@ -3,7 +3,7 @@
 A case runs every implementation it lists, each in a fresh process. Our implementations
 (``ours``, ``compat``) may appear several times with different options (``execute_streaming``
 and ``stream()``...); each becomes a row of the table, beside the same baselines. Targets are
-DESIGN.md's "Performance targets", attached to a row and metric; a target may compare against
+the project's performance targets, attached to a row and metric; a target may compare against
 another figure of the same run (the reference's, plain Trio's, a smaller size's).
 """
 
