@@ -76,6 +76,10 @@ class Scope:
             log.attempts[-1].parameters_out.update(values)
 
 
+#: The attribute ``RunContext.note_failure`` marks a failure with: (run id, step path).
+_ORIGIN = "_runnable_trio_origin"
+
+
 @attrs.define(eq=False)
 class RunContext:
     """What every step of one run shares."""
@@ -97,18 +101,23 @@ class RunContext:
     #: The paths of the steps running now, for the warning about a run that does not end
     #: after it was cancelled.
     running: set[str] = attrs.field(factory=set)
-    _origins: dict[int, tuple[BaseException, str]] = attrs.field(factory=dict)
     #: The run's OpenTelemetry spans; None without a tracer provider (``_telemetry``).
     telemetry: RunTelemetry | None = None
 
     def note_failure(self, exc: BaseException, path: str) -> None:
         """Remember the innermost step an exception was recorded at."""
-        self._origins.setdefault(id(exc), (exc, path))
+        # Kept on the exception, not in the run: a failure a step handled, and the frames of
+        # its traceback, are then freed as soon as nothing else holds them. Written through
+        # ``vars()`` so neither a frozen exception class nor a custom ``__setattr__`` objects.
+        # Only the first (innermost) step of this run counts; another run's mark is stale.
+        found = vars(exc).get(_ORIGIN)
+        if found is None or found[0] != self.run_id:
+            vars(exc)[_ORIGIN] = (self.run_id, path)
 
     def failure_origin(self, exc: BaseException) -> str | None:
-        """The path of the step ``exc`` was first recorded at, if any."""
-        found = self._origins.get(id(exc))
-        return found[1] if found is not None and found[0] is exc else None
+        """The path of the step ``exc`` was first recorded at in this run, if any."""
+        found: tuple[str, str] | None = vars(exc).get(_ORIGIN)
+        return found[1] if found is not None and found[0] == self.run_id else None
 
     def log(self, level: int, message: str, *args: object) -> None:
         if level >= self.log_level:
