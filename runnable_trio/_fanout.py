@@ -169,7 +169,9 @@ async def fan_out(
 
     Cancellation: every running branch is cancelled and no further branch starts.
     """
-    scopes: list[Scope] = []
+    # Each branch's assigned names, not its Scope: a finished branch's scope (its copy of
+    # the parent's values) is freed with its task, not kept until every branch has ended.
+    assigned: list[dict[str, Any]] = []
     failures: list[tuple[int, Exception]] = []
     limiter = None if max_concurrency is None else trio.CapacityLimiter(max_concurrency)
     # The plain fail-fast case runs run_branch itself as the task: a wrapper would cost a
@@ -178,10 +180,10 @@ async def fan_out(
     wrapped = limiter is not None or not fail_fast
 
     async def run_wrapped(
-        index: int, pipeline: AsyncPipeline, prefix: str, record: BranchLog
+        index: int, pipeline: AsyncPipeline, scope: Scope, prefix: str, record: BranchLog
     ) -> None:
         try:
-            await run_branch(ctx, pipeline, scopes[index], prefix, record)
+            await run_branch(ctx, pipeline, scope, prefix, record)
         except Exception as exc:
             if fail_fast:
                 raise
@@ -199,9 +201,11 @@ async def fan_out(
                     await limiter.acquire_on_behalf_of(index)
                 record = log.branches[key] = BranchLog(key)
                 prefix = join_path(path, key)
-                scopes.append(scope)
+                assigned.append(scope.assigned)
                 if wrapped:
-                    nursery.start_soon(run_wrapped, index, pipeline, prefix, record, name=prefix)
+                    nursery.start_soon(
+                        run_wrapped, index, pipeline, scope, prefix, record, name=prefix
+                    )
                 else:
                     nursery.start_soon(
                         run_branch, ctx, pipeline, scope, prefix, record, name=prefix
@@ -211,7 +215,7 @@ async def fan_out(
     if failures:
         failures.sort(key=lambda failure: failure[0])
         _raise_collected([exc for _, exc in failures], path)
-    return [scope.assigned for scope in scopes]
+    return assigned
 
 
 def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
