@@ -4,8 +4,13 @@ It has no ``async with`` to own a nursery, so it runs the run in one Trio *syste
 own, started by the first ``__anext__``, so that no ``yield`` ever sits inside a nursery or
 cancel scope (the trap trio's ``as_safe_channel`` exists to avoid). The run never outlives the
 iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises and on
-``aclose()``, and cancelled when the iterator is garbage-collected (``break`` without
-``aclose``).
+``aclose()``.
+
+``__del__`` is a safety net, not a way to end a run: it is what the reference's drop-in form
+``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on, and it cancels
+the run soon without waiting for it. Every caller inside this library (the command line, the
+testing toolkit, SSE, compat) ends the iteration with ``aclose()``; code that must know the
+run has ended does the same (``contextlib.aclosing``).
 """
 
 from __future__ import annotations
