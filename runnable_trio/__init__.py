@@ -16,7 +16,7 @@ list and fails on an upward import, on a module missing from it, and on an impor
                 _codeid, _eventlog, _retry, _reader, _replay, _sse, _pgstore, _pgevents,
                 _pgdb, _pgschema
     values      _convert, _returns, _runid, _validators, _runlog, _files, _options
-    core        _errors, _groups, _jsoncodec, _offloop, _buffer, _telemetry, _definition,
+    core        _errors, _groups, _jsoncodec, _offloop, _telemetry, _definition,
                 _construct
 
 Allowed upward imports, each inside a function, with its reason:

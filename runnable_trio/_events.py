@@ -1,12 +1,12 @@
 """Events: the producer side of a run's stream, attribution and lifecycle events.
 
-Every task of a run puts its events into the run's one bounded ``EventBuffer`` through the
-run's ``EventSink``: at once while the buffer has room, waiting otherwise, so a slow consumer
-slows every producer and memory stays bounded. A producer that never waits for anything else
-still reaches a checkpoint (and notices a cancellation) each time the buffer fills. The sink
-is shared by the concurrent tasks of a run rather than cloned per branch: the run owns the
-buffer and closes it after its nursery tree has ended, the one moment no producer can still
-be alive.
+Every task of a run sends its events into the run's one bounded Trio memory channel through
+the run's ``EventSink``: ``send_nowait`` while the channel has room, an awaited ``send``
+otherwise, so a slow consumer slows every producer and memory stays bounded. A producer that
+never waits for anything else still reaches a checkpoint (and notices a cancellation) each
+time the channel fills. The one send side is shared by the concurrent tasks of a run rather
+than cloned per branch (a clone per Map item costs memory at scale): the run closes it after
+its nursery tree has ended, the one moment no producer can still be alive.
 
 By default an event is the user's dict, unchanged. With attribution on, each event is a copy
 carrying ``"_meta"``: ``{"run_id", "step", "ts"}`` here and ``"seq"`` (a gap-free per-run
@@ -16,15 +16,18 @@ lifecycle events (``run.started``, ``step.failed`` ...) are streamed too.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from typing import Any, Literal, NotRequired, TypedDict, final
 
-from ._buffer import Event, EventBuffer
+import trio
 
 __all__ = [
     "META_KEY",
     "Event",
+    "EventReceive",
+    "EventSend",
     "EventSink",
     "Lifecycle",
     "LifecycleEvent",
@@ -38,9 +41,19 @@ __all__ = [
     "StepFailed",
     "StepRetrying",
     "StepStarted",
+    "open_event_channel",
 ]
 
 META_KEY = "_meta"
+
+Event = dict[str, Any]
+EventSend = trio.MemorySendChannel[Event]
+EventReceive = trio.MemoryReceiveChannel[Event]
+
+
+def open_event_channel(buffer_size: int) -> tuple[EventSend, EventReceive]:
+    """A run's hand-off: one send side for all its tasks, one receive side for its consumer."""
+    return trio.open_memory_channel[Event](buffer_size)
 
 
 class Lifecycle(enum.StrEnum):
@@ -149,12 +162,12 @@ LifecycleEvent = (
 
 @final
 class EventSink:
-    """The producer side of one run's event buffer."""
+    """The producer side of one run's event channel."""
 
-    __slots__ = ("_buffer", "attribution", "run_id")
+    __slots__ = ("_send", "attribution", "run_id")
 
-    def __init__(self, buffer: EventBuffer, run_id: str, attribution: bool) -> None:
-        self._buffer = buffer
+    def __init__(self, send: EventSend, run_id: str, attribution: bool) -> None:
+        self._send = send
         self.run_id = run_id
         self.attribution = attribution
 
@@ -164,7 +177,13 @@ class EventSink:
         Returns whether it did; if not, ``emit`` must be awaited. This spares the hot path
         of a streaming task a coroutine per event.
         """
-        return not self.attribution and self._buffer.put_nowait(event)
+        if self.attribution:
+            return False
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            return False
+        return True
 
     async def emit(self, event: Event, step: str) -> None:
         """Send one user event, waiting while the buffer is full.
@@ -173,8 +192,10 @@ class EventSink:
         """
         if self.attribution:
             event = {**event, META_KEY: {"run_id": self.run_id, "step": step, "ts": time.time()}}
-        if not self._buffer.put_nowait(event):
-            await self._buffer.put(event)
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            await self._send.send(event)
 
     async def lifecycle(self, type_: Lifecycle, path: str, /, **fields: Any) -> None:
         """Send a framework event from step ``path``; does nothing unless attribution is on."""
@@ -186,4 +207,5 @@ class EventSink:
         if self.attribution:
             meta = {"run_id": self.run_id, "step": path, "ts": time.time()}
             # Dropped when the buffer is full: nobody may be listening any more.
-            self._buffer.put_nowait({"type": type_.value, **fields, META_KEY: meta})
+            with contextlib.suppress(trio.WouldBlock):
+                self._send.send_nowait({"type": type_.value, **fields, META_KEY: meta})

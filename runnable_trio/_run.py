@@ -1,7 +1,8 @@
 """``PreparedRun``: one run, checked and ready, and how it executes.
 
 ``PreparedRun.execute`` runs the pipeline in the task it is given, sending its events into the
-run's bounded ``EventBuffer`` (``_buffer.py``), and keeps how the run ended for the consumer
+run's one bounded memory channel (``_events.open_event_channel``), whose send side it closes
+once its task tree has ended, and keeps how the run ended for the consumer
 (``_stream.EventStream``). It is built by ``_prepare`` (a new run or a retry); the two ways to
 consume it are ``_stream.open_stream`` (an ``async with``) and ``_streaming.StreamingRun``.
 """
@@ -15,12 +16,11 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 import trio
 
-from ._buffer import EventBuffer
 from ._catalog import RunCatalog
 from ._codeid import recording_code_identity
 from ._errors import ExecutionFailedError
 from ._eventlog import EventLogSink
-from ._events import EventSink, Lifecycle
+from ._events import EventSend, EventSink, Lifecycle
 from ._groups import only_cancelled
 from ._runlog import RunLog, Status, StepLog, describe_error
 from ._runner import RunContext, Scope, close_abandoned, run_pipeline
@@ -72,7 +72,7 @@ class PreparedRun:
     def run_id(self) -> str:
         return self.run_log.run_id
 
-    async def execute(self, buffer: EventBuffer) -> None:
+    async def execute(self, send: EventSend) -> None:
         """Run the pipeline, sending its events; never raises an ``Exception``.
 
         A failure is kept in ``error`` for the consumer. The run log's final status is
@@ -83,7 +83,7 @@ class PreparedRun:
         ``Cancelled`` propagates. So does a ``KeyboardInterrupt`` or ``SystemExit`` a task
         raised, which is also kept in ``interrupt`` (the run ends ``CANCELLED`` too).
         """
-        sink = EventSink(buffer, self.run_id, self.attribution)
+        sink = EventSink(send, self.run_id, self.attribution)
         run_log = self.run_log
         ctx = RunContext(
             self.run_id,
@@ -110,11 +110,11 @@ class PreparedRun:
         except Exception as exc:  # e.g. the id was taken meanwhile: that run's record stays
             self.error = exc
             run_log.end(Status.FAIL, exc)  # this run's own record (in memory) is final too
-            self._ended(buffer)
+            self._ended(send)
             return
         except BaseException:  # cancelled before it started: the record says so
             run_log.end(Status.CANCELLED)
-            self._ended(buffer)
+            self._ended(send)
             raise
         # The run's span (None without tracing), current in this task from here on, so
         # every way out passes the `finally` below, which ends it.
@@ -159,12 +159,12 @@ class PreparedRun:
             finally:
                 if telemetry is not None:  # ended before the consumer sees the stream end
                     telemetry.end_run(run_log.status, self.error)
-                self._ended(buffer)
+                self._ended(send)
 
-    def _ended(self, buffer: EventBuffer) -> None:
+    def _ended(self, send: EventSend) -> None:
         self.finished = True
         self.ended.set()
-        buffer.close()
+        send.close()
 
     async def wait_cancelled(self, *, shield: bool = True) -> None:
         """Wait for the run, which has just been cancelled, to end.

@@ -4,9 +4,10 @@
 nursery body, so leaving the block cancels the run and waits for it to end.
 
 Events reach the consumer through :class:`EventStream`, one hop from the producing task through
-the run's bounded ``EventBuffer`` (``_buffer.py``), which takes an event out after a
-cancellation check only while events are buffered: a burst of events costs no trip through the
-scheduler.
+the run's bounded memory channel (``_events.open_event_channel``). While events are buffered,
+``__anext__`` takes one with ``receive_nowait``: no trip through the scheduler, no coroutine
+frame below it. Only an empty channel makes it await ``receive`` (a checkpoint), and a consumer
+reaches that at the latest after ``buffer_size`` events, since a full channel parks producers.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from typing import NoReturn, final
 
 import trio
 
-from ._buffer import EventBuffer
 from ._construct import NoPublicConstructor
-from ._events import META_KEY, Event
+from ._events import META_KEY, Event, EventReceive, open_event_channel
 from ._groups import raise_without_context, reraise_single
 from ._prepare import check_called_from_trio
 from ._run import PreparedRun
@@ -43,9 +43,9 @@ class EventStream(metaclass=NoPublicConstructor):
     _built_by = "stream() (and runnable_trio.hosting.open_stream)"
 
     __slots__ = (
-        "_buffer",
         "_deliver_interrupt",
         "_log",
+        "_receive",
         "_receiving",
         "_run",
         "_stamp",
@@ -53,9 +53,9 @@ class EventStream(metaclass=NoPublicConstructor):
     )
 
     def __init__(
-        self, buffer: EventBuffer, run: PreparedRun, *, deliver_interrupt: bool = False
+        self, receive: EventReceive, run: PreparedRun, *, deliver_interrupt: bool = False
     ) -> None:
-        self._buffer = buffer
+        self._receive = receive
         self._run = run
         # Where the run is not a child of the consumer's nursery (a system task), nothing
         # else would give the consumer a KeyboardInterrupt the run ended with.
@@ -80,16 +80,14 @@ class EventStream(metaclass=NoPublicConstructor):
     async def __anext__(self) -> Event:
         if self._receiving:
             raise self.busy_error()
-        self._receiving = True
         try:
-            if self._log is not None and self._log.pending and not self._buffer:
-                await self._log.flush()  # idle: write the event log's batch now
-            event = await self._buffer.get()
+            try:
+                event = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                event = await self._wait()
         except trio.EndOfChannel:
             await self._end_log()
             self._end()
-        finally:
-            self._receiving = False
         self.last_seq += 1
         if self._stamp:
             event[META_KEY]["seq"] = self.last_seq
@@ -98,6 +96,16 @@ class EventStream(metaclass=NoPublicConstructor):
             if self._log.full:
                 await self._log.flush()
         return event
+
+    async def _wait(self) -> Event:
+        """The next event of an empty channel, waiting for it (a checkpoint)."""
+        self._receiving = True
+        try:
+            if self._log is not None and self._log.pending:
+                await self._log.flush()  # idle: write the event log's batch now
+            return await self._receive.receive()
+        finally:
+            self._receiving = False
 
     @property
     def receiving(self) -> bool:
@@ -145,12 +153,12 @@ class EventStream(metaclass=NoPublicConstructor):
 async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
     """Run ``run`` in a nursery owned by the caller's ``async with`` block."""
     check_called_from_trio("stream()", started=True)
-    buffer = EventBuffer(run.buffer_size)
+    send, receive = open_event_channel(run.buffer_size)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run.execute, buffer, name=f"runnable_trio run {run.run_id}")
+            nursery.start_soon(run.execute, send, name=f"runnable_trio run {run.run_id}")
             try:
-                yield EventStream._create(buffer, run)
+                yield EventStream._create(receive, run)
             finally:
                 if not run.finished:
                     nursery.cancel_scope.cancel()

@@ -22,11 +22,10 @@ from typing import final
 
 import trio
 
-from ._buffer import EventBuffer
 from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError
 from ._eventlog import EventLogSink
-from ._events import Event
+from ._events import Event, EventSend, open_event_channel
 from ._groups import raise_without_context
 from ._prepare import check_called_from_trio
 from ._run import PreparedRun
@@ -99,15 +98,15 @@ class StreamingRun(metaclass=NoPublicConstructor):
 
     def _start(self) -> None:
         check_called_from_trio("execute_streaming()", started=True)
-        buffer = EventBuffer(self._run.buffer_size)
-        self._events = EventStream._create(buffer, self._run, deliver_interrupt=True)
+        send, receive = open_event_channel(self._run.buffer_size)
+        self._events = EventStream._create(receive, self._run, deliver_interrupt=True)
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
         trio.lowlevel.spawn_system_task(
             _execute_in_scope,
             self._run,
-            buffer,
+            send,
             self._cancel_scope,
             self._done,
             name=f"runnable_trio run {self.run_id}",
@@ -171,13 +170,13 @@ def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
 
 async def _execute_in_scope(
     run: PreparedRun,
-    buffer: EventBuffer,
+    send: EventSend,
     cancel_scope: trio.CancelScope,
     done: trio.Event,
 ) -> None:
     try:
         with cancel_scope:
-            await run.execute(buffer)
+            await run.execute(send)
     except BaseException:
         # A system task must raise nothing but Cancelled, or Trio ends the whole run with
         # TrioInternalError: a KeyboardInterrupt or SystemExit of the run's own goes to the

@@ -1,84 +1,110 @@
-"""The bounded event buffer between a run and its consumer."""
+"""The hand-off between a run's tasks and its consumer: one bounded Trio memory channel."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
-from runnable_trio._buffer import EventBuffer
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Lifecycle, Parallel
+from runnable_trio._events import EventSink, open_event_channel
 
 
-async def test_fifo_and_end_of_channel_after_close() -> None:
-    buffer = EventBuffer(4)
-    for i in range(3):
-        assert buffer.put_nowait({"type": "e", "i": i})
-    buffer.close()
-    assert [(await buffer.get())["i"] for _ in range(3)] == [0, 1, 2]
-    with pytest.raises(trio.EndOfChannel):
-        await buffer.get()
-
-
-async def test_put_waits_while_full_and_resumes_when_taken() -> None:
-    buffer = EventBuffer(2)
-    assert buffer.put_nowait({"type": "a"})
-    assert buffer.put_nowait({"type": "b"})
-    assert not buffer.put_nowait({"type": "c"})
+async def test_sink_sends_at_once_while_there_is_room_and_parks_when_full() -> None:
+    send, receive = open_event_channel(2)
+    sink = EventSink(send, "r", attribution=False)
+    assert sink.emit_nowait({"type": "a"}, "s")
+    assert sink.emit_nowait({"type": "b"}, "s")
+    assert not sink.emit_nowait({"type": "c"}, "s")  # full: the caller must await emit
     done = trio.Event()
 
     async def producer() -> None:
-        await buffer.put({"type": "c"})
+        await sink.emit({"type": "c"}, "s")
         done.set()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(producer)
         await trio.testing.wait_all_tasks_blocked()
         assert not done.is_set()
-        assert len(buffer) == 2
-        assert (await buffer.get())["type"] == "a"
+        assert receive.statistics().current_buffer_used == 2
+        assert receive.receive_nowait()["type"] == "a"
         await done.wait()
-    assert [(await buffer.get())["type"] for _ in range(2)] == ["b", "c"]
+    send.close()
+    assert [event["type"] async for event in receive] == ["b", "c"]
 
 
-async def test_get_waits_for_an_event_and_for_close() -> None:
-    buffer = EventBuffer(1)
-    got: list[str] = []
-
-    async def consumer() -> None:
-        got.append((await buffer.get())["type"])
-        with pytest.raises(trio.EndOfChannel):
-            await buffer.get()
-        got.append("end")
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(consumer)
-        await trio.testing.wait_all_tasks_blocked()
-        await buffer.put({"type": "x"})
-        await trio.testing.wait_all_tasks_blocked()
-        assert got == ["x"]
-        buffer.close()
-    assert got == ["x", "end"]
-
-
-async def test_waiting_put_and_get_are_cancellable() -> None:
-    full = EventBuffer(1)
-    full.put_nowait({"type": "a"})
-    with trio.move_on_after(0.01) as scope:
-        await full.put({"type": "b"})
-    assert scope.cancelled_caught
-    assert len(full) == 1  # the cancelled put appended nothing
-
-    empty = EventBuffer(1)
-    with trio.move_on_after(0.01) as scope:
-        await empty.get()
-    assert scope.cancelled_caught
-
-
-async def test_get_checks_cancellation_even_with_events_buffered() -> None:
-    buffer = EventBuffer(2)
-    buffer.put_nowait({"type": "a"})
+async def test_a_parked_emit_is_cancellable_and_sends_nothing() -> None:
+    send, receive = open_event_channel(1)
+    sink = EventSink(send, "r", attribution=False)
+    await sink.emit({"type": "a"}, "s")
     with trio.CancelScope() as scope:
         scope.cancel()
-        await buffer.get()
+        await sink.emit({"type": "b"}, "s")
     assert scope.cancelled_caught
-    assert len(buffer) == 1
+    assert receive.statistics().current_buffer_used == 1
+
+
+async def test_attribution_never_takes_the_nowait_path_and_stamps_a_copy() -> None:
+    send, receive = open_event_channel(4)
+    sink = EventSink(send, "run-1", attribution=True)
+    event = {"type": "e"}
+    assert not sink.emit_nowait(event, "s")
+    await sink.emit(event, "s")
+    sent = receive.receive_nowait()
+    assert event == {"type": "e"}  # the user's dict is not changed
+    assert sent["_meta"]["run_id"] == "run-1"
+    assert sent["_meta"]["step"] == "s"
+
+
+async def test_lifecycle_nowait_drops_an_event_on_a_full_channel_instead_of_waiting() -> None:
+    send, receive = open_event_channel(1)
+    sink = EventSink(send, "r", attribution=True)
+    sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, "s")
+    sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, "t")  # no room: dropped, no error
+    assert receive.receive_nowait()["_meta"]["step"] == "s"
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_nowait()
+
+
+async def test_branches_share_the_one_send_side_and_the_stream_ends_once_all_have() -> None:
+    # Every branch sends into the one channel (no clone per branch): the stream must still
+    # end only after the last branch's last event, and in each branch's own order.
+    def branch(name: str, count: int) -> AsyncPipeline:
+        async def produce() -> AsyncIterator[dict[str, Any]]:
+            for i in range(count):
+                yield {"type": name, "i": i}
+                await trio.lowlevel.checkpoint()
+
+        return AsyncPythonTask(name, produce).as_async_pipeline()
+
+    pipeline = AsyncPipeline(
+        [Parallel("fan", branches={f"b{k}": branch(f"b{k}", 5 + k) for k in range(4)})]
+    )
+    got: dict[str, list[int]] = {}
+    async with pipeline.stream(buffer_size=1) as events:
+        async for event in events:
+            got.setdefault(event["type"], []).append(event["i"])
+    assert got == {f"b{k}": list(range(5 + k)) for k in range(4)}
+
+
+async def test_consumer_takes_buffered_events_without_a_trip_through_the_scheduler() -> None:
+    async def burst() -> AsyncIterator[dict[str, Any]]:
+        for i in range(3):
+            yield {"type": "e", "i": i}
+        await trio.sleep_forever()
+
+    pipeline = AsyncPythonTask("burst", burst).as_async_pipeline()
+    async with pipeline.stream(buffer_size=8) as events:
+        await events.receive()  # waits: the run has not started yet
+        await trio.testing.wait_all_tasks_blocked()
+        # Two events buffered: both are taken at once, no checkpoint between them.
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            assert [(await events.receive())["i"] for _ in range(2)] == [1, 2]
+            # The channel is empty now: the next receive waits, and so is cancelled.
+            await events.receive()
+        assert scope.cancelled_caught
