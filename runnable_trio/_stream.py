@@ -5,9 +5,8 @@ nursery body, so leaving the block cancels the run and waits for it to end.
 
 Events reach the consumer through :class:`EventStream`, one hop from the producing task through
 the run's bounded memory channel (``_events.open_event_channel``). While events are buffered,
-``__anext__`` takes one with ``receive_nowait``: no trip through the scheduler, no coroutine
-frame below it. Only an empty channel makes it await ``receive`` (a checkpoint), and a consumer
-reaches that at the latest after ``buffer_size`` events, since a full channel parks producers.
+``__anext__`` takes one with ``receive_nowait`` after a cancellation check only: no trip
+through the scheduler. Only an empty channel makes it await ``receive`` (a checkpoint).
 """
 
 from __future__ import annotations
@@ -80,6 +79,9 @@ class EventStream(metaclass=NoPublicConstructor):
     async def __anext__(self) -> Event:
         if self._receiving:
             raise self.busy_error()
+        # A cancelled consumer is told so even while events are buffered (receive_nowait
+        # alone would not check), as from any Trio receive.
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
             try:
                 event = self._receive.receive_nowait()

@@ -91,7 +91,7 @@ async def test_branches_share_the_one_send_side_and_the_stream_ends_once_all_hav
     assert got == {f"b{k}": list(range(5 + k)) for k in range(4)}
 
 
-async def test_consumer_takes_buffered_events_without_a_trip_through_the_scheduler() -> None:
+async def test_a_cancelled_consumer_is_told_so_even_with_events_buffered() -> None:
     async def burst() -> AsyncIterator[dict[str, Any]]:
         for i in range(3):
             yield {"type": "e", "i": i}
@@ -99,12 +99,11 @@ async def test_consumer_takes_buffered_events_without_a_trip_through_the_schedul
 
     pipeline = AsyncPythonTask("burst", burst).as_async_pipeline()
     async with pipeline.stream(buffer_size=8) as events:
-        await events.receive()  # waits: the run has not started yet
+        assert (await events.receive())["i"] == 0
         await trio.testing.wait_all_tasks_blocked()
-        # Two events buffered: both are taken at once, no checkpoint between them.
         with trio.CancelScope() as scope:
             scope.cancel()
-            assert [(await events.receive())["i"] for _ in range(2)] == [1, 2]
-            # The channel is empty now: the next receive waits, and so is cancelled.
             await events.receive()
         assert scope.cancelled_caught
+        # The cancelled receive took nothing: the buffered events come next, in order.
+        assert [(await events.receive())["i"] for _ in range(2)] == [1, 2]
