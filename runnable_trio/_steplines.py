@@ -38,7 +38,10 @@ def _value(value: object) -> str | None:
     if kind is str:
         return _quote(value)  # type: ignore[arg-type]
     if kind is int:
-        return int.__repr__(value)
+        try:
+            return int.__repr__(value)
+        except ValueError:  # past the digit limit: the encoder's marker
+            return None
     if value is None:
         return "null"
     if kind is bool:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from runnable_trio._jsoncodec import dumps, loads
+from runnable_trio._filestore import FileRunLogStore, _encode
+from runnable_trio._jsoncodec import REPR_KEY, dumps, loads
 from runnable_trio._runlog import (
     Attempt,
     BranchLog,
     CatalogEntry,
+    RunLog,
     Status,
     StepLog,
     step_log_from_dict,
@@ -69,3 +73,58 @@ def test_the_generic_reader_reads_the_line_back(record: StepLog) -> None:
     assert read.catalog == record.catalog
     assert [a.started_at for a in read.attempts] == [a.started_at for a in record.attempts]
     assert [a.error_message for a in read.attempts] == [a.error_message for a in record.attempts]
+
+
+HOSTILE: dict[str, Any] = {
+    "unicode": "é ünï 漢字 🐍 \u2028\u2029 \ud800",
+    "control": "".join(map(chr, range(32))) + '\x7f "\\',
+    "huge": 10**300,
+    "negative": -(10**200),
+    "beyond the digit limit": 10**5000,
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "nested": {"a": [{"b": (1, {"c": None})}], "é\n": {"": [True, False, 0.1]}},
+    "\x00key\u2028": "value",
+}
+
+
+def _hostile() -> StepLog:
+    step = StepLog("h\x00é", "task", "h\x00é")
+    attempt = step.new_attempt()
+    attempt.parameters_in.update(HOSTILE)
+    attempt.parameters_out.update(HOSTILE)
+    attempt.metrics.update(HOSTILE)
+    attempt.end(Status.FAIL, ValueError("\x00\n\t🐍 \ud800"))
+    step.assigned.update(HOSTILE)
+    step.status = Status.FAIL
+    return step
+
+
+def _same(read: Any, written: Any) -> bool:
+    """Equal as JSON keeps it: tuples as lists, NaN equal to itself."""
+    if isinstance(written, float) and written != written:
+        return isinstance(read, float) and read != read
+    if isinstance(written, tuple | list):
+        return (
+            isinstance(read, list) and len(read) == len(written) and all(map(_same, read, written))
+        )
+    if isinstance(written, dict):
+        return read.keys() == written.keys() and all(_same(read[k], written[k]) for k in written)
+    return bool(read == written) and type(read) is type(written)
+
+
+def test_hostile_values_survive_the_journal_round_trip(tmp_path: Path) -> None:
+    step = _hostile()
+    assert step_line(step) == dumps({"step": step_log_to_dict(step)})
+    store = FileRunLogStore(tmp_path)
+    (tmp_path / "r.json").write_bytes(_encode(RunLog("r"), None))
+    (tmp_path / "r.journal.jsonl").write_text(step_line(step) + "\n")
+    (read,) = store.load("r").steps.values()
+    assert read.name == read.path == step.name
+    (attempt,) = read.attempts
+    assert attempt.error_message == step.attempts[0].error_message
+    for values in (attempt.parameters_in, attempt.parameters_out, attempt.metrics, read.assigned):
+        beyond = values.pop("beyond the digit limit")
+        assert beyond == {REPR_KEY: "<int too large to write>"}
+        assert _same(values, {k: v for k, v in HOSTILE.items() if k != "beyond the digit limit"})
