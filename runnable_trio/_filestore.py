@@ -68,11 +68,9 @@ from ._runlog import (
     Status,
     StepLog,
     place_step,
-    run_log_from_dict,
     run_log_to_dict,
-    step_log_from_dict,
 )
-from ._steplines import step_line
+from ._steplines import read_run, read_step, step_line
 from ._store import RunSummary
 
 _SUMMARY = b'{"_summary":'
@@ -188,7 +186,7 @@ class FileRunLogStore:
         try:
             data = loads(text)
             data.pop("_summary", None)
-            run_log = run_log_from_dict(data)
+            run_log = read_run(data)
         except Exception as exc:
             raise RunConfigurationError(f"{str(path)!r} is not a run log: {exc}") from exc
         if run_log.status is Status.PROCESSING:
@@ -303,10 +301,10 @@ class FileRunLogStore:
             try:
                 entry = loads(line)
                 if "parent" in entry:
-                    parent = step_log_from_dict(entry["parent"])
+                    parent = read_step(entry["parent"])
                     parents[parent.path] = parent
                     continue
-                step = step_log_from_dict(entry["step"])
+                step = read_step(entry["step"])
             except Exception:
                 break  # a line cut short by a crash: the last one
             place_step(run_log, step, parents)

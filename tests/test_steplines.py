@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
+import cattrs
 import pytest
 
 from runnable_trio._filestore import FileRunLogStore, _encode
@@ -14,13 +16,15 @@ from runnable_trio._runlog import (
     Attempt,
     BranchLog,
     CatalogEntry,
+    CodeIdentity,
     RunLog,
     Status,
     StepLog,
+    run_log_from_dict,
     step_log_from_dict,
     step_log_to_dict,
 )
-from runnable_trio._steplines import step_line
+from runnable_trio._steplines import read_run, read_step, step_line
 
 
 def _task(path: str, *, failed: bool = False) -> StepLog:
@@ -128,3 +132,80 @@ def test_hostile_values_survive_the_journal_round_trip(tmp_path: Path) -> None:
         beyond = values.pop("beyond the digit limit")
         assert beyond == {REPR_KEY: "<int too large to write>"}
         assert _same(values, {k: v for k, v in HOSTILE.items() if k != "beyond the digit limit"})
+
+
+def _run_with(steps: list[StepLog]) -> RunLog:
+    run_log = RunLog("r", tag="t\x00é", pipeline_name="p", parameters_in=dict(HOSTILE))
+    run_log.steps.update((step.name, step) for step in steps)
+    run_log.definition = {"steps": {"a": {"kind": "task"}}, "name": "p"}
+    run_log.definition_hash = "ab" * 32
+    run_log.code = CodeIdentity("c" * 40, dirty=False)
+    run_log.end(Status.FAIL, RuntimeError("failed"))
+    run_log.failed_step = "fan.1.t"
+    run_log.reopen()
+    run_log.end(Status.SUCCESS)
+    return run_log
+
+
+def _retried() -> StepLog:
+    step = _task("retried", failed=True)
+    second = step.new_attempt()
+    second.end(Status.SUCCESS)
+    step.status = Status.SUCCESS
+    return step
+
+
+def _parallel() -> StepLog:
+    step = StepLog("par", "parallel", "par", status=Status.FAIL)
+    step.new_attempt().end(Status.FAIL, ValueError("a branch failed"))
+    for key, failed in (("en", False), ("fr", True)):
+        branch = step.branches[key] = BranchLog(key, Status.FAIL if failed else Status.SUCCESS)
+        inner = _records()[3]  # a Map inside each branch
+        inner.path = f"par.{key}.fan"
+        branch.steps["fan"] = inner
+        branch.steps["t"] = _task(f"par.{key}.t", failed=failed)
+    return step
+
+
+def _every_record() -> list[StepLog]:
+    return [*_records(), _hostile(), _retried(), _parallel()]
+
+
+@pytest.mark.parametrize("record", _every_record(), ids=lambda r: r.path)
+def test_the_direct_step_reader_builds_what_the_generic_one_does(record: StepLog) -> None:
+    text = step_line(record)
+    assert read_step(loads(text)["step"]) == step_log_from_dict(loads(text)["step"])
+
+
+def test_the_direct_run_reader_builds_what_the_generic_one_does() -> None:
+    for run_log in (RunLog("bare"), _run_with(_every_record())):
+        text = _encode(run_log, None)
+        generic, direct = loads(text), loads(text)
+        del generic["_summary"], direct["_summary"]
+        assert read_run(direct) == run_log_from_dict(generic)
+    # Fields left out take their defaults, as the generic reader gives them.
+    partial = {"run_id": "r", "started_at": "2026-01-02T03:04:05+00:00", "code": {"dirty": "no"}}
+    assert read_run(dict(partial, code={"dirty": "no"})) == run_log_from_dict(partial)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"name": "a", "kind": "task"},  # no path
+        {"name": "a", "kind": "task", "path": "a", "extra": 1},
+        {"name": "a", "kind": "task", "path": "a", "status": "DONE"},
+        {"name": "a", "kind": "task", "path": "a", "attempts": 5},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"number": 1, "x": 2}]},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"started_at": "2026"}]},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"number": 1, "started_at": 5}]},
+        {"name": "a", "kind": "task", "path": "a", "assigned": [1]},
+        {"name": "a", "kind": "task", "path": "a", "branches": {"0": {"name": "0", "steps": []}}},
+        {"name": "a", "kind": "task", "path": "a", "catalog": [{"name": "f"}]},
+    ],
+)
+def test_the_direct_reader_refuses_what_the_generic_one_refuses(bad: Any) -> None:
+    with pytest.raises((cattrs.BaseValidationError, AttributeError, TypeError, ValueError)):
+        step_log_from_dict(json.loads(json.dumps(bad)))
+    with pytest.raises((TypeError, ValueError, KeyError)):
+        read_step(json.loads(json.dumps(bad)))
