@@ -146,11 +146,13 @@ def _bool(value: Any) -> bool:
 
 
 _read_time = dt.datetime.fromisoformat
+# A dict lookup, not the enum's call (in Python): three per step. A KeyError for another value.
+_read_status: Callable[[Any], Status] = {status.value: status for status in Status}.__getitem__
 _ATTEMPT: _Fields = {
     "number": int,
     "started_at": _read_time,
     "ended_at": _optional(_read_time),
-    "status": Status,
+    "status": _read_status,
     "error_type": _optional(str),
     "error_message": _optional(str),
     "parameters_in": _values_read,
@@ -198,18 +200,18 @@ _STEP: _Fields = {
     "name": str,
     "kind": str,
     "path": str,
-    "status": Status,
+    "status": _read_status,
     "attempts": _list(lambda value: _build(Attempt, _ATTEMPT, value)),
     "branches": _mapping(_read_branch),
     "catalog": _list(lambda value: _build(CatalogEntry, _ENTRY, value)),
     "assigned": _values_read,
 }
-_BRANCH: _Fields = {"name": str, "status": Status, "steps": _mapping(read_step)}
+_BRANCH: _Fields = {"name": str, "status": _read_status, "steps": _mapping(read_step)}
 _RUN: _Fields = {
     "run_id": str,
     "tag": str,
     "pipeline_name": str,
-    "status": Status,
+    "status": _read_status,
     "started_at": _read_time,
     "ended_at": _optional(_read_time),
     "parameters_in": _values_read,
