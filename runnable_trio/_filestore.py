@@ -75,6 +75,7 @@ from ._store import RunSummary
 
 _SUMMARY = b'{"_summary":'
 _HEAD = 4096  # bytes read of a snapshot to find its summary
+_DECODER = json.JSONDecoder()
 __all__ = ["DEFAULT_FOLDER", "FileRunLogStore"]
 
 DEFAULT_FOLDER = ".run_log_store"
@@ -321,16 +322,25 @@ def _encode(run_log: RunLog, writer: str | None) -> bytes:
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
-    """The ``_summary`` at the head of a snapshot (the whole file read only for old ones)."""
+    """The ``_summary`` at the head of a snapshot (the whole file read only for old ones).
+
+    A summary longer than the head (a long tag) is read with a head four times as long, and
+    so on: at most a few times the summary's own length is read, never the record after it.
+    """
     try:
-        head = read_head(path, _HEAD)
-        if head.startswith(_SUMMARY):
+        size = _HEAD
+        while True:
+            head = read_head(path, size)
+            if not head.startswith(_SUMMARY):
+                summary = loads(read_file(path))  # written before summaries: the record itself
+                break
             try:
-                summary, _ = json.JSONDecoder().raw_decode(head.decode(), len(_SUMMARY))
+                summary, _ = _DECODER.raw_decode(head.decode(), len(_SUMMARY))
+                break
             except (ValueError, UnicodeDecodeError):
-                summary = loads(read_file(path))["_summary"]  # a long tag: past the head
-        else:
-            summary = loads(read_file(path))  # written before summaries: the record itself
+                if len(head) < size:
+                    return None  # the whole file is read: its summary never ends
+                size *= 4
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return summary if isinstance(summary, dict) else None

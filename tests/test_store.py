@@ -623,3 +623,36 @@ def test_runs_decodes_no_whole_record(tmp_path: Path, monkeypatch: pytest.Monkey
     store = FileRunLogStore(tmp_path)
     assert store.load("r1").status is Status.SUCCESS
     assert calls  # the counting is live: loading a record does decode it
+
+
+@pytest.mark.parametrize("tag_length", [0, 4000, 5000, 100_000])
+def test_a_long_summary_is_read_only_as_far_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag_length: int
+) -> None:
+    from runnable_trio import _filestore
+    from runnable_trio._filestore import _encode
+
+    run_log = RunLog("long", tag="é" * tag_length, parameters_in={"blob": "x" * 2_000_000})
+    data = _encode(run_log, None)
+    (tmp_path / "long.json").write_bytes(data)
+    summary_length = data.index(b',"run_id"')  # the summary ends where the record begins
+    read: list[int] = []
+    original = _filestore.read_head
+
+    def counted(path: Path, size: int) -> bytes:
+        head = original(path, size)
+        read.append(len(head))
+        return head
+
+    monkeypatch.setattr(_filestore, "read_head", counted)
+    monkeypatch.setattr(_filestore, "read_file", None)  # the whole file is never read
+    (summary,) = FileRunLogStore(tmp_path).runs()
+    assert summary.tag == run_log.tag
+    assert sum(read) <= max(4096, 4 * summary_length) * 4 // 3 + 4096
+
+
+def test_a_summary_that_never_ends_is_no_run(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_bytes(b'{"_summary":{"run_id":"' + b"x" * 50_000)
+    (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "head.json").write_bytes(b'{"_summary":')
+    assert FileRunLogStore(tmp_path).runs() == []
