@@ -656,3 +656,28 @@ def test_a_summary_that_never_ends_is_no_run(tmp_path: Path) -> None:
     (tmp_path / "empty.json").write_bytes(b"")
     (tmp_path / "head.json").write_bytes(b'{"_summary":')
     assert FileRunLogStore(tmp_path).runs() == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path: Path, enabled: bool) -> None:
+    import gc
+
+    from runnable_trio._filestore import _encode
+
+    store = FileRunLogStore(tmp_path)
+    (tmp_path / "r.json").write_bytes(_encode(RunLog("r"), None))
+    (tmp_path / "r.journal.jsonl").write_text('{"step": 5}\n')  # not a step: ignored
+    (tmp_path / "bad.json").write_text('{"run_id": "bad", "status": "DONE"}')
+    seen: list[bool] = []
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        loaded = store.load("r")
+        seen.append(gc.isenabled())
+        with pytest.raises(RunConfigurationError, match="is not a run log"):
+            store.load("bad")
+        seen.append(gc.isenabled())
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert loaded.run_id == "r"
+    assert seen == [enabled, enabled]
