@@ -22,6 +22,8 @@ from runnable_trio import (
 )
 from runnable_trio._runlog import RunLog
 
+from .helpers import run
+
 CATALOG = Path(".catalog")
 
 
@@ -247,3 +249,27 @@ def test_the_folders_are_resolved_once_per_working_folder(
     assert third.root == tmp_path / "two" / "cat" / "run-c"
     assert third.workdir == tmp_path / "two"
     assert len(resolved) == 4
+
+
+async def test_a_chdir_between_runs_gives_each_run_its_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def produce() -> str:
+        Path("data.json").write_text(os.getcwd())
+        return "done"
+
+    # "**/*.json" also matches the run logs under .run_log_store/: only the excluded folders
+    # of the working folder the run started in keep them out.
+    pipeline = AsyncPythonTask("t", produce, catalog=Catalog(put=["**/*.json"])).as_async_pipeline()
+    for index, name in enumerate(["one", "two", "one"]):
+        folder = tmp_path / name
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        run_id = f"{name}-{index}"
+        run_log = await run(pipeline, run_id=run_id)
+        put = folder / ".catalog" / run_id
+        assert (put / "data.json").read_text() == str(folder)
+        assert sorted(p.relative_to(put).as_posix() for p in put.rglob("*")) == ["data.json"]
+        assert [entry.name for entry in run_log.steps["t"].catalog] == ["data.json"]
+    assert sorted(p.name for p in (tmp_path / "one" / ".catalog").iterdir()) == ["one-0", "one-2"]
+    assert sorted(p.name for p in (tmp_path / "two" / ".catalog").iterdir()) == ["two-1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
 from runnable_trio import AsyncPythonTask, Catalog, MemoryRunLogStore, RunConfigurationError
@@ -198,3 +199,92 @@ def test_an_old_unchanged_file_is_not_read_again(monkeypatch: pytest.MonkeyPatch
     Path(path).write_text("run_log_store:\n  type: memory\n  folder: read-twice\n", "utf-8")
     assert load_configuration(path).run_log_store.folder == "read-twice"
     assert reads == [path, path]
+
+
+def _as_long_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Take the identity-only path: as if both file times were long past, so nothing but
+    # the file's identity tells a change.
+    import runnable_trio._config as config_module
+
+    monkeypatch.setattr(config_module, "_RACY_NS", 0)
+
+
+async def test_an_edit_between_two_runs_is_seen_even_keeping_size_and_mtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _as_long_unchanged(monkeypatch)
+
+    def produce() -> str:
+        Path("out.txt").write_text("x")
+        return "done"
+
+    pipeline = AsyncPythonTask("t", produce, catalog=Catalog(put=["out.txt"])).as_async_pipeline()
+    path = configure("run_log_store:\n  type: memory\ncatalog:\n  folder: files-a\n")
+    await collect(pipeline, configuration_file=path, run_id="r1")
+    before = os.stat(path)
+    # The same size, written in place, and the modification time put back as it was.
+    configure("run_log_store:\n  type: memory\ncatalog:\n  folder: files-b\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    await collect(pipeline, configuration_file=path, run_id="r2")
+    assert exists("files-a/r1/out.txt")
+    assert exists("files-b/r2/out.txt")
+    assert not exists("files-a/r2")
+
+
+def test_a_file_replaced_by_another_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    _as_long_unchanged(monkeypatch)
+    path = configure("run_log_store:\n  type: memory\n  folder: replaced-1\n")
+    assert load_configuration(path).run_log_store.folder == "replaced-1"
+    before = os.stat(path)
+    Path("new.yaml").write_text("run_log_store:\n  type: memory\n  folder: replaced-2\n")
+    os.utime("new.yaml", ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace("new.yaml", path)  # a new inode, same size and modification time
+    after = os.stat(path)
+    assert after.st_ino != before.st_ino
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert load_configuration(path).run_log_store.folder == "replaced-2"
+
+
+def test_the_same_name_in_another_working_folder_is_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as_long_unchanged(monkeypatch)
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "conf.yaml").write_text(f"catalog:\n  folder: files-{name}\n")
+    monkeypatch.chdir(tmp_path / "one")
+    assert load_configuration("conf.yaml").catalog.folder == "files-one"
+    monkeypatch.chdir(tmp_path / "two")
+    assert load_configuration("conf.yaml").catalog.folder == "files-two"
+
+
+def _immutable(value: object) -> bool:
+    if attrs.has(type(value)):
+        return type(value).__setattr__ is not object.__setattr__ and all(
+            _immutable(getattr(value, field.name)) for field in attrs.fields(type(value))
+        )
+    return isinstance(value, str | bool | int | float | type(None))
+
+
+def test_a_cached_configuration_cannot_be_changed_by_a_caller() -> None:
+    path = configure("run_log_store:\n  type: memory\n  folder: kept\ncatalog:\n  folder: f\n")
+    first = load_configuration(path)
+    # Every value reachable from it is immutable: nothing a caller holds can be changed.
+    assert _immutable(first)
+    assert _immutable(Configuration())
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        first.event_log = True  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        first.run_log_store.folder = "elsewhere"  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        first.catalog.folder = "elsewhere"  # type: ignore[misc]
+    changed = attrs.evolve(first, catalog=attrs.evolve(first.catalog, folder="elsewhere"))
+    assert changed.catalog.folder == "elsewhere"
+    again = load_configuration(path)
+    assert (again.run_log_store.folder, again.catalog.folder) == ("kept", "f")

@@ -151,3 +151,41 @@ def test_a_parameters_file_that_is_a_device_or_folder_is_refused(tmp_path: Path)
 def test_a_parameters_file_that_is_not_a_path() -> None:
     with pytest.raises(RunConfigurationError, match=r"'parameters_file' must be a path .*got 3"):
         load_parameters(None, 3, {})  # type: ignore[arg-type]
+
+
+async def test_each_run_sees_the_environment_as_it_is_at_its_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def use(**values: Any) -> None:
+        seen.append(values)
+
+    pipeline = AsyncPythonTask("use", use).as_async_pipeline()
+    monkeypatch.setenv("RUNNABLE_PRM_kept", "1")
+    monkeypatch.setenv("RUNNABLE_PRM_changed", '"before"')
+    monkeypatch.setenv("RUNNABLE_PRM_removed", "true")
+    async for _ in pipeline.execute_streaming():
+        pass
+    monkeypatch.setenv("RUNNABLE_PRM_changed", '"after"')
+    monkeypatch.delenv("RUNNABLE_PRM_removed")
+    monkeypatch.setenv("RUNNABLE_PRM_added", "[2]")
+    async for _ in pipeline.execute_streaming():
+        pass
+    assert seen == [
+        {"kept": 1, "changed": "before", "removed": True},
+        {"kept": 1, "changed": "after", "added": [2]},
+    ]
+
+
+def test_the_environment_is_read_in_one_pass() -> None:
+    class Watched(dict[str, str]):
+        passes = 0
+
+        def __iter__(self) -> Any:
+            Watched.passes += 1
+            return super().__iter__()
+
+    environ = Watched({f"RUNNABLE_PRM_p{i}": str(i) for i in range(20)}, OTHER="x")
+    assert load_parameters(None, "", environ) == {f"p{i}": i for i in range(20)}
+    assert Watched.passes == 1
