@@ -5,9 +5,10 @@ dataclasses are written as dicts of their fields, dates and times in ISO 8601. A
 JSON cannot hold must not crash the record, so it is written as
 ``{"$repr": "<repr of the value>"}`` (cut to :data:`REPR_LIMIT` characters). Other lossy
 cases follow JSON's own rules: tuples become lists, non-str keys become str (``repr`` of the
-key where JSON has no rule), a cycle becomes a ``$repr`` marker. A record read back holds
-the marker dict, not the value: a retried run therefore runs again a step whose outputs were
-written this way (see ``_rerun``).
+key where JSON has no rule), a cycle becomes a ``$repr`` marker, and so does an int too
+long for Python to write as text (past ``sys.get_int_max_str_digits()``). A record read back
+holds the marker dict, not the value: a retried run therefore runs again a step whose outputs
+were written this way (see ``_rerun``).
 
 The fast path is the C encoder with a ``default`` hook; the slow path (a tree rewrite) is
 taken only when the encoder refuses the data (odd keys, cycles).
@@ -76,6 +77,8 @@ def loads(text: str | bytes) -> Any:
 
 
 def _jsonable(value: Any, active: set[int]) -> Any:
+    if type(value) is int and not _writable(value):
+        return {REPR_KEY: _HUGE_INT}
     if isinstance(value, _PLAIN):
         return value
     if not isinstance(value, dict | list | tuple):
@@ -93,6 +96,18 @@ def _jsonable(value: Any, active: set[int]) -> Any:
         finally:
             active.discard(id(value))
     return value
+
+
+_HUGE_INT = "<int too large to write>"
+
+
+def _writable(value: int) -> bool:
+    """Whether Python writes the int as text (not past ``sys.get_int_max_str_digits()``)."""
+    try:
+        int.__repr__(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _key(key: object) -> str:

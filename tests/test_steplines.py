@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
 
+import cattrs
 import pytest
 
-from runnable_trio._jsoncodec import dumps, loads
+from runnable_trio._filestore import FileRunLogStore, _encode
+from runnable_trio._jsoncodec import REPR_KEY, dumps, loads
 from runnable_trio._runlog import (
     Attempt,
     BranchLog,
     CatalogEntry,
+    CodeIdentity,
+    RunLog,
     Status,
     StepLog,
+    run_log_from_dict,
     step_log_from_dict,
     step_log_to_dict,
 )
-from runnable_trio._steplines import step_line
+from runnable_trio._steplines import read_run, read_step, step_line
 
 
 def _task(path: str, *, failed: bool = False) -> StepLog:
@@ -69,3 +77,135 @@ def test_the_generic_reader_reads_the_line_back(record: StepLog) -> None:
     assert read.catalog == record.catalog
     assert [a.started_at for a in read.attempts] == [a.started_at for a in record.attempts]
     assert [a.error_message for a in read.attempts] == [a.error_message for a in record.attempts]
+
+
+HOSTILE: dict[str, Any] = {
+    "unicode": "é ünï 漢字 🐍 \u2028\u2029 \ud800",
+    "control": "".join(map(chr, range(32))) + '\x7f "\\',
+    "huge": 10**300,
+    "negative": -(10**200),
+    "beyond the digit limit": 10**5000,
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "nested": {"a": [{"b": (1, {"c": None})}], "é\n": {"": [True, False, 0.1]}},
+    "\x00key\u2028": "value",
+}
+
+
+def _hostile() -> StepLog:
+    step = StepLog("h\x00é", "task", "h\x00é")
+    attempt = step.new_attempt()
+    attempt.parameters_in.update(HOSTILE)
+    attempt.parameters_out.update(HOSTILE)
+    attempt.metrics.update(HOSTILE)
+    attempt.end(Status.FAIL, ValueError("\x00\n\t🐍 \ud800"))
+    step.assigned.update(HOSTILE)
+    step.status = Status.FAIL
+    return step
+
+
+def _same(read: Any, written: Any) -> bool:
+    """Equal as JSON keeps it: tuples as lists, NaN equal to itself."""
+    if isinstance(written, float) and written != written:
+        return isinstance(read, float) and read != read
+    if isinstance(written, tuple | list):
+        return (
+            isinstance(read, list) and len(read) == len(written) and all(map(_same, read, written))
+        )
+    if isinstance(written, dict):
+        return read.keys() == written.keys() and all(_same(read[k], written[k]) for k in written)
+    return bool(read == written) and type(read) is type(written)
+
+
+def test_hostile_values_survive_the_journal_round_trip(tmp_path: Path) -> None:
+    step = _hostile()
+    assert step_line(step) == dumps({"step": step_log_to_dict(step)})
+    store = FileRunLogStore(tmp_path)
+    (tmp_path / "r.json").write_bytes(_encode(RunLog("r"), None))
+    (tmp_path / "r.journal.jsonl").write_text(step_line(step) + "\n")
+    (read,) = store.load("r").steps.values()
+    assert read.name == read.path == step.name
+    (attempt,) = read.attempts
+    assert attempt.error_message == step.attempts[0].error_message
+    for values in (attempt.parameters_in, attempt.parameters_out, attempt.metrics, read.assigned):
+        beyond = values.pop("beyond the digit limit")
+        assert beyond == {REPR_KEY: "<int too large to write>"}
+        assert _same(values, {k: v for k, v in HOSTILE.items() if k != "beyond the digit limit"})
+
+
+def _run_with(steps: list[StepLog]) -> RunLog:
+    run_log = RunLog("r", tag="t\x00é", pipeline_name="p", parameters_in=dict(HOSTILE))
+    run_log.steps.update((step.name, step) for step in steps)
+    run_log.definition = {"steps": {"a": {"kind": "task"}}, "name": "p"}
+    run_log.definition_hash = "ab" * 32
+    run_log.code = CodeIdentity("c" * 40, dirty=False)
+    run_log.end(Status.FAIL, RuntimeError("failed"))
+    run_log.failed_step = "fan.1.t"
+    run_log.reopen()
+    run_log.end(Status.SUCCESS)
+    return run_log
+
+
+def _retried() -> StepLog:
+    step = _task("retried", failed=True)
+    second = step.new_attempt()
+    second.end(Status.SUCCESS)
+    step.status = Status.SUCCESS
+    return step
+
+
+def _parallel() -> StepLog:
+    step = StepLog("par", "parallel", "par", status=Status.FAIL)
+    step.new_attempt().end(Status.FAIL, ValueError("a branch failed"))
+    for key, failed in (("en", False), ("fr", True)):
+        branch = step.branches[key] = BranchLog(key, Status.FAIL if failed else Status.SUCCESS)
+        inner = _records()[3]  # a Map inside each branch
+        inner.path = f"par.{key}.fan"
+        branch.steps["fan"] = inner
+        branch.steps["t"] = _task(f"par.{key}.t", failed=failed)
+    return step
+
+
+def _every_record() -> list[StepLog]:
+    return [*_records(), _hostile(), _retried(), _parallel()]
+
+
+@pytest.mark.parametrize("record", _every_record(), ids=lambda r: r.path)
+def test_the_direct_step_reader_builds_what_the_generic_one_does(record: StepLog) -> None:
+    text = step_line(record)
+    assert read_step(loads(text)["step"]) == step_log_from_dict(loads(text)["step"])
+
+
+def test_the_direct_run_reader_builds_what_the_generic_one_does() -> None:
+    for run_log in (RunLog("bare"), _run_with(_every_record())):
+        text = _encode(run_log, None)
+        generic, direct = loads(text), loads(text)
+        del generic["_summary"], direct["_summary"]
+        assert read_run(direct) == run_log_from_dict(generic)
+    # Fields left out take their defaults, as the generic reader gives them.
+    partial = {"run_id": "r", "started_at": "2026-01-02T03:04:05+00:00", "code": {"dirty": "no"}}
+    assert read_run(dict(partial, code={"dirty": "no"})) == run_log_from_dict(partial)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"name": "a", "kind": "task"},  # no path
+        {"name": "a", "kind": "task", "path": "a", "extra": 1},
+        {"name": "a", "kind": "task", "path": "a", "status": "DONE"},
+        {"name": "a", "kind": "task", "path": "a", "attempts": 5},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"number": 1, "x": 2}]},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"started_at": "2026"}]},
+        {"name": "a", "kind": "task", "path": "a", "attempts": [{"number": 1, "started_at": 5}]},
+        {"name": "a", "kind": "task", "path": "a", "assigned": [1]},
+        {"name": "a", "kind": "task", "path": "a", "branches": {"0": {"name": "0", "steps": []}}},
+        {"name": "a", "kind": "task", "path": "a", "catalog": [{"name": "f"}]},
+    ],
+)
+def test_the_direct_reader_refuses_what_the_generic_one_refuses(bad: Any) -> None:
+    with pytest.raises((cattrs.BaseValidationError, AttributeError, TypeError, ValueError)):
+        step_log_from_dict(json.loads(json.dumps(bad)))
+    with pytest.raises((TypeError, ValueError, KeyError)):
+        read_step(json.loads(json.dumps(bad)))

@@ -575,3 +575,109 @@ async def test_a_cancelled_run_does_not_wait_for_git(
     assert events.run_log.status is Status.CANCELLED
     assert events.run_log.code is not None
     assert "not taken" in (events.run_log.code.error or "")
+
+
+def test_a_journal_torn_anywhere_in_its_last_line_keeps_every_line_before(
+    tmp_path: Path,
+) -> None:
+    from runnable_trio._filestore import _encode
+    from runnable_trio._steplines import step_line
+
+    store = FileRunLogStore(tmp_path)
+    (tmp_path / "r.json").write_bytes(_encode(RunLog("r"), None))
+    before = [StepLog(f"s{i}", "task", f"s{i}", status=Status.SUCCESS) for i in range(3)]
+    last = StepLog("last", "task", "last", status=Status.FAIL)
+    last.new_attempt().parameters_in["v"] = {"é": [1, 2.5, None], "n": "x" * 50}
+    head = "".join(step_line(step) + "\n" for step in before).encode()
+    tail = (step_line(last) + "\n").encode()
+    for cut in range(len(tail)):  # a process killed after writing `cut` bytes of the line
+        (tmp_path / "r.journal.jsonl").write_bytes(head + tail[:cut])
+        loaded = store.load("r")
+        whole = cut == len(tail) - 1  # all but the newline: the line is whole
+        assert list(loaded.steps) == ["s0", "s1", "s2"] + (["last"] if whole else []), cut
+        assert all(loaded.steps[s.name] == s for s in before)
+
+
+def test_runs_decodes_no_whole_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runnable_trio import _filestore
+    from runnable_trio._filestore import _encode
+
+    for i in range(50):
+        run_log = RunLog(f"r{i}", tag="t", parameters_in={"blob": "x" * 10_000})
+        run_log.steps["a"] = StepLog("a", "task", "a", status=Status.SUCCESS)
+        if i % 2:
+            run_log.end(Status.SUCCESS)
+        (tmp_path / f"r{i}.json").write_bytes(_encode(run_log, None))
+    calls: list[object] = []
+    for name in ("loads", "read_file", "read_run", "read_step"):
+        original = getattr(_filestore, name)
+
+        def counted(*args: Any, _original: Any = original) -> Any:
+            calls.append(args)
+            return _original(*args)
+
+        monkeypatch.setattr(_filestore, name, counted)
+    runs = FileRunLogStore(tmp_path).runs()
+    assert sorted(run.run_id for run in runs) == sorted(f"r{i}" for i in range(50))
+    assert calls == []
+    store = FileRunLogStore(tmp_path)
+    assert store.load("r1").status is Status.SUCCESS
+    assert calls  # the counting is live: loading a record does decode it
+
+
+@pytest.mark.parametrize("tag_length", [0, 4000, 5000, 100_000])
+def test_a_long_summary_is_read_only_as_far_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag_length: int
+) -> None:
+    from runnable_trio import _filestore
+    from runnable_trio._filestore import _encode
+
+    run_log = RunLog("long", tag="é" * tag_length, parameters_in={"blob": "x" * 2_000_000})
+    data = _encode(run_log, None)
+    (tmp_path / "long.json").write_bytes(data)
+    summary_length = data.index(b',"run_id"')  # the summary ends where the record begins
+    read: list[int] = []
+    original = _filestore.read_head
+
+    def counted(path: Path, size: int) -> bytes:
+        head = original(path, size)
+        read.append(len(head))
+        return head
+
+    monkeypatch.setattr(_filestore, "read_head", counted)
+    monkeypatch.setattr(_filestore, "read_file", None)  # the whole file is never read
+    (summary,) = FileRunLogStore(tmp_path).runs()
+    assert summary.tag == run_log.tag
+    assert sum(read) <= max(4096, 4 * summary_length) * 4 // 3 + 4096
+
+
+def test_a_summary_that_never_ends_is_no_run(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_bytes(b'{"_summary":{"run_id":"' + b"x" * 50_000)
+    (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "head.json").write_bytes(b'{"_summary":')
+    assert FileRunLogStore(tmp_path).runs() == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path: Path, enabled: bool) -> None:
+    import gc
+
+    from runnable_trio._filestore import _encode
+
+    store = FileRunLogStore(tmp_path)
+    (tmp_path / "r.json").write_bytes(_encode(RunLog("r"), None))
+    (tmp_path / "r.journal.jsonl").write_text('{"step": 5}\n')  # not a step: ignored
+    (tmp_path / "bad.json").write_text('{"run_id": "bad", "status": "DONE"}')
+    seen: list[bool] = []
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        loaded = store.load("r")
+        seen.append(gc.isenabled())
+        with pytest.raises(RunConfigurationError, match="is not a run log"):
+            store.load("bad")
+        seen.append(gc.isenabled())
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert loaded.run_id == "r"
+    assert seen == [enabled, enabled]
