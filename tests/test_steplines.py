@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import cattrs
 import pytest
 
+from runnable_trio import _steplines as steplines
 from runnable_trio._filestore import FileRunLogStore, _encode
 from runnable_trio._jsoncodec import REPR_KEY, dumps, loads
 from runnable_trio._runlog import (
@@ -209,3 +211,23 @@ def test_the_direct_reader_refuses_what_the_generic_one_refuses(bad: Any) -> Non
         step_log_from_dict(json.loads(json.dumps(bad)))
     with pytest.raises((TypeError, ValueError, KeyError)):
         read_step(json.loads(json.dumps(bad)))
+
+
+@pytest.mark.parametrize(
+    ("cls", "table"),
+    [
+        (steplines.RunLog, steplines._RUN),
+        (steplines.StepLog, steplines._STEP),
+        (steplines.BranchLog, steplines._BRANCH),
+        (steplines.Attempt, steplines._ATTEMPT),
+        (steplines.CatalogEntry, steplines._ENTRY),
+        (steplines.CodeIdentity, steplines._CODE),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
+def test_the_direct_reader_knows_every_field_of_every_record(
+    cls: type, table: dict[str, Any]
+) -> None:
+    # A field added to a record class and not to the reader's table would make every record
+    # holding it unreadable: one schema, held in step by this test.
+    assert set(table) == {field.name for field in attrs.fields(cls) if field.init}
