@@ -222,8 +222,12 @@ class AsyncPythonTask(BaseStep):
             if kept.kind is ReturnKind.PICKLED:
                 log.catalog.append(await ctx.catalog.put_object(path, kept.name, values[kept.name]))
         scope.publish(values, log)
-        metrics = {r.name: values[r.name] for r in self.returns if r.kind is ReturnKind.METRIC}
-        log.attempts[-1].metrics.update(metrics)
+        # A loop, not a comprehension: one would make ``values`` a closure cell, an object
+        # the cyclic GC tracks for as long as the task runs (one per Map item).
+        metrics = log.attempts[-1].metrics
+        for kept in self.returns:
+            if kept.kind is ReturnKind.METRIC:
+                metrics[kept.name] = values[kept.name]
 
     # Extension points: how the user's function is driven. The asyncio layer (compat/)
     # overrides these to run asyncio-flavoured functions on the host loop.
