@@ -155,6 +155,24 @@ def test_a_broken_repr_does_not_break_the_record() -> None:
     assert marker.endswith("Broken (repr failed: RuntimeError)>")
 
 
+def test_keys_json_cannot_write_do_not_break_the_record() -> None:
+    class BrokenKey:
+        def __hash__(self) -> int:
+            return 1
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    huge = 10**5000  # past sys.get_int_max_str_digits(): no text for it
+    data = loads(dumps({"values": {huge: "a", BrokenKey(): "b", 7: "c", True: "d"}}))
+    assert data["values"] == {
+        "<int too large to write>": "a",
+        f"<{BrokenKey.__qualname__} (repr failed: RuntimeError)>": "b",
+        "7": "c",
+        "true": "d",
+    }
+
+
 # --- placing a journal line ---------------------------------------------------------------
 
 
