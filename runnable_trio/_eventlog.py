@@ -11,7 +11,8 @@ Appending only encodes the line; lines are written in batches by a worker thread
 :data:`BATCH` lines are waiting, whenever the consumer is about to wait for the next event
 (the stream is idle, so nothing is delayed), and when the stream ends. Closing the log writes
 what is left and the end line, shielded from cancellation, so no event the consumer received
-is lost however it left.
+is lost however it left; the consumer side closes it from one place, once the run has ended
+(``_stream.EventStream.finish``).
 
 No descriptor is held while the run goes: each batch is an open-append-close in the worker
 thread (``_files``), so a process runs any number of logged runs under its descriptor limit.
