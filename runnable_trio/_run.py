@@ -126,7 +126,7 @@ class PreparedRun:
         except Exception as exc:
             self.error = exc
             self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
-            run_log.failed_step = self.failed_step
+            run_log.step = self.failed_step
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.FAIL, exc)
             await sink.lifecycle(

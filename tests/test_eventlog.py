@@ -198,7 +198,7 @@ def test_a_dropped_iterators_end_line_is_written_even_as_trio_ends() -> None:
     trio.run(main)
     assert [line["event"]["n"] for line in lines("r1")[:-1]] == [0, 1, 2]
     assert end_lines("r1") == [
-        {"status": "CANCELLED", "failed_step": None, "error_type": None, "error_message": None}
+        {"status": "CANCELLED", "step": None, "error_type": None, "error_message": None}
     ]
 
 
@@ -269,7 +269,7 @@ records = st.builds(
 ) | st.builds(
     EventLogEnd,
     status=st.sampled_from(Status),
-    failed_step=st.none() | st.text(),
+    step=st.none() | st.text(),
     error_type=st.none() | st.text(),
     error_message=st.none() | st.text(),
 )

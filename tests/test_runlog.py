@@ -91,7 +91,7 @@ run_logs = st.builds(
     parameters_in=parameters,
     parameters_out=parameters,
     steps=st.dictionaries(names, steps, max_size=3),
-    failed_step=optional_text,
+    step=optional_text,
     error_type=optional_text,
     error_message=optional_text,
     definition=st.dictionaries(names, json_values, max_size=2),
