@@ -14,9 +14,10 @@ Only one thread touches a hand-off: a guest run's ticks and its host loop's call
 turns, and Trio allows the host to call ``reschedule`` between ticks; on a trio-asyncio loop
 the asyncio callbacks run inside the Trio run.
 
-A parked side may be cancelled in its own world; its waiter forgets it before anything else
-can run, so a later wake-up never reaches a task that is no longer parked, and the hand-off's
-items and state are untouched.
+A parked side may be cancelled in its own world. Its waiter forgets it (a Trio task in the
+abort callback, at once; an asyncio task when it resumes, its cancelled future skipped until
+then), so no wake-up reaches a task that is no longer parked, and the hand-off's items and state
+are untouched.
 """
 
 from __future__ import annotations
