@@ -40,8 +40,6 @@ T = TypeVar("T")
 #: Events an asyncio generator may run ahead of the Trio task forwarding them.
 GENERATOR_CAPACITY = 256
 
-_STOP: Any = object()
-
 
 class HostCancelledError(RunnableError):
     """The asyncio task running a step's function was cancelled, but not by the run.
@@ -109,20 +107,24 @@ async def await_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[An
 
 
 class _Feeder:
-    """One asyncio task driving an async generator; its items wait in a bounded hand-off."""
+    """One asyncio task driving an async generator; its items wait in a bounded hand-off.
+
+    Attributes:
+        items: the hand-off, read from Trio; closed once the generator has ended.
+    """
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, generator: AsyncGenerator[Any, None], capacity: int
     ) -> None:
         self._generator = generator
-        self._items: HandOff[Any] = HandOff(
+        self.items: HandOff[Any] = HandOff(
             capacity, producer=AsyncioWaiter(loop), consumer=TrioWaiter()
         )
-        self._end: outcome.Outcome[Any] | None = None
+        self._end: outcome.Outcome[None] | None = None
         self._task = loop.create_task(self._drive())
 
     async def _drive(self) -> None:
-        items = self._items
+        items = self.items
         try:
             async with contextlib.aclosing(self._generator) as generator:
                 async for item in generator:
@@ -130,7 +132,7 @@ class _Feeder:
                         await items.wait_for_room()
                     if items.closed:  # by close(), even if the generator ignored the cancel
                         break
-            self._end = outcome.Value(_STOP)
+            self._end = outcome.Value(None)
         except asyncio.CancelledError as exc:
             if not items.closed:
                 cancelled = HostCancelledError(
@@ -142,26 +144,18 @@ class _Feeder:
             self._end = outcome.Error(exc)
         finally:
             if self._end is None:
-                self._end = outcome.Value(_STOP)
+                self._end = outcome.Value(None)
             items.close()
 
-    async def next(self) -> Any:
-        """The next item, or ``_STOP``; raises what the generator raised.
-
-        Cancellation: raises ``trio.Cancelled``; the generator keeps its place.
+    async def end(self) -> None:
+        """Once ``items`` is closed by the driver: return if the generator finished, else raise
+        what ended it.
         """
-        items = self._items
-        while not items.items:
-            if items.closed:
-                # The driver sets its end before closing; close() is this feeder's last call.
-                assert self._end is not None
-                if isinstance(self._end, outcome.Error) and isinstance(
-                    self._end.error, HostCancelledError
-                ):
-                    await _prefer_the_runs_cancellation()
-                return self._end.unwrap()
-            await items.wait_for_item()
-        return items.take()
+        end = self._end
+        assert end is not None  # set before the driver closes the hand-off
+        if isinstance(end, outcome.Error) and isinstance(end.error, HostCancelledError):
+            await _prefer_the_runs_cancellation()
+        end.unwrap()
 
     async def close(self) -> None:
         """Stop the generator (its ``finally`` runs on its loop) and wait until it has.
@@ -170,7 +164,7 @@ class _Feeder:
         """
         if self._task.done():
             return
-        self._items.close()
+        self.items.close()
         self._task.cancel()
         await _wait_until_done(self._task)
 
@@ -186,15 +180,20 @@ async def iterate_on_loop(
         HostCancelledError: the generator's asyncio task was cancelled outside the run.
         Exception: whatever the generator raised.
 
-    Cancellation: closing this generator (``aclose()``) cancels the asyncio one and waits
-    for its ``finally`` blocks to have run.
+    Cancellation: waiting for the next item raises ``trio.Cancelled`` (the generator keeps
+    its place); closing this generator (``aclose()``) cancels the asyncio one and waits for its
+    ``finally`` blocks to have run.
     """
     feeder = _Feeder(loop, generator, capacity)
+    items = feeder.items
     try:
         while True:
-            item = await feeder.next()
-            if item is _STOP:
+            if items.items:  # the usual case: no await at all
+                yield items.take()
+            elif items.closed:
+                await feeder.end()
                 return
-            yield item
+            else:
+                await items.wait_for_item()
     finally:
         await feeder.close()
