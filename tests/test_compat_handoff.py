@@ -2,7 +2,8 @@
 
 Both directions run for real on one thread: Trio tasks in the test's run, asyncio tasks on a
 trio-asyncio loop inside it. The tests synchronise on ``wait_all_tasks_blocked`` (every task of
-both worlds parked), never on time.
+both worlds parked), never on time. The last tests drive ``_aio.iterate_on_loop`` (an asyncio
+generator read from Trio through a hand-off) the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 import trio_asyncio
+from runnable._aio import iterate_on_loop
 from runnable._handoff import AsyncioWaiter, HandOff, TrioWaiter, Waiter
 
 #: (producer's world, consumer's world): the asyncio generator's items go to Trio (``_aio``),
@@ -306,3 +308,49 @@ def test_a_hand_off_holds_at_least_one_item() -> None:
     waiter: Any = TrioWaiter()
     with pytest.raises(ValueError, match="at least one item"):
         HandOff(0, producer=waiter, consumer=waiter)
+
+
+# --- _aio: an asyncio generator read from Trio --------------------------------------------
+
+
+async def test_closing_the_iteration_ends_a_generator_parked_on_a_full_hand_off(
+    worlds: Worlds,
+) -> None:
+    produced: list[int] = []
+    finalized = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                produced.append(i)
+                yield i
+        finally:
+            await asyncio.sleep(0)  # cleanup that itself awaits, on the asyncio side
+            finalized.append(True)
+
+    iteration = iterate_on_loop(worlds.loop, numbers(), capacity=4)
+    assert await anext(iteration) == 0
+    await settle()
+    assert produced == [0, 1, 2, 3]  # ran ahead until full; 3 left is more than half
+
+    await iteration.aclose()
+    assert finalized == [True]  # waited for
+    await settle()
+    assert produced == [0, 1, 2, 3]  # never resumed past the parked item
+
+
+async def test_the_generators_items_arrive_in_order_and_its_error_after_them(
+    worlds: Worlds,
+) -> None:
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(50):
+            yield i
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        raise ValueError("after 50")
+
+    got = []
+    with pytest.raises(ValueError, match="after 50"):
+        async for i in iterate_on_loop(worlds.loop, numbers(), capacity=4):
+            got.append(i)
+    assert got == list(range(50))
