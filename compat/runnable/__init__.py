@@ -8,6 +8,8 @@ Layers, each importing only from the ones below it:
     pipeline        _pipeline (execute_streaming/stream from asyncio or Trio), _replay
     bridges         _guest (Trio as a guest of the asyncio loop), _aio (asyncio work awaited
                     from Trio)
+    hand-off        _handoff (the bounded hand-off between a Trio and an asyncio task that
+                    both bridges use)
 
 This package takes the import name ``runnable``: do not install it beside AstraZeneca's
 ``runnable``. It is the only part of the project that imports asyncio (and trio-asyncio, lazily,

@@ -15,14 +15,13 @@ step: a ``CancelledError`` must never pass into Trio, where it would look like a
 swallowed, which would leave the step waiting forever.
 
 An async generator is driven by one asyncio task that runs ahead of the Trio side by at most
-``capacity`` events (a bounded hand-off), so a fast generator costs one wake-up per burst of
-events rather than one asyncio task per event.
+``capacity`` events (a :class:`~runnable._handoff.HandOff`), so a fast generator costs one
+wake-up per burst of events rather than one asyncio task per event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, TypeVar
@@ -32,14 +31,14 @@ import trio
 
 from runnable_trio import RunnableError
 
+from ._handoff import AsyncioWaiter, HandOff, TrioWaiter
+
 __all__ = ["HostCancelledError", "await_on_loop", "iterate_on_loop"]
 
 T = TypeVar("T")
 
 #: Events an asyncio generator may run ahead of the Trio task forwarding them.
 GENERATOR_CAPACITY = 256
-
-_STOP: Any = object()
 
 
 class HostCancelledError(RunnableError):
@@ -108,36 +107,34 @@ async def await_on_loop(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[An
 
 
 class _Feeder:
-    """One asyncio task driving an async generator; its items wait in a bounded deque."""
+    """One asyncio task driving an async generator; its items wait in a bounded hand-off.
+
+    Attributes:
+        items: the hand-off, read from Trio; closed once the generator has ended.
+    """
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, generator: AsyncGenerator[Any, None], capacity: int
     ) -> None:
         self._generator = generator
-        self._capacity = capacity
-        self._loop = loop
-        self._items: collections.deque[Any] = collections.deque()
-        self._end: outcome.Outcome[Any] | None = None
-        self._reader: trio.lowlevel.Task | None = None  # the Trio task waiting for items
-        self._room: asyncio.Future[None] | None = None  # the driver waiting for room
-        self._closing = False
+        self.items: HandOff[Any] = HandOff(
+            capacity, producer=AsyncioWaiter(loop), consumer=TrioWaiter()
+        )
+        self._end: outcome.Outcome[None] | None = None
         self._task = loop.create_task(self._drive())
 
     async def _drive(self) -> None:
-        items = self._items
+        items = self.items
         try:
             async with contextlib.aclosing(self._generator) as generator:
                 async for item in generator:
-                    items.append(item)
-                    self._wake_reader()
-                    if len(items) >= self._capacity:
-                        self._room = self._loop.create_future()
-                        await self._room
-                    if self._closing:
+                    if items.put(item):
+                        await items.wait_for_room()
+                    if items.closed:  # by close(), even if the generator ignored the cancel
                         break
-            self._end = outcome.Value(_STOP)
+            self._end = outcome.Value(None)
         except asyncio.CancelledError as exc:
-            if not self._closing:
+            if not items.closed:
                 cancelled = HostCancelledError(
                     "the asyncio task running this step's generator was cancelled outside the run"
                 )
@@ -147,43 +144,18 @@ class _Feeder:
             self._end = outcome.Error(exc)
         finally:
             if self._end is None:
-                self._end = outcome.Value(_STOP)
-            self._wake_reader()
+                self._end = outcome.Value(None)
+            items.close()
 
-    def _wake_reader(self) -> None:
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            trio.lowlevel.reschedule(reader)
-
-    async def next(self) -> Any:
-        """The next item, or ``_STOP``; raises what the generator raised.
-
-        Cancellation: raises ``trio.Cancelled``; the generator keeps its place.
+    async def end(self) -> None:
+        """Once ``items`` is closed by the driver: return if the generator finished, else raise
+        what ended it.
         """
-        while True:
-            if self._items:
-                item = self._items.popleft()
-                room = self._room
-                # Wake the driver once half the buffer is free: one wake-up per burst.
-                if room is not None and len(self._items) <= self._capacity // 2:
-                    self._room = None
-                    if not room.done():
-                        room.set_result(None)
-                return item
-            if self._end is not None:
-                if isinstance(self._end, outcome.Error) and isinstance(
-                    self._end.error, HostCancelledError
-                ):
-                    await _prefer_the_runs_cancellation()
-                return self._end.unwrap()
-            self._reader = trio.lowlevel.current_task()
-
-            def abort(_: Any) -> trio.lowlevel.Abort:
-                self._reader = None
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
+        end = self._end
+        assert end is not None  # set before the driver closes the hand-off
+        if isinstance(end, outcome.Error) and isinstance(end.error, HostCancelledError):
+            await _prefer_the_runs_cancellation()
+        end.unwrap()
 
     async def close(self) -> None:
         """Stop the generator (its ``finally`` runs on its loop) and wait until it has.
@@ -192,7 +164,7 @@ class _Feeder:
         """
         if self._task.done():
             return
-        self._closing = True
+        self.items.close()
         self._task.cancel()
         await _wait_until_done(self._task)
 
@@ -208,15 +180,20 @@ async def iterate_on_loop(
         HostCancelledError: the generator's asyncio task was cancelled outside the run.
         Exception: whatever the generator raised.
 
-    Cancellation: closing this generator (``aclose()``) cancels the asyncio one and waits
-    for its ``finally`` blocks to have run.
+    Cancellation: waiting for the next item raises ``trio.Cancelled`` (the generator keeps
+    its place); closing this generator (``aclose()``) cancels the asyncio one and waits for its
+    ``finally`` blocks to have run.
     """
     feeder = _Feeder(loop, generator, capacity)
+    items = feeder.items
     try:
         while True:
-            item = await feeder.next()
-            if item is _STOP:
+            if items.items:  # the usual case: no await at all
+                yield items.take()
+            elif items.closed:
+                await feeder.end()
                 return
-            yield item
+            else:
+                await items.wait_for_item()
     finally:
         await feeder.close()

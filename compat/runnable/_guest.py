@@ -10,10 +10,11 @@ which cancels every stream still running and waits until the guest run has finis
 is never closed under a live Trio run.
 
 Each stream is a task in the guest run's nursery. Its events cross to asyncio through a
-bounded deque that only this thread touches: the Trio side appends and resolves the consumer's
-future; the asyncio side pops and reschedules the Trio task when half the room is free. Trio's
-documented rule that the host may call sync-colored Trio functions between guest ticks is what
-makes ``reschedule`` and ``CancelScope.cancel`` safe to call from asyncio code here.
+bounded hand-off (:class:`~runnable._handoff.HandOff`) that only this thread touches: the Trio
+side puts and wakes the consumer's future; the asyncio side takes and reschedules the Trio task
+when half the room is free. Trio's documented rule that the host may call sync-colored Trio
+functions between guest ticks is what makes ``reschedule`` and ``CancelScope.cancel`` safe to
+call from asyncio code here.
 
 Leaving a stream in any way (``break``, ``aclose()``, the consumer task cancelled, an
 ``asyncio.timeout``) cancels that stream's Trio task and, except for ``break`` (which leaves
@@ -26,7 +27,6 @@ stream started from it is a system task of that run, and no guest run is started
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import sys
@@ -39,6 +39,8 @@ import outcome
 import trio
 
 from runnable_trio import ExecutionFailedError
+
+from ._handoff import AsyncioWaiter, HandOff, TrioWaiter
 
 __all__ = ["HostStream", "host_loop"]
 
@@ -218,28 +220,25 @@ class _Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, run_id: str, capacity: int) -> None:
         self.loop = loop
         self.run_id = run_id
-        self.capacity = capacity
         # (sequence number in the run, event); the source numbers its events (``last_seq``).
-        self.items: collections.deque[tuple[int, Event]] = collections.deque()
+        # Closed when the Trio task ends, with ``end`` set if it failed.
+        self.events: HandOff[tuple[int, Event]] = HandOff(
+            capacity, producer=TrioWaiter(), consumer=AsyncioWaiter(loop)
+        )
         self.end: BaseException | None = None
-        self.finished = False
         self.cancel_scope = trio.CancelScope()
         self.done: asyncio.Future[None] = loop.create_future()
-        self.consumer: asyncio.Future[None] | None = None  # the consumer waiting for events
-        self.producer: trio.lowlevel.Task | None = None  # the Trio task waiting for room
 
     async def serve(self, host: _Guest | _TrioAsyncioHost, source: EventSource) -> None:
-        """In Trio: move the source's events into ``items``; record how it ended."""
+        """In Trio: move the source's events into ``events``; record how it ended."""
         _ASYNCIO_LOOP.set(self.loop)
-        items = self.items
+        handoff = self.events
         try:
             with self.cancel_scope:
                 async with source() as events:
                     async for event in events:
-                        items.append((events.last_seq, event))
-                        self.wake_consumer()
-                        if len(items) >= self.capacity:
-                            await self._wait_for_room()
+                        if handoff.put((events.last_seq, event)):
+                            await handoff.wait_for_room()
         except Exception as exc:  # ExecutionFailedError, or a source that failed to open
             self.end = exc
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -255,36 +254,10 @@ class _Bridge:
             )
             raise
         finally:
-            self.finished = True
+            handoff.close()
             host.release()
-            self.wake_consumer()
             if not self.done.done():
                 self.done.set_result(None)
-
-    async def _wait_for_room(self) -> None:
-        self.producer = trio.lowlevel.current_task()
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self.producer = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
-    def wake_consumer(self) -> None:
-        consumer = self.consumer
-        if consumer is not None:
-            self.consumer = None
-            if not consumer.done():
-                consumer.set_result(None)
-
-    def take(self) -> tuple[int, Event]:
-        numbered = self.items.popleft()
-        producer = self.producer
-        # Wake the producer once half the room is free: one wake-up per burst of events.
-        if producer is not None and len(self.items) <= self.capacity // 2:
-            self.producer = None
-            trio.lowlevel.reschedule(producer)
-        return numbered
 
     async def wait_done(self) -> None:
         """Wait (in asyncio) until the Trio task has ended, whatever cancels the waiter."""
@@ -321,8 +294,8 @@ class HostStream:
 
     async def __anext__(self) -> Event:
         bridge = self._bridge
-        if bridge is not None and bridge.items:  # the usual case: no await at all
-            self.last_seq, event = bridge.take()
+        if bridge is not None and bridge.events.items:  # the usual case: no await at all
+            self.last_seq, event = bridge.events.take()
             return event
         if self._waiting:
             raise RuntimeError("anext(): another task is already waiting on this stream")
@@ -338,22 +311,18 @@ class HostStream:
             if self._closed:
                 raise StopAsyncIteration
             bridge = await self._start()
-        while True:
-            if bridge.items:
-                self.last_seq, event = bridge.take()
-                return event
-            if bridge.finished:
-                if bridge.end is not None:
-                    raise bridge.end
-                raise StopAsyncIteration
-            waiter = bridge.loop.create_future()
-            bridge.consumer = waiter
-            try:
-                await waiter
-            except BaseException:
-                bridge.consumer = None
-                await self._abort(bridge)
-                raise
+        events = bridge.events
+        try:
+            await events.wait_for_item()
+        except BaseException:
+            await self._abort(bridge)
+            raise
+        if events.items:
+            self.last_seq, event = events.take()
+            return event
+        if bridge.end is not None:
+            raise bridge.end
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         """Cancel the run if it is still going, and wait for it to end.
@@ -394,7 +363,7 @@ class HostStream:
 
     @staticmethod
     async def _abort(bridge: _Bridge) -> None:
-        if not bridge.finished:
+        if not bridge.events.closed:
             bridge.cancel_scope.cancel()
         await bridge.wait_done()
 
@@ -402,6 +371,6 @@ class HostStream:
         # Dropped without aclose() (``break`` out of ``async for``): cancel the run. This may
         # run in the garbage collector, in any thread: go through the loop.
         bridge = self._bridge
-        if bridge is not None and not bridge.finished:
+        if bridge is not None and not bridge.events.closed:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
                 bridge.loop.call_soon_threadsafe(bridge.cancel_scope.cancel)
