@@ -16,8 +16,8 @@ import contextlib
 import functools
 import os
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import types
+from typing import final
 
 import outcome
 import trio
@@ -98,8 +98,15 @@ class _Probe:
             self._result = _taken[self._folder] = result.unwrap()
         self._done.set()
 
-    async def result(self) -> CodeIdentity:
-        await self._done.wait()
+    async def taken(self) -> CodeIdentity:
+        """The identity, once the probe has answered.
+
+        Cancellation: shielded; no checkpoint when the probe has answered already.
+        """
+        if not self._done.is_set():
+            # A run that ended by itself has its record finished: git takes milliseconds.
+            with trio.CancelScope(shield=True):
+                await self._done.wait()
         return self._result
 
     def result_so_far(self) -> CodeIdentity:
@@ -109,9 +116,8 @@ class _Probe:
         return CodeIdentity(error="not taken: the run was cancelled before git answered")
 
 
-@asynccontextmanager
-async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterator[None]:
-    """Probe the code identity into ``run_log.code`` while the block runs.
+def recording_code_identity(run_log: RunLog, enabled: bool) -> _Recording:
+    """Probe the code identity into ``run_log.code`` while the ``async with`` block runs.
 
     No nursery: the probe runs in a thread, so the block's exceptions pass through as they
     were raised (a nursery would copy exception groups).
@@ -120,22 +126,33 @@ async def recording_code_identity(run_log: RunLog, enabled: bool) -> AsyncIterat
     the identity was not taken if ``git`` had not answered yet (the probe's thread still
     finishes, and fills the per-process cache for later runs).
     """
-    probe = _Probe(os.getcwd()) if enabled else None
-    try:
-        yield
-    except BaseException as exc:
-        if probe is not None:
-            if isinstance(exc, Exception):
-                run_log.code = await _shielded(probe)
-            else:
-                run_log.code = probe.result_so_far()
-        raise
-    if probe is not None:
-        run_log.code = await _shielded(probe)
+    return _Recording(run_log, _Probe(os.getcwd()) if enabled else None)
 
 
-async def _shielded(probe: _Probe) -> CodeIdentity:
-    # A run that ended by itself has its record finished: git takes milliseconds.
-    with trio.CancelScope(shield=True):
-        identity = await probe.result()
-    return identity
+@final
+class _Recording:
+    """:func:`recording_code_identity`'s block; a class, as a generator-based context manager
+    costs several objects and frames more per run."""
+
+    __slots__ = ("_probe", "_run_log")
+
+    def __init__(self, run_log: RunLog, probe: _Probe | None) -> None:
+        self._run_log = run_log
+        self._probe = probe
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        probe = self._probe
+        if probe is None:
+            return
+        if exc is None or isinstance(exc, Exception):
+            self._run_log.code = await probe.taken()
+        else:
+            self._run_log.code = probe.result_so_far()

@@ -23,6 +23,8 @@ __all__ = ["check_path", "converter", "load_yaml", "make_converter", "read_regul
 # costs milliseconds.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+_CHUNK = 1 << 16
+
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -100,15 +102,24 @@ def read_regular_file(path: str | os.PathLike[str], what: str) -> str:
                 f"{what} {shown!r} must be a regular file (got {_file_kind(mode)})"
             )
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with open(fd, encoding="utf-8", closefd=True) as file:
-            mode = os.fstat(file.fileno()).st_mode
+        try:
+            mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
                 raise RunConfigurationError(
                     f"{what} {shown!r} must be a regular file (got {_file_kind(mode)})"
                 )
-            return file.read()
+            # Straight from the descriptor: a text-mode file object costs more than reading
+            # a small file (a parameters file is read at every run).
+            chunks = []
+            while chunk := os.read(fd, _CHUNK):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        text = b"".join(chunks).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RunConfigurationError(f"cannot read {what} {shown!r}: {exc}") from exc
+    # Line ends as text mode gives them: "\r\n" and "\r" read as "\n".
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _file_kind(mode: int) -> str:

@@ -53,8 +53,7 @@ def load_parameters(
     check_path(parameters_file, "parameters_file")
     if parameters_file:
         values.update(_read_parameters_file(Path(parameters_file)))
-    # Iterate over the names only: os.environ decodes every value it hands out.
-    for key in [k for k in environ if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)]:
+    for key in _prefixed_names(environ):
         values[key[len(ENV_PREFIX) :].lower()] = _decode_env(environ[key])
     if parameters is not None:
         if not isinstance(parameters, Mapping):
@@ -64,6 +63,30 @@ def load_parameters(
         _check_names(parameters, "'parameters'")
         values.update(parameters)
     return values
+
+
+#: ``os.environ`` as last seen (its encoded mapping, copied) and the names of it that start
+#: with ``ENV_PREFIX``: the process environment is compared (one C-level dict comparison),
+#: and scanned again only when it changed; the values are read at each run.
+_environ_seen: dict[Any, Any] = {}
+_names_seen: list[str] = []
+
+
+def _prefixed_names(environ: Mapping[str, str]) -> list[str]:
+    """The names in ``environ`` that start with ``ENV_PREFIX`` followed by a name."""
+    raw = getattr(environ, "_data", None) if environ is os.environ else None
+    if not isinstance(raw, dict):
+        # Iterate over the names only: os.environ decodes every value it hands out.
+        return [k for k in environ if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)]
+    global _environ_seen, _names_seen
+    if raw != _environ_seen:
+        # Matched on the encoded names: decoding every name is what a scan would cost.
+        prefix = os.environ.encodekey(ENV_PREFIX)
+        _names_seen = [
+            os.environ.decodekey(k) for k in raw if k.startswith(prefix) and len(k) > len(prefix)
+        ]
+        _environ_seen = dict(raw)
+    return _names_seen
 
 
 def _decode_env(raw: str) -> Any:

@@ -189,3 +189,26 @@ def test_the_environment_is_read_in_one_pass() -> None:
     environ = Watched({f"RUNNABLE_PRM_p{i}": str(i) for i in range(20)}, OTHER="x")
     assert load_parameters(None, "", environ) == {f"p{i}": i for i in range(20)}
     assert Watched.passes == 1
+
+
+def test_an_unchanged_process_environment_is_not_decoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[str] = []
+    decodekey = os.environ.decodekey
+
+    def counting(key: Any) -> str:
+        decoded.append(decodekey(key))
+        return decoded[-1]
+
+    monkeypatch.setattr(os.environ, "decodekey", counting)
+    monkeypatch.setenv("RUNNABLE_PRM_seen", "1")
+    assert load_parameters(None, "")["seen"] == 1
+    assert decoded == ["RUNNABLE_PRM_seen"]  # only the parameters' names, once
+    assert load_parameters(None, "")["seen"] == 1
+    assert decoded == ["RUNNABLE_PRM_seen"]  # unchanged: not scanned again
+    monkeypatch.setenv("RUNNABLE_PRM_seen", "2")  # a value changed: read again
+    monkeypatch.setenv("UNRELATED", "x")
+    assert load_parameters(None, "")["seen"] == 2
+    monkeypatch.delenv("RUNNABLE_PRM_seen")
+    assert "seen" not in load_parameters(None, "")
