@@ -124,6 +124,7 @@ class PreparedRun:
             async with recording_code_identity(run_log, self.code_identity):
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
+            await _consumer_first()
             self.error = exc
             self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
             run_log.step = self.failed_step
@@ -143,6 +144,7 @@ class PreparedRun:
                 self.interrupt = exc
             raise
         else:
+            await _consumer_first()
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.SUCCESS)
             await sink.lifecycle(Lifecycle.RUN_COMPLETED, "")
@@ -199,6 +201,18 @@ class PreparedRun:
         )
         failure.__cause__ = self.error
         return failure
+
+
+async def _consumer_first() -> None:
+    """Let a consumer woken by the run's last events take them before the run ends.
+
+    Ending a run finishes its record, which a store may do in a worker thread, competing for
+    the GIL with the consumer. Two checkpoints, as Trio runs a task made runnable before the
+    first in the next batch of its scheduler, while the second puts this task's next step in
+    the batch after. Not cancellation points: a pipeline that ended ends as it did.
+    """
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 def innermost(paths: set[str]) -> list[str]:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio.testing
 
-from runnable_trio import _codeid, _convert
+from runnable_trio import (
+    AsyncPythonTask,
+    ExecutionFailedError,
+    MemoryRunLogStore,
+    _codeid,
+    _convert,
+)
 from runnable_trio._convert import read_regular_file
 from runnable_trio._runlog import CodeIdentity, RunLog
 
@@ -65,3 +74,29 @@ async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorde
     async with _codeid.recording_code_identity(disabled, False):
         pass
     assert disabled.code is None
+
+
+async def test_the_consumer_takes_the_last_events_before_the_run_ends() -> None:
+    received: list[str] = []
+    at_finish: list[list[str]] = []
+
+    class Store(MemoryRunLogStore):
+        async def finish(self, run_log: RunLog) -> None:
+            at_finish.append(list(received))  # a file store starts its thread here
+            await super().finish(run_log)
+
+    async def last() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "last"}
+
+    async def fails() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "last"}
+        raise ValueError("after its last event")
+
+    store = Store()
+    for function in [last, fails] * 10:  # Trio runs a batch's tasks in a random order
+        received.clear()
+        pipeline = AsyncPythonTask("t", function).as_async_pipeline()
+        with contextlib.suppress(ExecutionFailedError):
+            async for event in pipeline.execute_streaming(store=store):
+                received.append(event["type"])
+    assert at_finish == [["last"]] * 20
