@@ -210,36 +210,23 @@ def replace_atomically(
     path: Path,
     data: bytes | Iterable[bytes],
     *,
-    claim: bool = False,
     dir_fd: int | None = None,
     reserve: bool = False,
 ) -> None:
     """Write ``path`` whole or not at all: a new temporary file beside it, then a rename.
 
-    With ``claim``, ``path`` must not exist: a ``link`` instead of the rename fails if it does
-    (a symlink included), which makes creating it an atomic claim. Without, the rename
-    replaces what is there (a symlink is replaced, its target untouched). With ``dir_fd``,
-    ``path`` is taken by its name in that folder.
-
-    Raises:
-        FileExistsError: with ``claim``, ``path`` is taken.
+    The rename replaces what is there (a symlink is replaced, its target untouched). With
+    ``dir_fd``, ``path`` is taken by its name in that folder.
     """
     name = path.name if dir_fd is not None else str(path)
     temporary = str(Path(name).with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
     create_new(Path(temporary), data, dir_fd=dir_fd, reserve=reserve)
     try:
-        if claim:
-            os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-        else:
-            os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException as exc:
+        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=dir_fd)
-        if isinstance(exc, FileExistsError):
-            raise FileExistsError(errno.EEXIST, f"{str(path)!r} already exists") from None
         raise
-    if claim:
-        os.unlink(temporary, dir_fd=dir_fd)
 
 
 def read_file(path: Path, *, limit: int | None = None) -> bytes:
@@ -366,15 +353,23 @@ class AppendPool:
                 self._close(key)
                 raise
 
-    def create(self, path: Path) -> None:
-        """Create ``path`` new (a run's journal, as the run starts), open in the pool.
+    def create(self, path: Path, data: bytes) -> None:
+        """Create ``path`` new holding ``data`` (a run's journal, as the run starts), open in
+        the pool: one exclusive create, so it claims the name (a failed write deletes it).
 
         Raises:
             FileExistsError: anything is there already, a symlink included.
         """
+        key = str(path)
         with self._lock:
-            self._close(str(path))
-            self._open(path, os.O_CREAT | os.O_EXCL)
+            self._close(key)
+            fd = self._open(path, os.O_CREAT | os.O_EXCL)
+            try:
+                write_all(fd, data)
+            except BaseException:
+                self._close(key)
+                path.unlink()
+                raise
 
     def forget(self, path: Path) -> None:
         """Close the descriptor of ``path``, if one is open (before it is deleted, replaced)."""
