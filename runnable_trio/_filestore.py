@@ -72,7 +72,7 @@ from ._files import (
     writer_alive,
     writer_lock,
 )
-from ._jsoncodec import dumps, loads
+from ._jsoncodec import loads
 from ._offloop import run_blocking
 from ._runlog import (
     BranchLog,
@@ -80,9 +80,8 @@ from ._runlog import (
     Status,
     StepLog,
     place_step,
-    run_log_to_dict,
 )
-from ._steplines import read_run, read_step, step_line
+from ._steplines import read_run, read_step, run_record, step_line
 from ._store import RunSummary
 
 _SUMMARY = b'{"_summary":'
@@ -105,8 +104,7 @@ class FileRunLogStore:
 
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
         self.folder = Path(folder).absolute()
-        # The composite records already journaled, per run this store is writing.
-        self._journals: dict[str, set[str]] = {}
+        self._journals: dict[str, _Journal] = {}  # of the runs this store is writing
 
     def __repr__(self) -> str:
         return f"FileRunLogStore({str(self.folder)!r})"
@@ -131,7 +129,7 @@ class FileRunLogStore:
         Cancellation: not a checkpoint (see the module docstring for why this is inline).
         """
         self._create_files(run_log)
-        self._journals[run_log.run_id] = set()
+        self._journals[run_log.run_id] = _Journal(self.journal_path(run_log.run_id))
 
     async def reopen(self, run_log: RunLog) -> None:
         """A recorded run is retried: rewrite its snapshot (now PROCESSING), empty its journal.
@@ -141,7 +139,7 @@ class FileRunLogStore:
         """
         APPENDS.forget(self.journal_path(run_log.run_id))
         await run_blocking(self._reopen_files, run_log)
-        self._journals[run_log.run_id] = set()
+        self._journals[run_log.run_id] = _Journal(self.journal_path(run_log.run_id))
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         """Append the step's line to the run's journal.
@@ -152,15 +150,15 @@ class FileRunLogStore:
 
         Cancellation: not a checkpoint.
         """
-        parents_written = self._journals.get(run_log.run_id)
-        if parents_written is None:
+        journal = self._journals.get(run_log.run_id)
+        if journal is None:
             return  # not a run this store started
         lines = []
         for parent in _enclosing(run_log, step.path):
             # A composite step's own record goes in once, before the first line of a step
             # inside it; repeating it on every line would cost a Map of n items n copies.
-            if parent.path not in parents_written:
-                parents_written.add(parent.path)
+            if parent.path not in journal.parents_written:
+                journal.parents_written.add(parent.path)
                 lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
         if step.branches:
             # The steps inside a composite are in the journal already: its own line says only
@@ -170,16 +168,17 @@ class FileRunLogStore:
             )
         lines.append(step_line(step))
         try:
-            APPENDS.append(self.journal_path(run_log.run_id), ("\n".join(lines) + "\n").encode())
+            APPENDS.append(journal.path, ("\n".join(lines) + "\n").encode())
         except OSError as exc:
             what = f"the run log journal of run {run_log.run_id!r} cannot be written"
             raise describe_os_error(exc, what) from exc
 
     async def finish(self, run_log: RunLog) -> None:
         """Write the final snapshot atomically, then drop the journal."""
-        if self._journals.pop(run_log.run_id, None) is None:
+        journal = self._journals.pop(run_log.run_id, None)
+        if journal is None:
             return
-        APPENDS.forget(self.journal_path(run_log.run_id))
+        APPENDS.forget(journal.path)
         # Encoding a long run's record takes a while: done in the thread too (it is final).
         await run_blocking(self._finish_files, run_log)
 
@@ -367,6 +366,14 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
         place_step(run_log, step, parents)
 
 
+@attrs.define
+class _Journal:
+    """A run this store is writing: its journal, and the composite records written in it."""
+
+    path: Path
+    parents_written: set[str] = attrs.field(factory=set)
+
+
 @contextlib.contextmanager
 def _collection_paused() -> Iterator[None]:
     """The cyclic garbage collector off while a record is built, then as it was.
@@ -386,13 +393,17 @@ def _collection_paused() -> Iterator[None]:
 
 
 def _encode(run_log: RunLog, writer: str | None) -> bytes:
-    record = run_log_to_dict(run_log)
+    ended = run_log.ended_at
     summary = {
-        key: record[key]
-        for key in ("run_id", "status", "tag", "pipeline_name", "started_at", "ended_at")
+        "run_id": run_log.run_id,
+        "status": run_log.status.value,
+        "tag": run_log.tag,
+        "pipeline_name": run_log.pipeline_name,
+        "started_at": run_log.started_at.isoformat(),
+        "ended_at": None if ended is None else ended.isoformat(),
+        "writer": writer,
     }
-    summary["writer"] = writer
-    return dumps({"_summary": summary, **record}).encode()
+    return run_record(run_log, summary).encode()
 
 
 def _is_file(path: Path) -> bool:
