@@ -19,8 +19,10 @@ means "survives the process being killed" (SIGKILL included); files are not fsyn
 power failure could still undo.
 
 Creating a file is the dear part on these file systems (about 100 us, against a few for a
-write, a rename or a look-up), so a run creates one before its first event: the journal. A
-snapshot already there (a run that has ended; the final snapshot goes in before its journal
+write, a link or a look-up), so a run creates at most one before its first event, the
+journal, and usually none: a run that ends makes the next one's journal ahead, in the thread
+that writes its snapshot (``_files.AppendPool``, spares), which the next run links into place.
+A snapshot already there (a run that has ended; the final snapshot goes in before its journal
 goes) refuses the new run just after, and its journal goes again.
 
 The final snapshot, which grows with the run, is written in a worker thread
@@ -346,6 +348,10 @@ class FileRunLogStore:
         path = self.snapshot_path(run_log.run_id)
         replace_atomically(path, _encode(run_log, None), reserve=True)
         self.journal_path(run_log.run_id).unlink(missing_ok=True)
+        # While in this thread: the next run's journal, made ahead. Without it (a full disk),
+        # that run makes its own, and fails there if it cannot.
+        with contextlib.suppress(OSError):
+            APPENDS.make_spare(self.folder)
 
 
 def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:

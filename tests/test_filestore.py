@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,3 +199,55 @@ def test_a_journal_beside_a_snapshot_keeps_its_steps_past_its_first_record(
     step = StepLog("a", "task", "a", status=Status.SUCCESS)
     (tmp_path / "r.journal.jsonl").write_bytes(record + b"\n" + step_line(step).encode() + b"\n")
     assert list(FileRunLogStore(tmp_path).load("r").steps) == ["a"]
+
+
+# A run's journal can be a spare made ahead (``_files.AppendPool``): the first record is
+# written into it, then it is linked to the journal's name, then its own name goes. A process
+# killed between those leaves one of these two states; the next process's sweep clears them.
+
+DEAD = "12345-0123456789ab"  # a writer whose process is gone: its lock file is held by none
+
+
+def _dead_writers_folder(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "store"
+    (folder / ".writers").mkdir(parents=True)
+    (folder / ".writers" / f"{DEAD}.lock").write_text("")
+    return folder, folder / ".writers" / f"{DEAD}.0a0b0c0d.spare"
+
+
+async def test_killed_after_writing_its_spare_before_linking_it_no_run_is_left(
+    tmp_path: Path,
+) -> None:
+    from runnable_trio._filestore import _encode
+
+    folder, spare = _dead_writers_folder(tmp_path)
+    spare.write_bytes(_encode(RunLog("r"), DEAD) + b"\n")
+    store = FileRunLogStore(folder)
+    assert store.exists("r") is False
+    assert store.runs() == []
+    with pytest.raises(KeyError):
+        store.load("r")
+    await store.create(RunLog("r"))  # the id was never claimed; this process sweeps
+    assert not spare.exists()
+    assert store.load("r").status is Status.PROCESSING
+
+
+async def test_killed_after_linking_its_spare_the_journal_is_the_run(tmp_path: Path) -> None:
+    from runnable_trio._files import writer_lock
+    from runnable_trio._filestore import _encode
+    from runnable_trio._steplines import step_line
+
+    folder, spare = _dead_writers_folder(tmp_path)
+    journal = folder / "r.journal.jsonl"
+    step = StepLog("a", "task", "a", status=Status.SUCCESS)
+    journal.write_bytes(_encode(RunLog("r"), DEAD) + b"\n" + step_line(step).encode() + b"\n")
+    os.link(journal, spare)
+    store = FileRunLogStore(folder)
+    for _ in range(2):  # before and after the sweep
+        loaded = store.load("r")
+        assert (loaded.status, list(loaded.steps)) == (Status.PROCESSING, ["a"])
+        assert store.alive("r") is False
+        writer_lock(folder)  # this process's lock: it sweeps the dead writer's files
+        assert not spare.exists()
+    with pytest.raises(RunConfigurationError, match="already exists"):
+        await store.create(RunLog("r"))
