@@ -118,7 +118,10 @@ class FileRunLogStore:
         return self.folder / f"{run_id}{_JOURNAL}"
 
     def exists(self, run_id: str) -> bool:
-        return _is_file(self.snapshot_path(run_id)) or self._journal_summary(run_id) is not None
+        if _is_file(self.snapshot_path(run_id)):
+            return True
+        journal = self.journal_path(run_id)  # a run that goes: a journal with a record
+        return os.path.lexists(journal) and _read_summary(journal, whole=False) is not None
 
     async def create(self, run_log: RunLog) -> None:
         """Create the run's journal, its record as it starts on the first line: the claim.
@@ -399,17 +402,7 @@ def _collection_paused() -> Iterator[None]:
 
 
 def _encode(run_log: RunLog, writer: str | None) -> bytes:
-    ended = run_log.ended_at
-    summary = {
-        "run_id": run_log.run_id,
-        "status": run_log.status.value,
-        "tag": run_log.tag,
-        "pipeline_name": run_log.pipeline_name,
-        "started_at": run_log.started_at.isoformat(),
-        "ended_at": None if ended is None else ended.isoformat(),
-        "writer": writer,
-    }
-    return run_record(run_log, summary).encode()
+    return run_record(run_log, writer).encode()
 
 
 def _is_file(path: Path) -> bool:

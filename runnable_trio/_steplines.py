@@ -146,15 +146,22 @@ def _definition(definition: dict[str, Any]) -> str:
     return text
 
 
-def run_record(run_log: RunLog, summary: Mapping[str, Any]) -> str:
-    """The text ``dumps({"_summary": summary, **run_log_to_dict(run_log)})``."""
+def run_record(run_log: RunLog, writer: str | None) -> str:
+    """The record with its summary first: the text ``dumps({"_summary": summary, **record})``
+    where ``record`` is ``run_log_to_dict(run_log)`` and ``summary`` its ``run_id``,
+    ``status``, ``tag``, ``pipeline_name``, ``started_at`` and ``ended_at``, and ``writer``."""
+    names = (
+        f'"run_id":{_quote(run_log.run_id)},"status":{_quote(run_log.status)},'
+        f'"tag":{_quote(run_log.tag)},"pipeline_name":{_quote(run_log.pipeline_name)},'
+    )
+    times = f'"started_at":{_time(run_log.started_at)},"ended_at":{_time(run_log.ended_at)}'
     steps = ",".join(f"{_quote(name)}:{_step(step)}" for name, step in run_log.steps.items())
     retried = ",".join(map(_time, run_log.retried_at))
     return (
-        f'{{"_summary":{dumps(summary)},"run_id":{_quote(run_log.run_id)},'
-        f'"tag":{_quote(run_log.tag)},"pipeline_name":{_quote(run_log.pipeline_name)},'
-        f'"status":{_quote(run_log.status)},"started_at":{_time(run_log.started_at)},'
-        f'"ended_at":{_time(run_log.ended_at)},'
+        f'{{"_summary":{{{names}{times},"writer":{_text(writer)}}},'
+        f'"run_id":{_quote(run_log.run_id)},"tag":{_quote(run_log.tag)},'
+        f'"pipeline_name":{_quote(run_log.pipeline_name)},"status":{_quote(run_log.status)},'
+        f"{times},"
         f'"parameters_in":{_values(run_log.parameters_in)},'
         f'"parameters_out":{_values(run_log.parameters_out)},"steps":{{{steps}}},'
         f'"failed_step":{_text(run_log.failed_step)},"error_type":{_text(run_log.error_type)},'
