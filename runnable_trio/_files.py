@@ -334,14 +334,15 @@ class AppendPool:
     descriptors held stay at most ``size`` however many runs are live. A process out of
     descriptors gets one back from the pool before giving up.
 
-    Spares. Creating a file costs about 100 us on this machine's file system, against a few
-    for opening one, writing it, or giving it a second name (``link``). So a journal can be
-    made ahead, in a worker thread, as a spare (an empty file ``<token>.<hex>.spare`` in the
-    folder's ``.writers/``, closed: no descriptor held), one per process and folder: a run
-    starting then writes its first record into it and links it to its journal's name, which
-    claims that name as an exclusive create would (``link`` fails if anything is there and
-    follows no symlink). The spare's own name goes then; a process killed before leaves it
-    for the next sweep of its folder's lock files (:func:`writer_lock`).
+    Spares. A journal is made as a spare, an empty file ``<token>.<hex>.spare`` in the
+    folder's ``.writers/``: a run starting writes its first record into it and links it to
+    its journal's name, which claims that name as an exclusive create would (``link`` fails
+    if anything is there and follows no symlink) and shows it whole, never partly written.
+    Creating a file costs 60-200 us on this machine's file system, against a few for opening
+    one, writing it or linking it; so a run that ends makes the next spare ahead, in a worker
+    thread (:meth:`make_spare`), one per process and folder, closed (no descriptor held).
+    The spare's own name goes once linked; a process killed before leaves it for the next
+    sweep of its folder's lock files (:func:`writer_lock`).
     """
 
     def __init__(self, size: int) -> None:
@@ -367,8 +368,9 @@ class AppendPool:
 
     def create(self, path: Path, data: bytes) -> None:
         """Create ``path`` new holding ``data`` (a run's journal, as the run starts), open in
-        the pool; this claims the name. From the folder's spare if there is one, else by an
-        exclusive create (a failed write deletes it again).
+        the pool; this claims the name. ``data`` goes into the folder's spare (made now if
+        there is none), which is then linked to ``path``: a reader never sees it partly
+        written.
 
         Raises:
             FileExistsError: anything is there already, a symlink included.
@@ -379,17 +381,11 @@ class AppendPool:
         with self._lock:
             self._close(key)
             spare = self._spares.pop((os.getpid(), str(path.parent)), None)
-            fd = None if spare is None else self._from_spare(spare, path, data)
-            if fd is not None:
-                self._keep(key, fd)
-                return
-            fd = self._open(path, os.O_CREAT | os.O_EXCL, reserve=False)
-            try:
-                write_all(fd, data)
-            except BaseException:
-                self._close(key)
-                path.unlink()
-                raise
+            if spare is not None:
+                with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
+                    self._keep(key, self._from_spare(spare, path, data))
+                    return
+            self._keep(key, self._from_spare(_new_spare(path.parent), path, data))
 
     def make_spare(self, folder: Path) -> None:
         """Make the spare of ``folder`` for a later :meth:`create`, unless there is one.
@@ -399,25 +395,25 @@ class AppendPool:
         key = (os.getpid(), str(folder))
         if key in self._spares:
             return
-        token = writer_lock(folder).token
-        spare = folder / WRITERS_FOLDER / f"{token}.{secrets.token_hex(4)}{_SPARE}"
-        create_new(spare)
+        spare = _new_spare(folder)
         with self._lock:
             if key not in self._spares:
                 self._spares[key] = spare
                 return
         spare.unlink()  # another thread made one meanwhile
 
-    def _from_spare(self, spare: Path, path: Path, data: bytes) -> int | None:
-        """The spare's descriptor once it holds ``data`` under the name ``path``; ``None`` if
-        the spare is gone (deleted by hand: an exclusive create then)."""
+    def _from_spare(self, spare: Path, path: Path, data: bytes) -> int:
+        """The spare's descriptor once it holds ``data`` under the name ``path``.
+
+        Raises:
+            FileNotFoundError: the spare is gone.
+        """
         key = (os.getpid(), str(path.parent))
         try:
             fd = _open(spare, _APPEND_FLAGS)
-        except (FileNotFoundError, FileExistsError):
-            return None
-        except OSError:
-            self._spares[key] = spare  # out of descriptors: still spare
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self._spares[key] = spare  # still spare
             raise
         try:
             write_all(fd, data)
@@ -471,6 +467,14 @@ class AppendPool:
         fd = self._fds.pop(key, None)
         if fd is not None:
             os.close(fd)
+
+
+def _new_spare(folder: Path) -> Path:
+    """A new empty spare file for ``folder``, named by this process's writer token."""
+    name = f"{writer_lock(folder).token}.{secrets.token_hex(4)}{_SPARE}"
+    with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
+        create_new(Path(name), dir_fd=writers)
+    return folder / WRITERS_FOLDER / name
 
 
 def _taken(path: Path) -> FileExistsError:

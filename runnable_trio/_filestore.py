@@ -18,10 +18,10 @@ at a cost that does not grow with the run, and a reader never sees half a record
 means "survives the process being killed" (SIGKILL included); files are not fsync'ed, which a
 power failure could still undo.
 
-Creating a file is the dear part on these file systems (about 100 us, against a few for a
-write, a link or a look-up), so a run creates at most one before its first event, the
-journal, and usually none: a run that ends makes the next one's journal ahead, in the thread
-that writes its snapshot (``_files.AppendPool``, spares), which the next run links into place.
+Creating a file is the dear part on these file systems (60-200 us, against a few for a
+write, a link or a look-up), so a run creates at most one before its first event, and usually
+none: its journal is a spare file, which it fills and links into place, and a run that ends
+makes the next spare ahead in the thread that writes its snapshot (``_files.AppendPool``).
 A snapshot already there (a run that has ended; the final snapshot goes in before its journal
 goes) refuses the new run just after, and its journal goes again.
 
@@ -179,7 +179,7 @@ class FileRunLogStore:
             raise describe_os_error(exc, what) from exc
 
     async def finish(self, run_log: RunLog) -> None:
-        """Write the final snapshot atomically, then drop the journal."""
+        """Write the final snapshot atomically, then drop the journal (and make a spare)."""
         journal = self._journals.pop(run_log.run_id, None)
         if journal is None:
             return
@@ -188,11 +188,12 @@ class FileRunLogStore:
         await run_blocking(self._finish_files, run_log)
 
     def load(self, run_id: str) -> RunLog:
-        """The run's record: the snapshot, with the journal's steps placed in while running.
+        """The run's record: its snapshot or, before there is one, its journal's first line,
+        with the journal's steps placed in while it is ``PROCESSING``.
 
         Raises:
             KeyError: no run with this id.
-            RunConfigurationError: the snapshot is not a run log (or is a symlink).
+            RunConfigurationError: the file read is not a run log (or is a symlink).
         """
         path, text, journal = self._read_record(run_id)
         with _collection_paused():

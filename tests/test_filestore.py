@@ -143,7 +143,8 @@ _KILLED_AT_FIRST_EVENT = textwrap.dedent(
 
     async def main():
         pipeline = AsyncPythonTask("first", first).as_async_pipeline()
-        async for _ in pipeline.execute_streaming(run_id="k", tag="t", parameters={"p": 1}):
+        run = pipeline.execute_streaming("config.yaml", run_id="k", tag="t", parameters={"p": 1})
+        async for _ in run:
             os.kill(os.getpid(), signal.SIGKILL)  # dies as its first event arrives
 
     trio.run(main)
@@ -156,6 +157,8 @@ def test_a_run_killed_at_its_first_event_has_a_record_the_readers_parse(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "victim.py").write_text(_KILLED_AT_FIRST_EVENT)
+    # No git probe: a git child forked at that moment holds the writer's lock until its exec.
+    (tmp_path / "config.yaml").write_text("code_identity: false\n")
     done = subprocess.run([sys.executable, "victim.py"], cwd=tmp_path, check=False)
     assert done.returncode == -9
     folder = tmp_path / ".run_log_store"
