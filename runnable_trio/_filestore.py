@@ -66,7 +66,6 @@ from ._files import (
     APPENDS,
     describe_os_error,
     locked,
-    make_folder,
     read_file,
     read_head,
     replace_atomically,
@@ -305,8 +304,8 @@ class FileRunLogStore:
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
         try:
-            make_folder(self.folder)
             reserve_descriptor()  # at the limit already: the run fails here, at its start
+            # (The folder is made with the writer's lock, and again with a spare if need be.)
             record = _encode(run_log, writer_lock(self.folder).token) + b"\n"
             try:
                 # The claim, atomic. Open in the pool: out of descriptors, the run fails now,

@@ -254,3 +254,12 @@ async def test_killed_after_linking_its_spare_the_journal_is_the_run(tmp_path: P
         assert not spare.exists()
     with pytest.raises(RunConfigurationError, match="already exists"):
         await store.create(RunLog("r"))
+
+
+async def test_a_folder_deleted_between_runs_is_made_again() -> None:
+    import shutil
+
+    await collect(AsyncPythonTask("a", ok).as_async_pipeline(), run_id="r1")
+    shutil.rmtree(STORE)  # with this process's lock and spare
+    await collect(AsyncPythonTask("a", ok).as_async_pipeline(), run_id="r2")
+    assert FileRunLogStore().load("r2").status is Status.SUCCESS
