@@ -3,7 +3,7 @@
 Asked for with ``event_log=True`` (or ``event_log: true`` in the configuration file), a run
 writes ``<run log folder>/<run_id>.events.jsonl``: one line per event as the consumer received
 it, ``{"seq": 7, "event": {...}}``, and a last line saying how the run ended,
-``{"end": {"status": "FAIL", "failed_step": ..., "error_type": ..., "error_message": ...}}``.
+``{"end": {"status": "FAIL", "step": ..., "error_type": ..., "error_message": ...}}``.
 ``replay()`` (``_replay``) reads it back, for a finished run or one still going.
 
 The consumer side of the stream appends, because that is where the sequence number is final.
@@ -11,7 +11,8 @@ Appending only encodes the line; lines are written in batches by a worker thread
 :data:`BATCH` lines are waiting, whenever the consumer is about to wait for the next event
 (the stream is idle, so nothing is delayed), and when the stream ends. Closing the log writes
 what is left and the end line, shielded from cancellation, so no event the consumer received
-is lost however it left.
+is lost however it left; the consumer side closes it from one place, once the run has ended
+(``_stream.EventStream.finish``).
 
 No descriptor is held while the run goes: each batch is an open-append-close in the worker
 thread (``_files``), so a process runs any number of logged runs under its descriptor limit.
@@ -37,7 +38,7 @@ from ._errors import RunConfigurationError
 from ._files import append_line, create_new, make_folder, read_from, writer_lock
 from ._jsoncodec import dumps, loads
 from ._offloop import run_blocking
-from ._runlog import RunLog, Status
+from ._runlog import RunLog, Status, upgrade_run_data
 
 __all__ = [
     "BATCH",
@@ -73,7 +74,7 @@ class EventLogEnd:
     """The last line of an event log: how the run ended."""
 
     status: Status
-    failed_step: str | None = None
+    step: str | None = None
     error_type: str | None = None
     error_message: str | None = None
 
@@ -82,7 +83,7 @@ class EventLogEnd:
         """The end line of a run whose status is final."""
         return cls(
             status=run_log.status,
-            failed_step=run_log.failed_step,
+            step=run_log.step,
             error_type=run_log.error_type,
             error_message=run_log.error_message,
         )
@@ -114,7 +115,7 @@ def decode_line(line: str | bytes) -> Line:
         raise ValueError(f"not an event log line: {line!r}")
     try:
         if "end" in data:
-            return converter.structure(data["end"], EventLogEnd)
+            return converter.structure(upgrade_run_data(data["end"]), EventLogEnd)
         if "writer" in data:
             if not isinstance(data["writer"], str):
                 raise TypeError("the writer must be a str")

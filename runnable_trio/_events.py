@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import time
+from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict, final
 
 import trio
@@ -171,19 +172,15 @@ class EventSink:
         self.run_id = run_id
         self.attribution = attribution
 
-    def emit_nowait(self, event: Event, step: str) -> bool:
-        """Put a user event in at once if it needs no attribution and there is room.
+    def unattributed_send(self) -> Callable[[Event], None] | None:
+        """The channel's ``send_nowait``, when events go in as they are (no attribution).
 
-        Returns whether it did; if not, ``emit`` must be awaited. This spares the hot path
-        of a streaming task a coroutine per event.
+        ``None`` with attribution on: each event then needs its ``_meta``, through ``emit``.
+        A streaming task calls it for every event it can hand over at once, which spares its
+        hot path a coroutine and a method call per event; it raises ``trio.WouldBlock`` when
+        the buffer is full, and ``emit`` must then be awaited.
         """
-        if self.attribution:
-            return False
-        try:
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
-            return False
-        return True
+        return None if self.attribution else self._send.send_nowait
 
     async def emit(self, event: Event, step: str) -> None:
         """Send one user event, waiting while the buffer is full.

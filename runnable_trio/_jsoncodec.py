@@ -44,13 +44,18 @@ def _default(value: object) -> Any:
 
 
 def _marker(value: object) -> dict[str, str]:
+    return {REPR_KEY: _repr(value)}
+
+
+def _repr(value: object) -> str:
+    """``repr(value)``, cut to :data:`REPR_LIMIT`; a broken ``__repr__`` named, not raised."""
     try:
         text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break the record either
         text = f"<{type(value).__qualname__} (repr failed: {type(exc).__name__})>"
     if len(text) > REPR_LIMIT:
         text = text[:REPR_LIMIT] + "..."
-    return {REPR_KEY: text}
+    return text
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=_default)
@@ -113,9 +118,11 @@ def _writable(value: int) -> bool:
 def _key(key: object) -> str:
     if isinstance(key, str):
         return key
+    if isinstance(key, int) and not isinstance(key, bool) and not _writable(key):
+        return _HUGE_INT
     if isinstance(key, bool | int | float) or key is None:
         return json.dumps(key)
-    return repr(key)
+    return _repr(key)
 
 
 def has_repr_marker(value: Any) -> bool:

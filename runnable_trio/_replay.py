@@ -158,5 +158,5 @@ class Replay(metaclass=NoPublicConstructor):
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
         raise ExecutionFailedError.of(
-            self.run_id, end.failed_step, end.error_type, end.error_message
+            self.run_id, end.step, end.error_type, end.error_message
         )

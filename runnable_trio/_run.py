@@ -126,7 +126,7 @@ class PreparedRun:
         except Exception as exc:
             self.error = exc
             self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
-            run_log.failed_step = self.failed_step
+            run_log.step = self.failed_step
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.FAIL, exc)
             await sink.lifecycle(
@@ -166,17 +166,16 @@ class PreparedRun:
         self.ended.set()
         send.close()
 
-    async def wait_cancelled(self, *, shield: bool = True) -> None:
+    async def wait_cancelled(self) -> None:
         """Wait for the run, which has just been cancelled, to end.
 
         Once it has not ended ``cancel_warning`` seconds after, a warning names the steps
         still running (a task swallowing ``trio.Cancelled``, a cleanup that takes long, a
         plain ``def`` still in its thread); the wait then goes on until the run has ended.
 
-        Args:
-            shield: wait even if the waiting task is cancelled meanwhile.
+        Cancellation: shielded; the wait goes on until the run has ended.
         """
-        with trio.CancelScope(shield=shield):
+        with trio.CancelScope(shield=True):
             with trio.move_on_after(self.cancel_warning):
                 await self.ended.wait()
                 return

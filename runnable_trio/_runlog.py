@@ -16,6 +16,7 @@ branch (Parallel key, Map index, Loop iteration, or ``%on_failure``), each holdi
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "run_log_to_dict",
     "step_log_from_dict",
     "step_log_to_dict",
+    "upgrade_run_data",
     "utc_now",
 ]
 
@@ -154,7 +156,9 @@ class RunLog:
     ``definition`` describes the pipeline (steps, kinds, functions by qualified name,
     returns, branches) and ``definition_hash`` is the sha256 of its canonical JSON: a retry
     checks it. ``retried_at`` lists when the run was retried (its steps' new attempts are
-    recorded in place).
+    recorded in place). A failed run names the step it failed at in ``step`` (the dotted
+    path, as the ``run.failed`` event and the SSE error event do) and what failed in
+    ``error_type`` and ``error_message``.
     """
 
     run_id: str
@@ -166,7 +170,7 @@ class RunLog:
     parameters_in: dict[str, Any] = attrs.field(factory=dict)
     parameters_out: dict[str, Any] = attrs.field(factory=dict)
     steps: dict[str, StepLog] = attrs.field(factory=dict)
-    failed_step: str | None = None
+    step: str | None = None
     error_type: str | None = None
     error_message: str | None = None
     definition: dict[str, Any] = attrs.field(factory=dict)
@@ -184,8 +188,28 @@ class RunLog:
         """Make an ended run PROCESSING again, for a retry."""
         self.status = Status.PROCESSING
         self.ended_at = None
-        self.failed_step = self.error_type = self.error_message = None
+        self.step = self.error_type = self.error_message = None
         self.retried_at.append(utc_now())
+
+    @property
+    def failed_step(self) -> str | None:
+        """The former name of :attr:`step` (deprecated: read ``step``)."""
+        warnings.warn("RunLog.failed_step is now RunLog.step", DeprecationWarning, stacklevel=2)
+        return self.step
+
+
+#: Keys of a run record that older versions wrote under another name: ``{old: new}``.
+_RENAMED = {"failed_step": "step"}
+
+
+def upgrade_run_data(data: Any) -> Any:
+    """A decoded run record (or event-log end) with older key names renamed, in place."""
+    if type(data) is dict:
+        for old, new in _RENAMED.items():
+            if old in data:
+                value = data.pop(old)
+                data.setdefault(new, value)
+    return data
 
 
 def _make_record_converter() -> cattrs.Converter:
@@ -206,8 +230,9 @@ def run_log_to_dict(run_log: RunLog) -> dict[str, Any]:
 
 
 def run_log_from_dict(data: Any) -> RunLog:
-    """A run log from plain data. Raises a cattrs error if the data does not fit."""
-    return _records.structure(data, RunLog)
+    """A run log from plain data (older key names accepted). Raises a cattrs error if the
+    data does not fit."""
+    return _records.structure(upgrade_run_data(data), RunLog)
 
 
 def step_log_to_dict(step: StepLog) -> dict[str, Any]:

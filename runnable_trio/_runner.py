@@ -25,12 +25,12 @@ from ._catalog import RunCatalog
 from ._errors import StepTimeoutError, TerminatedWithFailure
 from ._events import EventSink, Lifecycle
 from ._retry import NO_RETRY, Retry
-from ._runlog import BranchLog, RunLog, Status, StepLog
+from ._runlog import Attempt, BranchLog, RunLog, Status, StepLog
 from ._store import RunLogStore
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline, BaseStep
-    from ._telemetry import RunTelemetry
+    from ._telemetry import RunTelemetry, StepSpan
 
 __all__ = [
     "RunContext",
@@ -161,11 +161,13 @@ async def run_branch(
 ) -> None:
     """Run a composite step's branch, keeping ``branch.status`` up to date."""
     # The loop of run_pipeline, not a call to it: a Map holds one such stack per item, and
-    # every switch of a branch's task passes through each of its frames.
-    steps = branch.steps
+    # every switch of a branch's task passes through each of its frames. By index: a tuple's
+    # iterator is one more object per item for the cyclic GC to walk, a range's is not.
+    records = branch.steps
+    steps = pipeline.steps
     try:
-        for step in pipeline.steps:
-            if not await run_step(ctx, step, scope, prefix, steps):
+        for index in range(len(steps)):
+            if not await run_step(ctx, steps[index], scope, prefix, records):
                 break
     except Exception:
         branch.status = Status.FAIL
@@ -206,9 +208,49 @@ async def run_step(
     ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
     running = ctx.running
     running.add(path)
+    policy: Retry = getattr(step, "retry", None) or NO_RETRY
+    timeout = step.timeout
+    telemetry = ctx.telemetry
+    number = 0  # this run's attempts (a resumed record holds earlier ones too)
     try:
         await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
-        await _attempts(ctx, step, scope, path, log)
+        # The attempts under the retry policy, each in a cancel scope of its own when the
+        # step has a timeout. Inline, not a coroutine of its own: a Map holds one stack per
+        # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
+        while True:
+            number += 1
+            attempt = log.new_attempt()
+            span = None
+            if telemetry is not None:
+                span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
+            try:
+                if timeout is None:
+                    await step._execute(ctx, scope, path, log)
+                else:
+                    with trio.move_on_after(timeout) as cancel_scope:
+                        await step._execute(ctx, scope, path, log)
+                    if cancel_scope.cancelled_caught:
+                        raise StepTimeoutError(path, "timeout", timeout)
+            except Exception as exc:
+                _end_attempt(attempt, span, Status.FAIL, exc)
+                if number >= policy.attempts:
+                    raise
+                delay = policy.delay(number)
+                await ctx.sink.lifecycle(
+                    Lifecycle.STEP_RETRYING,
+                    path,
+                    attempt=number,
+                    error_type=type(exc).__name__,
+                    error_message=str(exc),
+                    delay=delay,
+                )
+                await trio.sleep(delay)
+            except BaseException:
+                _end_attempt(attempt, span, Status.CANCELLED)
+                raise
+            else:
+                _end_attempt(attempt, span, Status.SUCCESS)
+                break
     except Exception as exc:
         log.status = Status.FAIL
         ctx.note_failure(exc, path)
@@ -225,7 +267,7 @@ async def run_step(
             raise
         recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
         branch = run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
-        await (branch if ctx.telemetry is None else ctx.telemetry.recover(path, branch))
+        await (branch if telemetry is None else telemetry.recover(path, branch))
         return False  # recovered: the rest of this pipeline is skipped
     except BaseException:
         log.status = Status.CANCELLED
@@ -240,54 +282,15 @@ async def run_step(
     return _after_success(step, path)
 
 
+def _end_attempt(
+    attempt: Attempt, span: StepSpan | None, status: Status, exc: BaseException | None = None
+) -> None:
+    attempt.end(status, exc)
+    if span is not None:
+        span.end(status, exc)
+
+
 def _after_success(step: BaseStep, path: str) -> bool:
     if step.terminate_with_failure:
         raise TerminatedWithFailure(path)
     return not step.terminate_with_success
-
-
-async def _attempts(ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog) -> None:
-    policy: Retry = getattr(step, "retry", None) or NO_RETRY
-    timeout = step.timeout
-    telemetry = ctx.telemetry
-    number = 0
-    while True:
-        number += 1
-        attempt = log.new_attempt()
-        span = None
-        if telemetry is not None:
-            span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
-        try:
-            if timeout is None:
-                await step._execute(ctx, scope, path, log)
-            else:
-                with trio.move_on_after(timeout) as cancel_scope:
-                    await step._execute(ctx, scope, path, log)
-                if cancel_scope.cancelled_caught:
-                    raise StepTimeoutError(path, "timeout", timeout)
-        except Exception as exc:
-            attempt.end(Status.FAIL, exc)
-            if span is not None:
-                span.end(Status.FAIL, exc)
-            if number >= policy.attempts:
-                raise
-            delay = policy.delay(number)
-            await ctx.sink.lifecycle(
-                Lifecycle.STEP_RETRYING,
-                path,
-                attempt=number,
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-                delay=delay,
-            )
-            await trio.sleep(delay)
-        except BaseException:
-            attempt.end(Status.CANCELLED)
-            if span is not None:
-                span.end(Status.CANCELLED)
-            raise
-        else:
-            attempt.end(Status.SUCCESS)
-            if span is not None:
-                span.end(Status.SUCCESS)
-            return

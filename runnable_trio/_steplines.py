@@ -27,7 +27,16 @@ from typing import Any
 
 from ._convert import converter
 from ._jsoncodec import dumps
-from ._runlog import Attempt, BranchLog, CatalogEntry, CodeIdentity, RunLog, Status, StepLog
+from ._runlog import (
+    Attempt,
+    BranchLog,
+    CatalogEntry,
+    CodeIdentity,
+    RunLog,
+    Status,
+    StepLog,
+    upgrade_run_data,
+)
 
 __all__ = ["read_run", "read_step", "run_record", "step_line"]
 
@@ -275,7 +284,7 @@ _RUN: _Fields = {
     "parameters_in": _values_read,
     "parameters_out": _values_read,
     "steps": _mapping(read_step),
-    "failed_step": _optional(str),
+    "step": _optional(str),
     "error_type": _optional(str),
     "error_message": _optional(str),
     "definition": _values_read,
@@ -291,5 +300,5 @@ def read_run(data: Any) -> RunLog:
     Raises:
         TypeError, ValueError, KeyError: the data is not a run record.
     """
-    run_log: RunLog = _build(RunLog, _RUN, data)
+    run_log: RunLog = _build(RunLog, _RUN, upgrade_run_data(data))
     return run_log

@@ -87,7 +87,8 @@ class MemoryRunLogStore:
     """Keeps run records in this process, for tests and for callers who want no files.
 
     ``type: memory`` in a configuration names one such store shared by the whole process, so
-    ``read_run_log``, ``list_runs`` and the retries find its runs there.
+    ``read_run_log``, ``list_runs`` and the retries find its runs there. Every record stays
+    for as long as the store does (none is evicted): not a store for a long-running server.
     """
 
     def __init__(self) -> None:

@@ -7,6 +7,14 @@ Events reach the consumer through :class:`EventStream`, one hop from the produci
 the run's bounded memory channel (``_events.open_event_channel``). While events are buffered,
 ``__anext__`` takes one with ``receive_nowait`` after a cancellation check only: no trip
 through the scheduler. Only an empty channel makes it await ``receive`` (a checkpoint).
+
+Every way a consumer is done with a run goes through :meth:`EventStream.finish`, the one place
+a run's event log is closed: after the last event (normal end, failure, an interrupt), on
+leaving ``open_stream``'s block (``break``, an exception, a cancellation, an interrupt raised
+by a task), from ``StreamingRun.aclose()`` or a raising ``__anext__``, and from the safety net
+of a dropped ``StreamingRun``. It cancels a run still going and waits for it first, so the
+end line has the run's final status; after the events the consumer received, so none is
+lost; and once, however many of those ways a consumer takes.
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ class EventStream(metaclass=NoPublicConstructor):
     _built_by = "stream() (and runnable_trio.hosting.open_stream)"
 
     __slots__ = (
+        "_cancel_scope",
         "_deliver_interrupt",
+        "_finished",
         "_log",
         "_receive",
         "_receiving",
@@ -52,10 +62,17 @@ class EventStream(metaclass=NoPublicConstructor):
     )
 
     def __init__(
-        self, receive: EventReceive, run: PreparedRun, *, deliver_interrupt: bool = False
+        self,
+        receive: EventReceive,
+        run: PreparedRun,
+        cancel_scope: trio.CancelScope,
+        *,
+        deliver_interrupt: bool = False,
     ) -> None:
         self._receive = receive
         self._run = run
+        self._cancel_scope = cancel_scope  # the scope the run's task runs in
+        self._finished = False
         # Where the run is not a child of the consumer's nursery (a system task), nothing
         # else would give the consumer a KeyboardInterrupt the run ended with.
         self._deliver_interrupt = deliver_interrupt
@@ -88,7 +105,7 @@ class EventStream(metaclass=NoPublicConstructor):
             except trio.WouldBlock:
                 event = await self._wait()
         except trio.EndOfChannel:
-            await self._end_log()
+            await self.finish()
             self._end()
         self.last_seq += 1
         if self._stamp:
@@ -128,10 +145,27 @@ class EventStream(metaclass=NoPublicConstructor):
         except StopAsyncIteration:
             raise trio.EndOfChannel from None
 
-    async def _end_log(self) -> None:
-        """Close the event log, if any (also done when a consumer leaves early)."""
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` has been done: the run has ended, its event log closed."""
+        return self._finished
+
+    async def finish(self) -> None:
+        """The consumer is done with the run: end it, then close its event log.
+
+        A run still going is cancelled and waited for; then the event log, if any, gets
+        what the consumer received and the end line (once: closing it is idempotent).
+        Calling it again does nothing.
+
+        Cancellation: shielded; it returns once the run has ended and its log is closed.
+        """
+        run = self._run
+        if not run.finished:
+            self._cancel_scope.cancel()
+            await run.wait_cancelled()
         if self._log is not None:
-            await self._log.close(self._run.run_log)
+            await self._log.close(run.run_log)
+        self._finished = True
 
     def take_interrupt(self) -> BaseException | None:
         """The interrupt the run ended with, if it is this stream's to deliver; once."""
@@ -159,16 +193,12 @@ async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run.execute, send, name=f"runnable_trio run {run.run_id}")
+            events = EventStream._create(receive, run, nursery.cancel_scope)
             try:
-                yield EventStream._create(receive, run)
+                yield events
             finally:
-                if not run.finished:
-                    nursery.cancel_scope.cancel()
-                    await run.wait_cancelled()
+                await events.finish()
     except BaseExceptionGroup as group:
         # The run task raises nothing but Cancelled, so what the group holds came from the
         # caller's block: give it back as it was raised.
         reraise_single(group)
-    finally:
-        if run.event_log is not None:  # the consumer left early: keep what it received
-            await run.event_log.close(run.run_log)

@@ -7,24 +7,24 @@ iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises 
 ``aclose()``.
 
 ``__del__`` is a safety net, not a way to end a run: it is what the reference's drop-in form
-``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on, and it cancels
-the run soon without waiting for it. Every caller inside this library (the command line, the
-testing toolkit, SSE, compat) ends the iteration with ``aclose()``; code that must know the
-run has ended does the same (``contextlib.aclosing``).
+``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on. It cannot await,
+so it has the Trio loop cancel the run soon and a system task do what ``aclose()`` would
+(``EventStream.finish``: wait for the run, warn if it does not end, close its event log);
+nobody waits for that task. Every caller inside this library (the command line, the testing
+toolkit, SSE, compat) ends the iteration with ``aclose()``; code that must know the run has
+ended does the same (``contextlib.aclosing``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 from typing import final
 
 import trio
 
 from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError
-from ._eventlog import EventLogSink
 from ._events import Event, EventSend, open_event_channel
 from ._groups import raise_without_context
 from ._prepare import check_called_from_trio
@@ -99,7 +99,9 @@ class StreamingRun(metaclass=NoPublicConstructor):
     def _start(self) -> None:
         check_called_from_trio("execute_streaming()", started=True)
         send, receive = open_event_channel(self._run.buffer_size)
-        self._events = EventStream._create(receive, self._run, deliver_interrupt=True)
+        self._events = EventStream._create(
+            receive, self._run, self._cancel_scope, deliver_interrupt=True
+        )
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
@@ -115,13 +117,10 @@ class StreamingRun(metaclass=NoPublicConstructor):
 
     async def _abort(self) -> None:
         """Cancel the run and wait for it; a KeyboardInterrupt it ended with wins."""
-        self._cancel_scope.cancel()
-        await self._run.wait_cancelled()
+        assert self._events is not None
+        await self._events.finish()
         with trio.CancelScope(shield=True):
             await self._done.wait()
-        if self._run.event_log is not None:
-            await self._run.event_log.close(self._run.run_log)
-        assert self._events is not None
         interrupt = self._events.take_interrupt()
         if interrupt is not None:
             # As out of stream()'s block: an interrupt raised by a task while the consumer
@@ -129,16 +128,12 @@ class StreamingRun(metaclass=NoPublicConstructor):
             raise_without_context(interrupt)
 
     def __del__(self) -> None:
-        # Dropped without aclose() (``break`` out of ``async for``): cancel the run from the
-        # Trio thread; nobody is left to wait for it.
-        if self._token is None:
+        # Dropped without aclose() (``break`` out of ``async for``): the safety net. It may
+        # run anywhere (even in another thread), so it only hands the leaving to the Trio loop.
+        if self._token is None or self._events is None or self._events.finished:
             return
-        with contextlib.suppress(trio.RunFinishedError):
-            if not self._done.is_set():
-                self._token.run_sync_soon(self._cancel_scope.cancel)
-                self._token.run_sync_soon(_watch_cancelled, self._run)
-            if self._run.event_log is not None and not self._run.event_log.closed:
-                self._token.run_sync_soon(_close_event_log, self._run, self._done)
+        with contextlib.suppress(trio.RunFinishedError):  # the process is ending
+            self._token.run_sync_soon(_leave_dropped, self._events, self._cancel_scope)
 
 
 def start_streaming(run: PreparedRun) -> StreamingRun:
@@ -146,26 +141,15 @@ def start_streaming(run: PreparedRun) -> StreamingRun:
     return StreamingRun._create(run)
 
 
-def _watch_cancelled(run: PreparedRun) -> None:
-    # A dropped iterator leaves nobody waiting for its run: a system task warns instead if
-    # the run does not end; it is cancelled with the Trio run, so it never holds it up.
-    if not run.finished:
-        with contextlib.suppress(RuntimeError):
-            trio.lowlevel.spawn_system_task(
-                functools.partial(run.wait_cancelled, shield=False),
-                name=f"runnable_trio cancelled run {run.run_id}",
-            )
-
-
-def _close_event_log(run: PreparedRun, done: trio.Event) -> None:
-    async def close(log: EventLogSink) -> None:
-        await done.wait()
-        await log.close(run.run_log)
-
-    # Too late once Trio is shutting down (no new system task): the process is ending.
-    if run.event_log is not None and not run.event_log.closed:
-        with contextlib.suppress(RuntimeError):
-            trio.lowlevel.spawn_system_task(close, run.event_log, name="runnable_trio event log")
+def _leave_dropped(events: EventStream, cancel_scope: trio.CancelScope) -> None:
+    # In the Trio loop, for a dropped iterator: cancel the run now, not once the task below
+    # first runs, and leave the rest of aclose()'s work to that task. The task holds up the
+    # end of the Trio run no longer than the run's own task does.
+    cancel_scope.cancel()
+    with contextlib.suppress(RuntimeError):  # Trio is shutting down: no new system task
+        trio.lowlevel.spawn_system_task(
+            events.finish, name=f"runnable_trio dropped run {events.run_id}"
+        )
 
 
 async def _execute_in_scope(

@@ -222,8 +222,12 @@ class AsyncPythonTask(BaseStep):
             if kept.kind is ReturnKind.PICKLED:
                 log.catalog.append(await ctx.catalog.put_object(path, kept.name, values[kept.name]))
         scope.publish(values, log)
-        metrics = {r.name: values[r.name] for r in self.returns if r.kind is ReturnKind.METRIC}
-        log.attempts[-1].metrics.update(metrics)
+        # A loop, not a comprehension: one would make ``values`` a closure cell, an object
+        # the cyclic GC tracks for as long as the task runs (one per Map item).
+        metrics = log.attempts[-1].metrics
+        for kept in self.returns:
+            if kept.kind is ReturnKind.METRIC:
+                metrics[kept.name] = values[kept.name]
 
     # Extension points: how the user's function is driven. The asyncio layer (compat/)
     # overrides these to run asyncio-flavoured functions on the host loop.
@@ -247,7 +251,7 @@ class AsyncPythonTask(BaseStep):
         dict afterwards.
         """
         end_type = self.stream_end_type
-        emit_nowait = ctx.sink.emit_nowait
+        send_nowait = ctx.sink.unattributed_send()
         emit = ctx.sink.emit
         end: Mapping[str, Any] | None = None
         idle = self.idle_timeout
@@ -256,11 +260,21 @@ class AsyncPythonTask(BaseStep):
             opened = faults.stream(opened)
         async with aclosing(opened) as generator:
             if idle is None:
+                # The hot loop of a streaming step: the usual event (a dict with a str type)
+                # is checked inline and handed over without a call of ours when there is room.
                 async for event in generator:
-                    if self._check_event(event, path) == end_type:
+                    event_type = event.get("type") if type(event) is dict else None
+                    if type(event_type) is not str:
+                        event_type = self._check_event(event, path)
+                    if event_type == end_type:
                         end = dict(event)  # taken now: the consumer may edit the event
-                    if not emit_nowait(event, path):
-                        await emit(event, path)
+                    if send_nowait is not None:
+                        try:
+                            send_nowait(event)
+                            continue
+                        except trio.WouldBlock:
+                            pass
+                    await emit(event, path)
                 return end
             with trio.CancelScope(deadline=trio.current_time() + idle) as silence:
                 async for event in generator:

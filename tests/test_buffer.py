@@ -17,9 +17,12 @@ from runnable_trio._events import EventSink, open_event_channel
 async def test_sink_sends_at_once_while_there_is_room_and_parks_when_full() -> None:
     send, receive = open_event_channel(2)
     sink = EventSink(send, "r", attribution=False)
-    assert sink.emit_nowait({"type": "a"}, "s")
-    assert sink.emit_nowait({"type": "b"}, "s")
-    assert not sink.emit_nowait({"type": "c"}, "s")  # full: the caller must await emit
+    send_nowait = sink.unattributed_send()
+    assert send_nowait is not None
+    send_nowait({"type": "a"})
+    send_nowait({"type": "b"})
+    with pytest.raises(trio.WouldBlock):  # full: the caller must await emit
+        send_nowait({"type": "c"})
     done = trio.Event()
 
     async def producer() -> None:
@@ -52,7 +55,7 @@ async def test_attribution_never_takes_the_nowait_path_and_stamps_a_copy() -> No
     send, receive = open_event_channel(4)
     sink = EventSink(send, "run-1", attribution=True)
     event = {"type": "e"}
-    assert not sink.emit_nowait(event, "s")
+    assert sink.unattributed_send() is None
     await sink.emit(event, "s")
     sent = receive.receive_nowait()
     assert event == {"type": "e"}  # the user's dict is not changed

@@ -121,7 +121,7 @@ def test_show_json_prints_the_record(folder: Path) -> None:
     cli(folder, "run", "targets:failing", "-p", "v=1", "--run-id", "f", check=1)
     record = json.loads(cli(folder, "show", "f", "--json", check=0).stdout)
     assert record["run_id"] == "f"
-    assert record["failed_step"] == "explode"
+    assert record["step"] == "explode"
     assert record["steps"]["explode"]["attempts"][0]["error_message"] == "boom 0"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ async def test_every_event_is_logged_with_its_number_and_the_end() -> None:
     logged = lines("r1")
     assert len(events) == 600 > 2 * BATCH  # several batches
     assert logged[:-1] == [{"seq": n + 1, "event": {"type": "tick", "n": n}} for n in range(600)]
+    assert end_lines("r1") == [logged[-1]["end"]]
     assert logged[-1]["end"]["status"] == "SUCCESS"
 
 
@@ -94,26 +97,109 @@ async def test_replay_of_a_failed_run_ends_with_its_failure() -> None:
     assert seen == [{"type": "tick", "n": 1}]
 
 
-async def test_a_consumer_that_leaves_early_keeps_what_it_received() -> None:
-    async with ticker(1000).stream(run_id="r1", event_log=True) as events:
-        async for event in events:
-            if event["n"] == 4:
-                break
-    assert await replayed("r1") == [{"type": "tick", "n": n} for n in range(5)]
-    assert lines("r1")[-1]["end"]["status"] == "CANCELLED"
+# --- the end line: written once, with the run's status, however the consumer is done --------
 
 
-async def test_an_iterator_dropped_with_break_keeps_what_it_received() -> None:
-    run = ticker(1000).execute_streaming(run_id="r1", event_log=True)
-    async for event in run:
-        if event["n"] == 2:
-            break
-    del run  # no aclose(): the run is cancelled and its log closed by the Trio loop
-    for _ in range(50):
-        if lines("r1")[-1:] and "end" in lines("r1")[-1]:
-            break
-        await trio.sleep(0.01)
+def end_lines(run_id: str) -> list[dict[str, Any]]:
+    return [line["end"] for line in lines(run_id) if "end" in line]
+
+
+async def ticks_then_interrupt() -> Any:
+    for n in range(3):
+        yield {"type": "tick", "n": n}
+    raise KeyboardInterrupt
+
+
+def interrupted_ticker() -> AsyncPipeline:
+    return AsyncPythonTask("tick", ticks_then_interrupt).as_async_pipeline()
+
+
+async def wait_for_the_end_line(run_id: str) -> None:
+    # Nobody can wait for a dropped iterator's run: the log is closed by a system task, in
+    # a worker thread. A generous bound: only a log never closed takes that long.
+    with trio.fail_after(30):
+        while not end_lines(run_id):
+            await trio.sleep(0.01)
+
+
+async def consume(surface: str, way: str, received: list[Any]) -> None:
+    """Consume run r1 on ``surface``, done with it in ``way``; raises what the way raises."""
+    pipeline = {"interrupt": interrupted_ticker(), "failure": ticker(5, fail=True)}.get(
+        way, ticker(1000)
+    )
+    if surface == "stream":
+        with trio.CancelScope() as scope:
+            async with pipeline.stream(run_id="r1", event_log=True) as events:
+                async for event in events:
+                    received.append(event)
+                    if len(received) == 3 and way != "end":
+                        if way == "break":
+                            break
+                        if way == "cancel":
+                            scope.cancel()
+                        if way == "exception":
+                            raise KeyError("the consumer's own")
+        return
+    run = pipeline.execute_streaming(run_id="r1", event_log=True)
+    with trio.CancelScope() as scope:
+        async for event in run:
+            received.append(event)
+            if len(received) == 3 and way != "end":
+                if way in ("aclose", "dropped"):
+                    break
+                if way == "cancel":
+                    scope.cancel()
+    if way == "aclose":
+        await run.aclose()
+    elif way == "dropped":
+        del run  # no aclose(): StreamingRun.__del__ is all that ends the run
+        gc.collect()
+        await wait_for_the_end_line("r1")
+
+
+WAYS_OUT = [
+    # (surface, way, the status in the end line, what reaches the consumer)
+    ("stream", "end", "SUCCESS", None),
+    ("execute_streaming", "end", "SUCCESS", None),
+    ("stream", "failure", "FAIL", ExecutionFailedError),
+    ("execute_streaming", "failure", "FAIL", ExecutionFailedError),
+    ("stream", "break", "CANCELLED", None),
+    ("execute_streaming", "aclose", "CANCELLED", None),
+    # (An exception out of a bare `async for` over execute_streaming() is this way too.)
+    ("execute_streaming", "dropped", "CANCELLED", None),
+    ("stream", "cancel", "CANCELLED", None),
+    ("execute_streaming", "cancel", "CANCELLED", None),
+    ("stream", "exception", "CANCELLED", KeyError),
+    ("stream", "interrupt", "CANCELLED", KeyboardInterrupt),
+    ("execute_streaming", "interrupt", "CANCELLED", KeyboardInterrupt),
+]
+
+
+@pytest.mark.parametrize(("surface", "way", "status", "raised"), WAYS_OUT)
+async def test_every_way_out_writes_one_end_line_after_what_the_consumer_received(
+    surface: str, way: str, status: str, raised: type[BaseException] | None
+) -> None:
+    received: list[Any] = []
+    with pytest.raises(raised) if raised is not None else contextlib.nullcontext():
+        await consume(surface, way, received)
+    assert len(received) == {"end": 1000, "failure": 5}.get(way, 3)
+    assert end_lines("r1") == [end_lines("r1")[0]]  # exactly one
+    assert end_lines("r1")[0]["status"] == status
+    assert lines("r1")[-1] == {"end": end_lines("r1")[0]}  # the last line
+    assert [line["event"] for line in lines("r1")[:-1]] == received  # all, and only, those
+
+
+def test_a_dropped_iterators_end_line_is_written_even_as_trio_ends() -> None:
+    async def main() -> None:
+        async for event in ticker(1000).execute_streaming(run_id="r1", event_log=True):
+            if event["n"] == 2:
+                break  # the iterator is dropped here, and the Trio run ends at once
+
+    trio.run(main)
     assert [line["event"]["n"] for line in lines("r1")[:-1]] == [0, 1, 2]
+    assert end_lines("r1") == [
+        {"status": "CANCELLED", "step": None, "error_type": None, "error_message": None}
+    ]
 
 
 async def test_replay_follows_a_run_that_is_still_going(
@@ -183,7 +269,7 @@ records = st.builds(
 ) | st.builds(
     EventLogEnd,
     status=st.sampled_from(Status),
-    failed_step=st.none() | st.text(),
+    step=st.none() | st.text(),
     error_type=st.none() | st.text(),
     error_message=st.none() | st.text(),
 )
@@ -203,8 +289,6 @@ def test_a_line_that_is_not_a_record_is_an_error() -> None:
 
 
 async def test_a_run_prepared_but_never_started_leaves_no_event_log() -> None:
-    import gc
-
     run = ticker(3).execute_streaming(run_id="r1", event_log=True)
     assert raw_lines("r1")[0].keys() == {"writer"}  # claimed at the call
     del run

@@ -80,7 +80,7 @@ async def test_a_failure_still_names_its_innermost_step() -> None:
     cause, log = await run_failing(pipeline, parameters={"items": [4]})
     assert isinstance(cause, _Failure)
     assert str(cause) == "bad 4"
-    assert log.failed_step == "m.0.t"
+    assert log.step == "m.0.t"
 
 
 async def test_an_id_reused_by_a_later_failure_gets_its_own_origin() -> None:
@@ -98,7 +98,7 @@ async def test_an_id_reused_by_a_later_failure_gets_its_own_origin() -> None:
     pipeline = AsyncPipeline([Parallel("p", {"a": recovered}), *task("then", second).steps])
     cause, log = await run_failing(pipeline, parameters={"items": [1, 2]})
     assert str(cause) == "second"
-    assert log.failed_step == "then"
+    assert log.step == "then"
 
 
 async def test_a_builtin_failure_frees_the_frames_it_was_raised_in() -> None:
@@ -130,7 +130,7 @@ async def test_a_frozen_exception_class_still_names_its_step() -> None:
     pipeline = AsyncPipeline([Parallel("p", {"a": task("t", process)})])
     cause, log = await run_failing(pipeline)
     assert isinstance(cause, _FrozenFailure)
-    assert log.failed_step == "p.a.t"
+    assert log.step == "p.a.t"
 
 
 async def test_one_exception_raised_in_two_runs_names_each_runs_step() -> None:
@@ -141,4 +141,4 @@ async def test_one_exception_raised_in_two_runs_names_each_runs_step() -> None:
 
     _, first = await run_failing(AsyncPipeline([Parallel("p", {"a": task("t", process)})]))
     _, second = await run_failing(AsyncPipeline([Parallel("q", {"b": task("u", process)})]))
-    assert (first.failed_step, second.failed_step) == ("p.a.t", "q.b.u")
+    assert (first.step, second.step) == ("p.a.t", "q.b.u")

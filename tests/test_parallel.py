@@ -196,7 +196,7 @@ async def test_branches_failing_together_give_an_exception_group() -> None:
     ).matches(cause)
     assert str(cause).startswith("step 'p': 2 branches failed")
     assert log.steps["p"].status is Status.FAIL
-    assert log.failed_step == "p"
+    assert log.step == "p"
 
 
 async def test_without_fail_fast_every_branch_finishes_and_errors_are_collected(

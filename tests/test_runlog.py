@@ -91,7 +91,7 @@ run_logs = st.builds(
     parameters_in=parameters,
     parameters_out=parameters,
     steps=st.dictionaries(names, steps, max_size=3),
-    failed_step=optional_text,
+    step=optional_text,
     error_type=optional_text,
     error_message=optional_text,
     definition=st.dictionaries(names, json_values, max_size=2),
@@ -153,6 +153,24 @@ def test_a_broken_repr_does_not_break_the_record() -> None:
 
     marker = loads(dumps({"x": Broken()}))["x"][REPR_KEY]
     assert marker.endswith("Broken (repr failed: RuntimeError)>")
+
+
+def test_keys_json_cannot_write_do_not_break_the_record() -> None:
+    class BrokenKey:
+        def __hash__(self) -> int:
+            return 1
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    huge = 10**5000  # past sys.get_int_max_str_digits(): no text for it
+    data = loads(dumps({"values": {huge: "a", BrokenKey(): "b", 7: "c", True: "d"}}))
+    assert data["values"] == {
+        "<int too large to write>": "a",
+        f"<{BrokenKey.__qualname__} (repr failed: RuntimeError)>": "b",
+        "7": "c",
+        "true": "d",
+    }
 
 
 # --- placing a journal line ---------------------------------------------------------------

@@ -144,7 +144,7 @@ def _run_with(steps: list[StepLog]) -> RunLog:
     run_log.definition_hash = "ab" * 32
     run_log.code = CodeIdentity("c" * 40, dirty=False)
     run_log.end(Status.FAIL, RuntimeError("failed"))
-    run_log.failed_step = "fan.1.t"
+    run_log.step = "fan.1.t"
     run_log.reopen()
     run_log.end(Status.SUCCESS)
     return run_log

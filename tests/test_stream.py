@@ -227,7 +227,7 @@ async def test_failed_run_is_recorded_with_error_text() -> None:
                 pass
     log = events.run_log
     assert log.status is Status.FAIL
-    assert (log.failed_step, log.error_type, log.error_message) == (
+    assert (log.step, log.error_type, log.error_message) == (
         "gen",
         "ValueError",
         "model crashed",

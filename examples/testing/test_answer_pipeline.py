@@ -138,7 +138,7 @@ async def test_a_full_disk_fails_the_save(
         faults={"save": FailPut()},
     )
     assert isinstance(result.cause, OSError)
-    assert result.run_log.failed_step == "save"
+    assert result.run_log.step == "save"
     assert "translate" not in result.run_log.steps
 
 

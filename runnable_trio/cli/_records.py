@@ -152,7 +152,7 @@ def run_tree(run_log: RunLog) -> Tree:
         tree.add(f"retried {_local(retried)}")
     if run_log.status is Status.FAIL:
         tree.add(
-            f"[red]failed at {escape(run_log.failed_step or '(before any step)')}: "
+            f"[red]failed at {escape(run_log.step or '(before any step)')}: "
             f"{escape(run_log.error_type or '')}: {escape(run_log.error_message or '')}[/]"
         )
     tree.add(f"parameters in: {_values(run_log.parameters_in)}")

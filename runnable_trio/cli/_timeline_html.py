@@ -25,7 +25,7 @@ def timeline_html(run_log: RunLog) -> str:
         "status": run_log.status.value,
         "started_at": run_log.started_at.isoformat(),
         "total": total,
-        "failed_step": run_log.failed_step,
+        "step": run_log.step,
         "error": f"{run_log.error_type}: {run_log.error_message}" if run_log.error_type else None,
         "bars": [_bar(bar) for bar in bars],
     }
@@ -124,7 +124,7 @@ _SCRIPT = r"""
   meta.appendChild(document.createTextNode(
     "  " + (data.pipeline || "(unnamed pipeline)") + "  " + fmt(data.total) +
     "  started " + data.started_at +
-    (data.error ? "  failed at " + (data.failed_step || "?") + ": " + data.error : "")));
+    (data.error ? "  failed at " + (data.step || "?") + ": " + data.error : "")));
   head.appendChild(meta);
 
   const chart = document.getElementById("chart");
