@@ -173,7 +173,7 @@ def run_record(run_log: RunLog, writer: str | None) -> str:
         f"{times},"
         f'"parameters_in":{_values(run_log.parameters_in)},'
         f'"parameters_out":{_values(run_log.parameters_out)},"steps":{{{steps}}},'
-        f'"failed_step":{_text(run_log.failed_step)},"error_type":{_text(run_log.error_type)},'
+        f'"step":{_text(run_log.step)},"error_type":{_text(run_log.error_type)},'
         f'"error_message":{_text(run_log.error_message)},'
         f'"definition":{_definition(run_log.definition)},'
         f'"definition_hash":{_quote(run_log.definition_hash)},"code":{_code(run_log.code)},'
