@@ -3,8 +3,9 @@
 Design. Rewriting a run's whole record after every step costs more the longer the run (the
 reference pays 26 ms per step at 50 steps, 59 ms at 200). Here each run has two files:
 
-- ``<run_id>.journal.jsonl``, made when the run starts by one exclusive create (which claims
-  the id): its first line is the record as it starts (definition, initial parameters), then
+- ``<run_id>.journal.jsonl``, put in place when the run starts by a ``link``, which fails if
+  the name is taken and so claims the id: its first line is the record as it starts
+  (definition, initial parameters), written before the link, then
   one JSON line per finished step, appended while the run goes; the record of a composite
   step around it goes in once, on a line of its own, before the first step inside it;
 - ``<run_id>.json``, a full snapshot of the record, written atomically (a temporary file in
@@ -28,8 +29,8 @@ goes) refuses the new run just after, and its journal goes again.
 The final snapshot, which grows with the run, is written in a worker thread
 (``_offloop.run_blocking``). Two small writes are not. A journal line is appended with one
 ``os.write`` to a file opened ``O_APPEND``, on the event loop, as its step ends. The journal
-is created on the loop too, because nothing may run, not even the first event, before it has
-claimed the run id. Such writes land in the page cache in microseconds, while a hop to a
+is put in place on the loop too, because nothing may run, not even the first event, before it
+has claimed the run id. Such writes land in the page cache in microseconds, while a hop to a
 worker thread and back costs 50-300 us (measured on a busy 2-core machine), more than a small
 step itself; and a thread that writes later would leave a finished step undurable while the
 next one runs (a SIGKILL then loses it, and a retry runs it again). So these stay on the loop,
