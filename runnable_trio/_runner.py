@@ -213,7 +213,10 @@ async def run_step(
     telemetry = ctx.telemetry
     number = 0  # this run's attempts (a resumed record holds earlier ones too)
     try:
-        await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
+        # Lifecycle events exist only with attribution: without it, no call (and no
+        # coroutine) per step for them.
+        if ctx.sink.attribution:
+            await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
         # The attempts under the retry policy, each in a cancel scope of its own when the
         # step has a timeout. Inline, not a coroutine of its own: a Map holds one stack per
         # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
@@ -271,13 +274,15 @@ async def run_step(
         return False  # recovered: the rest of this pipeline is skipped
     except BaseException:
         log.status = Status.CANCELLED
-        ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
+        if ctx.sink.attribution:
+            ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
     finally:
         running.discard(path)
     log.status = Status.SUCCESS
     ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
-    await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
+    if ctx.sink.attribution:
+        await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
     await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
 

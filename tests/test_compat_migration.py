@@ -22,6 +22,9 @@ import httpx
 import pytest
 import trio
 
+from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._jsoncodec import dumps
+from runnable_trio._runlog import run_log_to_dict
 from tests.servers import free_port, wait_until_listening
 
 pytestmark = [
@@ -51,11 +54,12 @@ class Server:
         self.folder = folder
 
     def run_log(self, run_id: str) -> dict[str, Any] | None:
-        path = self.folder / ".run_log_store" / f"{run_id}.json"
+        """The run's record as its JSON holds it (read as the library's readers read it)."""
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            run_log = FileRunLogStore(self.folder / ".run_log_store").load(run_id)
+        except KeyError:
             return None
+        data: dict[str, Any] = json.loads(dumps(run_log_to_dict(run_log)))
         return data
 
     async def status_becomes(self, run_id: str, status: str) -> dict[str, Any]:

@@ -166,8 +166,6 @@ def test_replace_atomically_replaces_a_symlink_not_its_target(
     assert not link.is_symlink()
     assert link.read_bytes() == b"new"
     assert outside.read_text() == "precious"
-    with pytest.raises(FileExistsError, match="already exists"):
-        replace_atomically(link, b"again", claim=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no temporary left
 
 
@@ -197,3 +195,73 @@ def test_a_described_os_error_round_trips_through_pickle() -> None:
         error.errno, error.detail, error.limit, str(error),
     )  # fmt: skip
     assert "RLIMIT_NOFILE" in str(copy)
+
+
+def spares(folder: Path = STORE) -> list[Path]:
+    return sorted((folder / ".writers").glob("*.spare"))
+
+
+async def test_a_run_after_another_links_the_spare_the_first_made_to_its_journal() -> None:
+    inodes: list[int] = []
+
+    async def look() -> str:
+        inodes.append((STORE / "r2.journal.jsonl").stat().st_ino)
+        return "fine"
+
+    await collect(pipeline(), run_id="r1")
+    (spare,) = spares()  # made as r1 ended
+    assert spare.read_bytes() == b""
+    made = spare.stat().st_ino
+    await collect(AsyncPythonTask("a", look, returns=["x"]).as_async_pipeline(), run_id="r2")
+    assert inodes == [made]  # r2's journal is the spare, renamed: no file created on the loop
+    assert spares() != [spare]  # used; r2 made the next one as it ended
+    assert FileRunLogStore().load("r2").status is Status.SUCCESS
+
+
+@pytest.mark.parametrize("link", [True, False])
+async def test_a_spare_does_not_claim_a_name_already_taken(outside: Path, link: bool) -> None:
+    await collect(pipeline(), run_id="r0")  # leaves a spare
+    (spare,) = spares()
+    if link:
+        plant(".run_log_store/r1.journal.jsonl", link_to=outside)
+    else:
+        plant(".run_log_store/r1.journal.jsonl", text="someone else's\n")
+    cause = await fails_at_start(run_id="r1")
+    assert ("is a symlink" if link else "already exists") in str(cause)
+    assert intact(outside)
+    if not link:
+        assert (STORE / "r1.journal.jsonl").read_text() == "someone else's\n"
+    assert spares() == [spare]  # still spare, and still empty
+    assert spare.read_bytes() == b""
+    await collect(pipeline(), run_id="r2")
+    assert FileRunLogStore().load("r2").status is Status.SUCCESS
+
+
+async def test_a_spare_deleted_by_hand_is_done_without() -> None:
+    await collect(pipeline(), run_id="r0")
+    for spare in spares():
+        spare.unlink()
+    await collect(pipeline(), run_id="r1")
+    assert FileRunLogStore().load("r1").status is Status.SUCCESS
+
+
+def test_the_sweep_deletes_the_spares_of_dead_writers_only(tmp_path: Path) -> None:
+    from runnable_trio._files import APPENDS, _sweep, writer_lock
+
+    writers = tmp_path / ".writers"
+    writers.mkdir()
+    dead = "12345-0123456789ab"
+    (writers / f"{dead}.lock").write_text("")  # its process is gone: nobody holds it
+    (writers / f"{dead}.0a0b0c0d.spare").write_text("")
+    (writers / "99999-ba9876543210.0a0b0c0d.spare").write_text("")  # its lock swept already
+    live = writer_lock(tmp_path).token  # sweeps
+    assert sorted(p.name for p in writers.iterdir()) == [f"{live}.lock"]
+    APPENDS.make_spare(tmp_path)
+    (mine,) = spares(tmp_path)
+    assert mine.name.startswith(live)
+    fd = os.open(writers, os.O_RDONLY)
+    try:
+        _sweep(fd)  # another process's sweep: this one is alive
+    finally:
+        os.close(fd)
+    assert spares(tmp_path) == [mine]

@@ -23,6 +23,7 @@ from runnable_trio._runlog import (
     Status,
     StepLog,
     run_log_from_dict,
+    run_log_to_dict,
     step_log_from_dict,
     step_log_to_dict,
 )
@@ -177,6 +178,30 @@ def _every_record() -> list[StepLog]:
 def test_the_direct_step_reader_builds_what_the_generic_one_does(record: StepLog) -> None:
     text = step_line(record)
     assert read_step(loads(text)["step"]) == step_log_from_dict(loads(text)["step"])
+
+
+def _generic_record(run_log: RunLog, writer: str | None) -> str:
+    """The record as the generic converter writes it, after its summary."""
+    record = run_log_to_dict(run_log)
+    keys = ("run_id", "status", "tag", "pipeline_name", "started_at", "ended_at")
+    summary = {key: record[key] for key in keys}
+    summary["writer"] = writer
+    return dumps({"_summary": summary, **record})
+
+
+def _runs() -> list[RunLog]:
+    dirty = _run_with(_every_record())
+    dirty.code = CodeIdentity("c" * 40, dirty=True)
+    odd = RunLog("odd", parameters_in={(1, 2): "tuple key"}, retried_at=[dt.datetime.now(dt.UTC)])
+    odd.definition = {"steps": {"a": {"returns": ("x", "y")}}, "when": dt.date(2026, 1, 2)}
+    odd.code = CodeIdentity(error="not a git checkout")
+    return [RunLog("bare"), _run_with(_every_record()), dirty, odd]
+
+
+@pytest.mark.parametrize("run_log", _runs(), ids=["bare", "ended", "dirty", "odd"])
+@pytest.mark.parametrize("writer", [None, "123-abcdef012345"])
+def test_the_record_is_the_generic_encoding(run_log: RunLog, writer: str | None) -> None:
+    assert _encode(run_log, writer).decode() == _generic_record(run_log, writer)
 
 
 def test_the_direct_run_reader_builds_what_the_generic_one_does() -> None:

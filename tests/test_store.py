@@ -536,6 +536,7 @@ async def test_journal_writes_each_enclosing_record_once(tmp_path: Path) -> None
     async for _ in run:
         pass
     assert [next(iter(line)) for line in journal_lines] == [
+        "_summary",  # the record as the run started
         "parent",
         "step",
         "step",
