@@ -26,6 +26,7 @@ from typing import NoReturn, final
 import trio
 
 from ._construct import NoPublicConstructor
+from ._errors import ExecutionFailedError
 from ._events import META_KEY, Event, EventReceive, open_event_channel
 from ._groups import raise_without_context, reraise_single
 from ._prepare import check_called_from_trio
@@ -58,6 +59,7 @@ class EventStream(metaclass=NoPublicConstructor):
         "_receiving",
         "_run",
         "_stamp",
+        "_task_done",
         "last_seq",
     )
 
@@ -67,15 +69,17 @@ class EventStream(metaclass=NoPublicConstructor):
         run: PreparedRun,
         cancel_scope: trio.CancelScope,
         *,
-        deliver_interrupt: bool = False,
+        task_done: trio.Event | None = None,
     ) -> None:
         self._receive = receive
         self._run = run
         self._cancel_scope = cancel_scope  # the scope the run's task runs in
         self._finished = False
-        # Where the run is not a child of the consumer's nursery (a system task), nothing
-        # else would give the consumer a KeyboardInterrupt the run ended with.
-        self._deliver_interrupt = deliver_interrupt
+        # Set once the run's task has ended, where that task is not a child of the consumer's
+        # nursery (a system task): nothing else would wait for it, or give the consumer a
+        # KeyboardInterrupt the run ended with.
+        self._task_done = task_done
+        self._deliver_interrupt = task_done is not None
         self._receiving = False
         self._stamp = run.attribution
         self._log = run.event_log
@@ -95,26 +99,36 @@ class EventStream(metaclass=NoPublicConstructor):
 
     async def __anext__(self) -> Event:
         if self._receiving:
+            # Not a reason to end the run: the first consumer is still iterating.
             raise self.busy_error()
-        # A cancelled consumer is told so even while events are buffered (receive_nowait
-        # alone would not check), as from any Trio receive.
-        await trio.lowlevel.checkpoint_if_cancelled()
         try:
+            # A cancelled consumer is told so even while events are buffered (receive_nowait
+            # alone would not check), as from any Trio receive.
+            await trio.lowlevel.checkpoint_if_cancelled()
             try:
-                event = self._receive.receive_nowait()
-            except trio.WouldBlock:
-                event = await self._wait()
-        except trio.EndOfChannel:
-            await self.finish()
-            self._end()
-        self.last_seq += 1
-        if self._stamp:
-            event[META_KEY]["seq"] = self.last_seq
-        if self._log is not None:
-            self._log.append(self.last_seq, event)
-            if self._log.full:
-                await self._log.flush()
-        return event
+                try:
+                    event = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    event = await self._wait()
+            except trio.EndOfChannel:
+                await self.finish()
+                self._end()
+            self.last_seq += 1
+            if self._stamp:
+                event[META_KEY]["seq"] = self.last_seq
+            if self._log is not None:
+                self._log.append(self.last_seq, event)
+                if self._log.full:
+                    await self._log.flush()
+            return event
+        except (StopAsyncIteration, ExecutionFailedError):
+            raise  # the run has ended
+        except BaseException:
+            # Out of open_stream's block, the nursery ends the run; a system task's run is
+            # ended here, as the iteration cannot go on.
+            if self._task_done is not None:
+                await self.leave()
+            raise
 
     async def _wait(self) -> Event:
         """The next event of an empty channel, waiting for it (a checkpoint)."""
@@ -166,6 +180,24 @@ class EventStream(metaclass=NoPublicConstructor):
         if self._log is not None:
             await self._log.close(run.run_log)
         self._finished = True
+
+    async def leave(self) -> None:
+        """End a system task's run (:meth:`finish`) and wait for its task to end.
+
+        Raises:
+            BaseException: a ``KeyboardInterrupt`` (or ``SystemExit``) the run ended with,
+                as out of ``stream()``'s block: raised by a task while the consumer was
+                leaving, it still reaches the consumer.
+
+        Cancellation: shielded, as :meth:`finish`.
+        """
+        assert self._task_done is not None, "a stream() run's nursery waits for its task"
+        await self.finish()
+        with trio.CancelScope(shield=True):
+            await self._task_done.wait()
+        interrupt = self.take_interrupt()
+        if interrupt is not None:
+            raise_without_context(interrupt)
 
     def take_interrupt(self) -> BaseException | None:
         """The interrupt the run ended with, if it is this stream's to deliver; once."""

@@ -3,8 +3,8 @@
 It has no ``async with`` to own a nursery, so it runs the run in one Trio *system task* of its
 own, started by the first ``__anext__``, so that no ``yield`` ever sits inside a nursery or
 cancel scope (the trap trio's ``as_safe_channel`` exists to avoid). The run never outlives the
-iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises and on
-``aclose()``.
+iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises (the run's
+``EventStream``, whose ``__anext__`` is this iterator's, knows the task) and on ``aclose()``.
 
 ``__del__`` is a safety net, not a way to end a run: it is what the reference's drop-in form
 ``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on. It cannot await,
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import final
+from collections.abc import Awaitable
+from typing import NoReturn, final
 
 import trio
 
 from ._construct import NoPublicConstructor
-from ._errors import ExecutionFailedError
 from ._events import Event, EventSend, open_event_channel
-from ._groups import raise_without_context
 from ._prepare import check_called_from_trio
 from ._run import PreparedRun
 from ._runlog import RunLog
@@ -73,34 +72,27 @@ class StreamingRun(metaclass=NoPublicConstructor):
     def __aiter__(self) -> StreamingRun:
         return self
 
-    async def __anext__(self) -> Event:
-        if self._events is None:
+    def __anext__(self) -> Awaitable[Event]:
+        # The stream's own __anext__, returned as it is: no coroutine of this iterator's per
+        # event. The stream ends the run when its iteration fails (it knows the run's task).
+        events = self._events
+        if events is None:
             if self._closed:
-                raise StopAsyncIteration
-            self._start()
-            assert self._events is not None
-        elif self._events.receiving:
-            # Not a reason to cancel the run: the first consumer is still iterating.
-            raise self._events.busy_error()
-        try:
-            return await self._events.__anext__()
-        except (StopAsyncIteration, ExecutionFailedError):
-            raise  # the run has ended
-        except BaseException:
-            await self._abort()
-            raise
+                return _exhausted()
+            events = self._start()
+        return events.__anext__()
 
     async def aclose(self) -> None:
         """Cancel the run if it is still going, and wait for it to end."""
         self._closed = True
         if self._events is not None:
-            await self._abort()
+            await self._events.leave()
 
-    def _start(self) -> None:
+    def _start(self) -> EventStream:
         check_called_from_trio("execute_streaming()", started=True)
         send, receive = open_event_channel(self._run.buffer_size)
-        self._events = EventStream._create(
-            receive, self._run, self._cancel_scope, deliver_interrupt=True
+        events = self._events = EventStream._create(
+            receive, self._run, self._cancel_scope, task_done=self._done
         )
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
@@ -114,18 +106,7 @@ class StreamingRun(metaclass=NoPublicConstructor):
             name=f"runnable_trio run {self.run_id}",
             context=contextvars.copy_context(),
         )
-
-    async def _abort(self) -> None:
-        """Cancel the run and wait for it; a KeyboardInterrupt it ended with wins."""
-        assert self._events is not None
-        await self._events.finish()
-        with trio.CancelScope(shield=True):
-            await self._done.wait()
-        interrupt = self._events.take_interrupt()
-        if interrupt is not None:
-            # As out of stream()'s block: an interrupt raised by a task while the consumer
-            # was leaving still reaches it.
-            raise_without_context(interrupt)
+        return events
 
     def __del__(self) -> None:
         # Dropped without aclose() (``break`` out of ``async for``): the safety net. It may
@@ -139,6 +120,10 @@ class StreamingRun(metaclass=NoPublicConstructor):
 def start_streaming(run: PreparedRun) -> StreamingRun:
     """The iterator over the events of ``run``, which starts on its first ``__anext__``."""
     return StreamingRun._create(run)
+
+
+async def _exhausted() -> NoReturn:
+    raise StopAsyncIteration
 
 
 def _leave_dropped(events: EventStream, cancel_scope: trio.CancelScope) -> None:
