@@ -68,9 +68,10 @@ def probe_code_identity(folder: str) -> CodeIdentity:
 class _Probe:
     """One probe, started at once in a thread of Trio's cache; its result awaited later."""
 
+    _result: CodeIdentity  # set when the probe answers (``_done``)
+
     def __init__(self, folder: str) -> None:
         self._done = trio.Event()
-        self._result = CodeIdentity(error="not taken")
         self._folder = folder
         known = _taken.get(folder)
         if known is not None:

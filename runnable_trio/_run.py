@@ -119,8 +119,11 @@ class PreparedRun:
         # The run's span (None without tracing), current in this task from here on, so
         # every way out passes the `finally` below, which ends it.
         telemetry = ctx.telemetry = run_telemetry(self.run_id, self.pipeline.name)
+        # Lifecycle events exist only with attribution: without it, no call for them.
+        attribution = self.attribution
         try:
-            await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
+            if attribution:
+                await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
             async with recording_code_identity(run_log, self.code_identity):
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
@@ -130,16 +133,18 @@ class PreparedRun:
             run_log.step = self.failed_step
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.FAIL, exc)
-            await sink.lifecycle(
-                Lifecycle.RUN_FAILED,
-                "",
-                step=self.failed_step,
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-            )
+            if attribution:
+                await sink.lifecycle(
+                    Lifecycle.RUN_FAILED,
+                    "",
+                    step=self.failed_step,
+                    error_type=type(exc).__name__,
+                    error_message=str(exc),
+                )
         except BaseException as exc:
             run_log.end(Status.CANCELLED)
-            sink.lifecycle_nowait(Lifecycle.RUN_CANCELLED, "")
+            if attribution:
+                sink.lifecycle_nowait(Lifecycle.RUN_CANCELLED, "")
             if not only_cancelled(exc):
                 self.interrupt = exc
             raise
@@ -147,7 +152,8 @@ class PreparedRun:
             await _consumer_first()
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.SUCCESS)
-            await sink.lifecycle(Lifecycle.RUN_COMPLETED, "")
+            if attribution:
+                await sink.lifecycle(Lifecycle.RUN_COMPLETED, "")
         finally:
             try:
                 with trio.CancelScope(shield=True):

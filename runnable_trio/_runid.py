@@ -22,8 +22,12 @@ _counter = itertools.count(1)
 
 def new_run_id() -> str:
     """A fresh id: UTC time, random bits and a per-process counter (unique even in one ms)."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
-    return f"{stamp}-{secrets.token_hex(3)}{next(_counter):x}"
+    t = dt.datetime.now(dt.UTC)
+    # strftime("%Y%m%d-%H%M%S-%f"), spelt out: it takes half the time.
+    return (
+        f"{t.year:04}{t.month:02}{t.day:02}-{t.hour:02}{t.minute:02}{t.second:02}-"
+        f"{t.microsecond:06}-{secrets.token_hex(3)}{next(_counter):x}"
+    )
 
 
 def validate_run_id(run_id: object) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +102,16 @@ async def test_the_consumer_takes_the_last_events_before_the_run_ends() -> None:
             async for event in pipeline.execute_streaming(store=store):
                 received.append(event["type"])
     assert at_finish == [["last"]] * 20
+
+
+def test_a_new_run_id_starts_with_the_utc_time_to_the_microsecond() -> None:
+    from runnable_trio._runid import new_run_id, validate_run_id
+
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run_id = new_run_id()
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    stamp, random_and_count = run_id[:22], run_id[23:]
+    assert before <= dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S-%f") <= after
+    assert re.fullmatch("[0-9a-f]{7,}", random_and_count)
+    assert validate_run_id(run_id) == run_id
+    assert new_run_id() != run_id
