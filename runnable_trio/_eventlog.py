@@ -127,11 +127,35 @@ def decode_line(line: str | bytes) -> Line:
 
 class EventBatch:
     """The batching every event log shares: lines queued by the consumer side, flushed in
-    batches by the log's own ``flush``; closed once its end line is written."""
+    batches by the log's own ``flush``; closed once its end line is written.
+
+    :meth:`close` writes the end line once, however many callers close the log and however
+    they overlap: a call that comes while another is writing waits for that one to finish.
+    """
 
     def __init__(self) -> None:
         self._closed = False
+        self._closing: trio.Event | None = None
         self._lines: list[str] = []
+
+    async def close(self, run_log: RunLog) -> None:
+        """Write what is queued and the end line (see :meth:`_close`). Idempotent.
+
+        Cancellation: shielded; it returns once the log is closed.
+        """
+        with trio.CancelScope(shield=True):
+            if self._closing is not None:
+                await self._closing.wait()
+                return
+            self._closing = trio.Event()
+            try:
+                await self._close(run_log)
+            finally:
+                self._closing.set()
+
+    async def _close(self, run_log: RunLog) -> None:
+        """The log's own closing: called once, shielded."""
+        raise NotImplementedError
 
     @property
     def closed(self) -> bool:
@@ -215,24 +239,20 @@ class EventLog(EventBatch):
     async def flush(self) -> None:
         """Write the queued lines in a worker thread (an open-append-close there).
 
-        Cancellation: lines not yet handed to the thread stay queued.
+        Cancellation: shielded once the lines are taken, so batches reach the file in the
+        order they were taken, whatever else flushes meanwhile.
         """
         if not self._lines or self._closed or not self._started:
             return
         lines, self._lines = self._lines, []
         data = ("\n".join(lines) + "\n").encode()
-        try:
+        with trio.CancelScope(shield=True):
             await run_blocking(append_line, self.path, data, limiter=self._limiter)
-        except trio.Cancelled:
-            self._lines[:0] = lines  # the thread never started
-            raise
 
-    async def close(self, run_log: RunLog) -> None:
-        """Write what is queued and the end line. Idempotent.
+    async def _close(self, run_log: RunLog) -> None:
+        """Write what is queued and the end line.
 
         A log whose run never started is removed (a new run's) or left as it was.
-
-        Cancellation: shielded; it finishes its (short) writes first.
         """
         if self._closed:
             return
@@ -240,9 +260,8 @@ class EventLog(EventBatch):
             self._discard()
             return
         self._lines.append(encode_record(EventLogEnd.of(run_log)))
-        with trio.CancelScope(shield=True):
-            await self.flush()
-            self._closed = True
+        await self.flush()
+        self._closed = True
 
     def _discard(self) -> None:
         self._closed = True

@@ -77,13 +77,11 @@ from ._files import (
 from ._jsoncodec import loads
 from ._offloop import run_blocking
 from ._runlog import (
-    BranchLog,
     RunLog,
     Status,
     StepLog,
-    place_step,
 )
-from ._steplines import read_run, read_step, run_record, step_line
+from ._steplines import journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
 
 _SUMMARY = b'{"_summary":'
@@ -159,20 +157,7 @@ class FileRunLogStore:
         journal = self._journals.get(run_log.run_id)
         if journal is None:
             return  # not a run this store started
-        lines = []
-        for parent in _enclosing(run_log, step.path):
-            # A composite step's own record goes in once, before the first line of a step
-            # inside it; repeating it on every line would cost a Map of n items n copies.
-            if parent.path not in journal.parents_written:
-                journal.parents_written.add(parent.path)
-                lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
-        if step.branches:
-            # The steps inside a composite are in the journal already: its own line says only
-            # how each branch ended, and the reader keeps the steps it has placed.
-            step = attrs.evolve(
-                step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
-            )
-        lines.append(step_line(step))
+        lines = journal_lines(run_log, step, journal.parents_written)
         try:
             APPENDS.append(journal.path, ("\n".join(lines) + "\n").encode())
         except OSError as exc:
@@ -365,18 +350,7 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
     """Place the steps of the journal's ``lines`` in ``run_log`` (a first record skipped)."""
     if lines and lines[0].startswith(_SUMMARY):
         lines = lines[1:]  # the record as the run started: the snapshot holds it now
-    parents: dict[str, StepLog] = {}
-    for line in lines:
-        try:
-            entry = loads(line)
-            if "parent" in entry:
-                parent = read_step(entry["parent"])
-                parents[parent.path] = parent
-                continue
-            step = read_step(entry["step"])
-        except Exception:
-            break  # a line cut short by a crash: the last one (or the empty one after it)
-        place_step(run_log, step, parents)
+    place_journal(run_log, lines)
 
 
 @attrs.define
@@ -460,16 +434,3 @@ def _read_summary(path: Path, *, whole: bool = True) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
-def _enclosing(run_log: RunLog, path: str) -> list[StepLog]:
-    """The live records of the composite steps around the step at ``path``, outermost first."""
-    names = path.split(".")
-    found: list[StepLog] = []
-    steps = run_log.steps
-    for depth in range(len(names) // 2):
-        parent = steps.get(names[2 * depth])
-        branch = parent.branches.get(names[2 * depth + 1]) if parent is not None else None
-        if parent is None or branch is None:
-            break
-        found.append(parent)
-        steps = branch.steps
-    return found

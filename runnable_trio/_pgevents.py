@@ -98,42 +98,37 @@ class PgEventLog(EventBatch):
     async def flush(self) -> None:
         """Insert the queued lines and notify followers, in a worker thread.
 
-        Cancellation: lines not yet handed to the thread stay queued.
+        Cancellation: shielded once the lines are taken, so they are inserted in the order
+        and under the numbers they were taken with, whatever else flushes meanwhile.
         """
         if not self._lines or self._closed:
             return
         lines, self._lines = self._lines, []
         first = self._next_line
-        try:
+        self._next_line = first + len(lines)
+        with trio.CancelScope(shield=True):
             await self._db.call(
                 lambda conn: conn.execute(_INSERT, (self._run_id, first, lines, self._channel)),
                 limiter=self._limiter,
             )
-        except trio.Cancelled:
-            self._lines[:0] = lines  # the thread never started
-            raise
-        self._next_line = first + len(lines)
         self._wrote = True
 
-    async def close(self, run_log: RunLog) -> None:
-        """Insert what is queued and the end line. Idempotent.
+    async def _close(self, run_log: RunLog) -> None:
+        """Insert what is queued and the end line.
 
         A run that never started (its id was taken, or it is being run elsewhere) has no
         events and is still ``PROCESSING``: nothing is written, the log is another run's.
-
-        Cancellation: shielded; it finishes its (short) insert first.
         """
         if self._closed:
             return
         if self._wrote or self._lines or run_log.status is not Status.PROCESSING:
             self._lines.append(encode_record(EventLogEnd.of(run_log)))
-        with trio.CancelScope(shield=True):
-            try:
-                await self.flush()
-            finally:
-                self._closed = True
-                key = lock_key(self._run_id, "events")
-                await run_blocking(self._db.unlock, key, limiter=self._limiter)
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            key = lock_key(self._run_id, "events")
+            await run_blocking(self._db.unlock, key, limiter=self._limiter)
 
     def __del__(self) -> None:
         # Never started (a StreamingRun made but not iterated): release the lock.

@@ -29,27 +29,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import attrs
 import psycopg
 
 from ._errors import RunConfigurationError
 from ._eventlog import EventLogSink
-from ._filestore import _enclosing as enclosing_steps
-from ._jsoncodec import dumps, loads
+from ._jsoncodec import loads
 from ._offloop import run_blocking
 from ._pgdb import HELD, Database, database, lock_key
 from ._pgevents import PgEventLog, PgReplay
-from ._runlog import (
-    BranchLog,
-    RunLog,
-    Status,
-    StepLog,
-    place_step,
-    run_log_from_dict,
-    run_log_to_dict,
-    step_log_from_dict,
-    step_log_to_dict,
-)
+from ._runlog import RunLog, Status, StepLog
+from ._steplines import journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
 
 __all__ = ["PostgresRunLogStore", "postgres_store"]
@@ -115,12 +104,12 @@ class PostgresRunLogStore:
             raise KeyError(run_id)
         _, record, journal = found
         try:
-            run_log = run_log_from_dict(loads(record))
+            run_log = _decode(record)
         except Exception as exc:
             message = f"run {run_id!r} in {self!r} is not a run log: {exc}"
             raise RunConfigurationError(message) from exc
         if run_log.status is Status.PROCESSING:
-            _apply_journal(run_log, journal)
+            place_journal(run_log, journal)
         return run_log
 
     def runs(self) -> list[RunSummary]:
@@ -216,17 +205,7 @@ class PostgresRunLogStore:
         written = self._parents_written.get(run_log.run_id)
         if written is None:
             return  # not a run this store started
-        entries = []
-        for parent in enclosing_steps(run_log, step.path):
-            if parent.path not in written:
-                written.add(parent.path)
-                header = step_log_to_dict(attrs.evolve(parent, branches={}))
-                entries.append(dumps({"parent": header}))
-        if step.branches:
-            step = attrs.evolve(
-                step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
-            )
-        entries.append(dumps({"step": step_log_to_dict(step)}))
+        entries = journal_lines(run_log, step, written)
         run_id = run_log.run_id
         await self.db.call(
             lambda conn: conn.execute(
@@ -282,15 +261,11 @@ class PostgresRunLogStore:
 
 
 def _encode(run_log: RunLog) -> str:
-    return dumps(run_log_to_dict(run_log))
+    # The file store's record text (its summary goes unused here: the columns hold it).
+    return run_record(run_log, None)
 
 
-def _apply_journal(run_log: RunLog, journal: list[str]) -> None:
-    parents: dict[str, StepLog] = {}
-    for line in journal:
-        entry = loads(line)
-        if "parent" in entry:
-            parent = step_log_from_dict(entry["parent"])
-            parents[parent.path] = parent
-        else:
-            place_step(run_log, step_log_from_dict(entry["step"]), parents)
+def _decode(record: str) -> RunLog:
+    data = loads(record)
+    data.pop("_summary", None)
+    return read_run(data)

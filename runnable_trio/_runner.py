@@ -242,7 +242,7 @@ async def run_step(
                 await ctx.sink.lifecycle(
                     Lifecycle.STEP_RETRYING,
                     path,
-                    attempt=number,
+                    attempt=attempt.number,  # as the record and the span number it
                     error_type=type(exc).__name__,
                     error_message=str(exc),
                     delay=delay,

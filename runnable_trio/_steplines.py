@@ -1,4 +1,7 @@
-"""The file store's records, written and read without the generic converter.
+"""A run's records as the durable stores keep them, written and read without the generic
+converter: the file store's journal lines and record, the PostgreSQL store's journal rows and
+record column (the same texts), and the journal's rules (:func:`journal_lines`,
+:func:`place_journal`) both follow.
 
 A chain writes one journal line per step, so the line's cost is the store's per-step cost;
 and the run's final record holds every step again. :func:`step_line` writes the JSON text of
@@ -22,11 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import json.encoder
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from ._convert import converter
-from ._jsoncodec import dumps
+from ._jsoncodec import dumps, loads
 from ._runlog import (
     Attempt,
     BranchLog,
@@ -35,10 +40,11 @@ from ._runlog import (
     RunLog,
     Status,
     StepLog,
+    place_step,
     upgrade_run_data,
 )
 
-__all__ = ["read_run", "read_step", "run_record", "step_line"]
+__all__ = ["journal_lines", "place_journal", "read_run", "read_step", "run_record", "step_line"]
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
@@ -302,3 +308,60 @@ def read_run(data: Any) -> RunLog:
     """
     run_log: RunLog = _build(RunLog, _RUN, upgrade_run_data(data))
     return run_log
+
+
+# A run's journal: what a durable store (file, PostgreSQL) writes as each step finishes.
+
+
+def journal_lines(run_log: RunLog, step: StepLog, parents_written: set[str]) -> list[str]:
+    """The journal lines for ``step``, which has just finished: its enclosing composites'
+    own records not yet written (noted in ``parents_written``), then its own line.
+
+    A composite step's record goes in once, before the first line of a step inside it:
+    repeating it on every line would cost a Map of n items n copies. A composite's own line
+    says only how each branch ended: the steps inside are in the journal already, and the
+    reader keeps the steps it has placed (``place_step``).
+    """
+    lines = []
+    for parent in _enclosing(run_log, step.path):
+        if parent.path not in parents_written:
+            parents_written.add(parent.path)
+            lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
+    if step.branches:
+        step = attrs.evolve(
+            step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
+        )
+    lines.append(step_line(step))
+    return lines
+
+
+def place_journal(run_log: RunLog, lines: Iterable[str | bytes]) -> None:
+    """Place the steps of journal ``lines`` in ``run_log``, stopping at a line that does not
+    decode (the last one, cut short by a crash)."""
+    parents: dict[str, StepLog] = {}
+    for line in lines:
+        try:
+            entry = loads(line)
+            if "parent" in entry:
+                parent = read_step(entry["parent"])
+                parents[parent.path] = parent
+                continue
+            step = read_step(entry["step"])
+        except Exception:
+            break
+        place_step(run_log, step, parents)
+
+
+def _enclosing(run_log: RunLog, path: str) -> list[StepLog]:
+    """The live records of the composite steps around the step at ``path``, outermost first."""
+    names = path.split(".")
+    found: list[StepLog] = []
+    steps = run_log.steps
+    for depth in range(len(names) // 2):
+        parent = steps.get(names[2 * depth])
+        branch = parent.branches.get(names[2 * depth + 1]) if parent is not None else None
+        if parent is None or branch is None:
+            break
+        found.append(parent)
+        steps = branch.steps
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,47 @@ async def test_a_run_prepared_but_never_started_leaves_no_event_log() -> None:
     with pytest.raises(RunConfigurationError, match="has no event log"):
         replay("r1")  # removed: a run that never ran has no log
     assert await collect(ticker(1), run_id="r1", event_log=True) == [{"type": "tick", "n": 0}]
+
+
+class _HeldEndLine:
+    """Holds the worker thread writing the end line until released (a slow disk, on cue)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from runnable_trio import _eventlog
+
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        original = _eventlog.append_line
+
+        def append_line(path: Any, data: bytes) -> None:
+            if b'"end"' in data and not self.entered.is_set():
+                self.entered.set()
+                self.release.wait(30)
+            original(path, data)
+
+        monkeypatch.setattr(_eventlog, "append_line", append_line)
+
+
+async def test_closing_the_log_again_while_its_end_line_is_written_waits_for_that_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = _HeldEndLine(monkeypatch)
+    run = ticker(3).execute_streaming(run_id="r1", event_log=True)
+    received: list[Any] = []
+
+    async def consume() -> None:
+        async for event in run:  # its end closes the log: the end line, held in the thread
+            received.append(event)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.to_thread.run_sync(held.entered.wait, 30)
+        nursery.start_soon(run.aclose)  # a second way out, while the first is writing
+        await trio.testing.wait_all_tasks_blocked()
+        held.release.set()
+    assert len(received) == 3
+    assert end_lines("r1") == [
+        {"status": "SUCCESS", "step": None, "error_type": None, "error_message": None}
+    ]
+    assert [line["seq"] for line in lines("r1") if "seq" in line] == [1, 2, 3]
+

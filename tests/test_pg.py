@@ -372,7 +372,11 @@ async def test_a_killed_process_s_run_shows_dead_and_its_retry_completes_it(
                 await trio.sleep(0.05)
     child.kill()
     child.wait(30)
-    [summary] = list_runs(configuration_file=pg_config)
+    # The server ends the dead client's session (and its lock) once it sees the connection
+    # closed: soon after the kill, not at the same instant.
+    with trio.fail_after(30):
+        while (summary := list_runs(configuration_file=pg_config)[0]).alive:
+            await trio.sleep(0.01)
     assert (summary.status, summary.alive) == (Status.PROCESSING, False)
     with pytest.raises(ExecutionFailedError, match="its process stopped"), trio.fail_after(60):
         async for _ in following:
@@ -419,3 +423,52 @@ def test_an_event_log_has_one_writer(pg_config: str) -> None:
         store.open_event_log("one")
     del first  # never started: its lock is released
     store.open_event_log("one")
+
+
+async def test_closing_an_event_log_twice_at_once_writes_one_end_line(
+    pg_config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The consumer's end closes the log; aclose() from another task closes it again while
+    # the end line's insert is still in its thread (held here, as a slow server would).
+    import threading
+
+    from runnable_trio import _pgevents
+    from runnable_trio._pgdb import Database
+
+    entered, release = threading.Event(), threading.Event()
+    original = Database.call
+
+    class Held:
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        def execute(self, query: Any, params: Any = None) -> Any:
+            if query is _pgevents._INSERT and '"end"' in str(params) and not entered.is_set():
+                entered.set()
+                release.wait(30)
+            return self._conn.execute(query, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    async def call(self: Database, function: Any, **kwargs: Any) -> Any:
+        return await original(self, lambda conn: function(Held(conn)), **kwargs)
+
+    monkeypatch.setattr(Database, "call", call)
+    run = counting().execute_streaming(
+        parameters={"n": 3}, run_id="twice", configuration_file=pg_config, event_log=True
+    )
+    received: list[Any] = []
+
+    async def consume() -> None:
+        async for event in run:
+            received.append(event)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.to_thread.run_sync(entered.wait, 30)
+        nursery.start_soon(run.aclose)  # raised UniqueViolation: the end's number twice
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    monkeypatch.setattr(Database, "call", original)
+    assert [event async for event in replay("twice", configuration_file=pg_config)] == received

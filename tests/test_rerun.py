@@ -20,9 +20,11 @@ from runnable_trio import (
     Map,
     MemoryRunLogStore,
     Parallel,
+    Retry,
     RunConfigurationError,
     Status,
     pickled,
+    read_run_log,
 )
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._rerun import retry_stream, retry_streaming
@@ -273,3 +275,23 @@ async def test_a_run_whose_process_died_can_be_retried(tmp_path: Path) -> None:
     assert events.run_log.status is Status.SUCCESS
     assert events.run_log.parameters_out == {"x": 1, "y": 2, "z": 20}
     assert (tmp_path / "calls.txt").read_text().split() == ["first", "second", "second"]
+
+
+async def test_a_retried_runs_retrying_events_number_attempts_as_its_record_does() -> None:
+    async def broken() -> None:
+        raise ValueError("broke")
+
+    pipeline = AsyncPythonTask(
+        "flaky", broken, retry=Retry(attempts=2, backoff=0)
+    ).as_async_pipeline()
+    with pytest.raises(ExecutionFailedError):
+        await collect(pipeline, run_id="r1", attribution=True)
+    retrying: list[int] = []
+    with pytest.raises(ExecutionFailedError):
+        async with retry_stream(pipeline, "r1", attribution=True) as events:
+            async for event in events:
+                if event["type"] == "step.retrying":
+                    retrying.append(event["attempt"])
+    record = read_run_log("r1").steps["flaky"]
+    assert [attempt.number for attempt in record.attempts] == [1, 2, 3, 4]
+    assert retrying == [3]  # the retry's first attempt failed: number 3 of the step's record

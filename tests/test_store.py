@@ -610,7 +610,7 @@ def test_runs_decodes_no_whole_record(tmp_path: Path, monkeypatch: pytest.Monkey
             run_log.end(Status.SUCCESS)
         (tmp_path / f"r{i}.json").write_bytes(_encode(run_log, None))
     calls: list[object] = []
-    for name in ("loads", "read_file", "read_run", "read_step"):
+    for name in ("loads", "read_file", "read_run", "place_journal"):
         original = getattr(_filestore, name)
 
         def counted(*args: Any, _original: Any = original) -> Any:
