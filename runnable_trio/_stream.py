@@ -100,7 +100,7 @@ class EventStream(metaclass=NoPublicConstructor):
     async def __anext__(self) -> Event:
         if self._receiving:
             # Not a reason to end the run: the first consumer is still iterating.
-            raise self.busy_error()
+            raise self._busy_error()
         try:
             # A cancelled consumer is told so even while events are buffered (receive_nowait
             # alone would not check), as from any Trio receive.
@@ -140,12 +140,7 @@ class EventStream(metaclass=NoPublicConstructor):
         finally:
             self._receiving = False
 
-    @property
-    def receiving(self) -> bool:
-        """Whether a consumer is waiting in ``__anext__`` now."""
-        return self._receiving
-
-    def busy_error(self) -> trio.BusyResourceError:
+    def _busy_error(self) -> trio.BusyResourceError:
         return trio.BusyResourceError(
             f"run {self.run_id!r}: another task is already iterating this run's events; "
             "one consumer per stream (each event goes to one consumer only; to fan events "
