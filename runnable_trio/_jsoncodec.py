@@ -6,7 +6,9 @@ JSON cannot hold must not crash the record, so it is written as
 ``{"$repr": "<repr of the value>"}`` (cut to :data:`REPR_LIMIT` characters). Other lossy
 cases follow JSON's own rules: tuples become lists, non-str keys become str (``repr`` of the
 key where JSON has no rule), a cycle becomes a ``$repr`` marker, and so does an int too
-long for Python to write as text (past ``sys.get_int_max_str_digits()``). A record read back
+long for Python to write as text (past ``sys.get_int_max_str_digits()``); a key that has no
+text at all (such an int, a broken ``__repr__``) becomes ``"$repr <index in its dict>: ..."``,
+so distinct keys never merge and the marker is seen. A record read back
 holds the marker dict, not the value: a retried run therefore runs again a step whose outputs
 were written this way (see ``_rerun``).
 
@@ -96,7 +98,10 @@ def _jsonable(value: Any, active: set[int]) -> Any:
         active.add(id(value))
         try:
             if isinstance(value, dict):
-                return {_key(k): _jsonable(v, active) for k, v in value.items()}
+                return {
+                    _key(k, index): _jsonable(v, active)
+                    for index, (k, v) in enumerate(value.items())
+                }
             return [_jsonable(v, active) for v in value]
         finally:
             active.discard(id(value))
@@ -115,20 +120,28 @@ def _writable(value: int) -> bool:
     return True
 
 
-def _key(key: object) -> str:
+def _key(key: object, index: int) -> str:
+    """A dict key as text: JSON's rule for scalars, else its ``repr``; a key that has no
+    text (an int past the digit limit, a broken ``__repr__``) is a marker naming its place
+    in the dict, so two of them never merge and :func:`has_repr_marker` sees them."""
     if isinstance(key, str):
         return key
     if isinstance(key, int) and not isinstance(key, bool) and not _writable(key):
-        return _HUGE_INT
+        return f"{REPR_KEY} {index}: {_HUGE_INT}"
     if isinstance(key, bool | int | float) or key is None:
         return json.dumps(key)
-    return _repr(key)
+    try:
+        return repr(key)
+    except Exception:
+        return f"{REPR_KEY} {index}: {_repr(key)}"
 
 
 def has_repr_marker(value: Any) -> bool:
     """Whether a value read back from JSON holds a ``$repr`` marker anywhere."""
     if isinstance(value, dict):
-        return REPR_KEY in value or any(has_repr_marker(v) for v in value.values())
+        return any(key.startswith(REPR_KEY) for key in value) or any(
+            has_repr_marker(v) for v in value.values()
+        )
     if isinstance(value, list):
         return any(has_repr_marker(v) for v in value)
     return False

@@ -164,13 +164,20 @@ def test_keys_json_cannot_write_do_not_break_the_record() -> None:
             raise RuntimeError("no")
 
     huge = 10**5000  # past sys.get_int_max_str_digits(): no text for it
-    data = loads(dumps({"values": {huge: "a", BrokenKey(): "b", 7: "c", True: "d"}}))
-    assert data["values"] == {
-        "<int too large to write>": "a",
-        f"<{BrokenKey.__qualname__} (repr failed: RuntimeError)>": "b",
-        "7": "c",
-        "true": "d",
+    values = {huge: "a", huge + 1: "b", BrokenKey(): "c", BrokenKey(): "d", 7: "e", True: "f"}
+    data = loads(dumps({"values": values}))
+    broken = f"<{BrokenKey.__qualname__} (repr failed: RuntimeError)>"
+    assert data["values"] == {  # distinct keys stay distinct, and are marked
+        "$repr 0: <int too large to write>": "a",
+        "$repr 1: <int too large to write>": "b",
+        f"$repr 2: {broken}": "c",
+        f"$repr 3: {broken}": "d",
+        "7": "e",
+        "true": "f",
     }
+    assert has_repr_marker(data)
+    assert not has_repr_marker(loads(dumps({"values": {7: "e", (1, 2): "x"}})))
+    assert dumps(loads(dumps(values))) == dumps(values)
 
 
 # --- placing a journal line ---------------------------------------------------------------
