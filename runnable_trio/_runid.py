@@ -7,10 +7,10 @@ one may hold only letters, digits, ``-``, ``_``, ``.`` and ``:`` (the reference'
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import re
 import secrets
+import time
 
 from ._errors import RunConfigurationError
 
@@ -18,16 +18,16 @@ __all__ = ["new_run_id", "validate_run_id"]
 
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _counter = itertools.count(1)
+_second: tuple[int, str] = (-1, "")
 
 
 def new_run_id() -> str:
     """A fresh id: UTC time, random bits and a per-process counter (unique even in one ms)."""
-    t = dt.datetime.now(dt.UTC)
-    # strftime("%Y%m%d-%H%M%S-%f"), spelt out: it takes half the time.
-    return (
-        f"{t.year:04}{t.month:02}{t.day:02}-{t.hour:02}{t.minute:02}{t.second:02}-"
-        f"{t.microsecond:06}-{secrets.token_hex(3)}{next(_counter):x}"
-    )
+    global _second
+    seconds, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    if _second[0] != seconds:  # the date and time to the second, formatted once a second
+        _second = (seconds, time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds)))
+    return f"{_second[1]}-{micro:06}-{secrets.token_hex(3)}{next(_counter):x}"
 
 
 def validate_run_id(run_id: object) -> str:

@@ -115,3 +115,18 @@ def test_a_new_run_id_starts_with_the_utc_time_to_the_microsecond() -> None:
     assert re.fullmatch("[0-9a-f]{7,}", random_and_count)
     assert validate_run_id(run_id) == run_id
     assert new_run_id() != run_id
+
+
+def test_a_new_run_id_has_the_second_it_was_made_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runnable_trio import _runid
+
+    def stamp(ns: int) -> str:
+        made = dt.datetime.fromtimestamp(ns // 10**9, dt.UTC)
+        return made.replace(microsecond=ns // 1000 % 10**6).strftime("%Y%m%d-%H%M%S-%f")
+
+    instants = [1_700_000_000_999_999_000, 1_700_000_001_000_000_000, 1_700_000_001_000_001_000]
+    times = iter(instants)
+    monkeypatch.setattr(_runid.time, "time_ns", lambda: next(times))
+    made = [_runid.new_run_id()[:22] for _ in instants]
+    assert made == [stamp(ns) for ns in instants]
+    assert made[0][:15] != made[1][:15]  # the second formatted once moved on
