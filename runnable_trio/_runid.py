@@ -25,9 +25,10 @@ def new_run_id() -> str:
     """A fresh id: UTC time, random bits and a per-process counter (unique even in one ms)."""
     global _second
     seconds, micro = divmod(time.time_ns() // 1000, 1_000_000)
-    if _second[0] != seconds:  # the date and time to the second, formatted once a second
-        _second = (seconds, time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds)))
-    return f"{_second[1]}-{micro:06}-{secrets.token_hex(3)}{next(_counter):x}"
+    second = _second  # read once: another thread may move it on meanwhile
+    if second[0] != seconds:  # the date and time to the second, formatted once a second
+        second = _second = (seconds, time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds)))
+    return f"{second[1]}-{micro:06}-{secrets.token_hex(3)}{next(_counter):x}"
 
 
 def validate_run_id(run_id: object) -> str:
