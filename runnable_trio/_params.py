@@ -65,11 +65,10 @@ def load_parameters(
     return values
 
 
-#: ``os.environ`` as last seen (its encoded mapping, copied) and the names of it that start
+#: ``os.environ`` as last seen (its encoded mapping, copied) and the names in it that start
 #: with ``ENV_PREFIX``: the process environment is compared (one C-level dict comparison),
 #: and scanned again only when it changed; the values are read at each run.
-_environ_seen: dict[Any, Any] = {}
-_names_seen: list[str] = []
+_seen: tuple[dict[Any, Any], list[str]] = ({}, [])
 
 
 def _prefixed_names(environ: Mapping[str, str]) -> list[str]:
@@ -78,15 +77,19 @@ def _prefixed_names(environ: Mapping[str, str]) -> list[str]:
     if not isinstance(raw, dict):
         # Iterate over the names only: os.environ decodes every value it hands out.
         return [k for k in environ if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)]
-    global _environ_seen, _names_seen
-    if raw != _environ_seen:
+    global _seen
+    seen = _seen  # read once: another thread may replace it meanwhile
+    if raw != seen[0]:
+        snapshot = dict(raw)
         # Matched on the encoded names: decoding every name is what a scan would cost.
         prefix = os.environ.encodekey(ENV_PREFIX)
-        _names_seen = [
-            os.environ.decodekey(k) for k in raw if k.startswith(prefix) and len(k) > len(prefix)
+        names = [
+            os.environ.decodekey(k)
+            for k in snapshot
+            if k.startswith(prefix) and len(k) > len(prefix)
         ]
-        _environ_seen = dict(raw)
-    return _names_seen
+        seen = _seen = (snapshot, names)
+    return seen[1]
 
 
 def _decode_env(raw: str) -> Any:
