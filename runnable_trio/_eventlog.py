@@ -12,7 +12,11 @@ Appending only encodes the line; lines are written in batches by a worker thread
 (the stream is idle, so nothing is delayed), and when the stream ends. Closing the log writes
 what is left and the end line, shielded from cancellation, so no event the consumer received
 is lost however it left; the consumer side closes it from one place, once the run has ended
-(``_stream.EventStream.finish``).
+(``_stream.EventStream._finish``). One way out has no Trio left to close it: an
+``execute_streaming()`` iterator still referenced when ``trio.run`` itself has ended (held by
+the traceback of an exception raised out of the loop over it): the events after the last
+batch written, and the end line, are then missing, as after a crash; a reader (``replay``)
+sees a log whose writer is gone. ``aclose()`` (``contextlib.aclosing``) avoids it.
 
 No descriptor is held while the run goes: each batch is an open-append-close in the worker
 thread (``_files``), so a process runs any number of logged runs under its descriptor limit.

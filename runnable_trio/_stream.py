@@ -8,7 +8,7 @@ the run's bounded memory channel (``_events.open_event_channel``). While events 
 ``__anext__`` takes one with ``receive_nowait`` after a cancellation check only: no trip
 through the scheduler. Only an empty channel makes it await ``receive`` (a checkpoint).
 
-Every way a consumer is done with a run goes through :meth:`EventStream.finish`, the one place
+Every way a consumer is done with a run goes through :meth:`EventStream._finish`, the one place
 a run's event log is closed: after the last event (normal end, failure, an interrupt), on
 leaving ``open_stream``'s block (``break``, an exception, a cancellation, an interrupt raised
 by a task), from ``StreamingRun.aclose()`` or a raising ``__anext__``, and from the safety net
@@ -111,7 +111,7 @@ class EventStream(metaclass=NoPublicConstructor):
                 except trio.WouldBlock:
                     event = await self._wait()
             except trio.EndOfChannel:
-                await self.finish()
+                await self._finish()
                 self._end()
             self.last_seq += 1
             if self._stamp:
@@ -127,7 +127,7 @@ class EventStream(metaclass=NoPublicConstructor):
             # Out of open_stream's block, the nursery ends the run; a system task's run is
             # ended here, as the iteration cannot go on.
             if self._task_done is not None:
-                await self.leave()
+                await self._leave()
             raise
 
     async def _wait(self) -> Event:
@@ -154,12 +154,7 @@ class EventStream(metaclass=NoPublicConstructor):
         except StopAsyncIteration:
             raise trio.EndOfChannel from None
 
-    @property
-    def finished(self) -> bool:
-        """Whether :meth:`finish` has been done: the run has ended, its event log closed."""
-        return self._finished
-
-    async def finish(self) -> None:
+    async def _finish(self) -> None:
         """The consumer is done with the run: end it, then close its event log.
 
         A run still going is cancelled and waited for; then the event log, if any, gets
@@ -176,25 +171,25 @@ class EventStream(metaclass=NoPublicConstructor):
             await self._log.close(run.run_log)
         self._finished = True
 
-    async def leave(self) -> None:
-        """End a system task's run (:meth:`finish`) and wait for its task to end.
+    async def _leave(self) -> None:
+        """End a system task's run (:meth:`_finish`) and wait for its task to end.
 
         Raises:
             BaseException: a ``KeyboardInterrupt`` (or ``SystemExit``) the run ended with,
                 as out of ``stream()``'s block: raised by a task while the consumer was
                 leaving, it still reaches the consumer.
 
-        Cancellation: shielded, as :meth:`finish`.
+        Cancellation: shielded, as :meth:`_finish`.
         """
         assert self._task_done is not None, "a stream() run's nursery waits for its task"
-        await self.finish()
+        await self._finish()
         with trio.CancelScope(shield=True):
             await self._task_done.wait()
-        interrupt = self.take_interrupt()
+        interrupt = self._take_interrupt()
         if interrupt is not None:
             raise_without_context(interrupt)
 
-    def take_interrupt(self) -> BaseException | None:
+    def _take_interrupt(self) -> BaseException | None:
         """The interrupt the run ended with, if it is this stream's to deliver; once."""
         interrupt = self._run.interrupt
         if interrupt is None or not self._deliver_interrupt:
@@ -203,7 +198,7 @@ class EventStream(metaclass=NoPublicConstructor):
         return interrupt
 
     def _end(self) -> NoReturn:
-        interrupt = self.take_interrupt()
+        interrupt = self._take_interrupt()
         if interrupt is not None:
             raise_without_context(interrupt)
         failure = self._run.failure()
@@ -224,7 +219,7 @@ async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
             try:
                 yield events
             finally:
-                await events.finish()
+                await events._finish()
     except BaseExceptionGroup as group:
         # The run task raises nothing but Cancelled, so what the group holds came from the
         # caller's block: give it back as it was raised.

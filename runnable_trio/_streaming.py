@@ -9,7 +9,7 @@ iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises 
 ``__del__`` is a safety net, not a way to end a run: it is what the reference's drop-in form
 ``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on. It cannot await,
 so it has the Trio loop cancel the run soon and a system task do what ``aclose()`` would
-(``EventStream.finish``: wait for the run, warn if it does not end, close its event log);
+(``EventStream._finish``: wait for the run, warn if it does not end, close its event log);
 nobody waits for that task. Every caller inside this library (the command line, the testing
 toolkit, SSE, compat) ends the iteration with ``aclose()``; code that must know the run has
 ended does the same (``contextlib.aclosing``).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Awaitable
 from typing import NoReturn, final
 
@@ -32,6 +33,8 @@ from ._runlog import RunLog
 from ._stream import EventStream
 
 __all__ = ["StreamingRun", "start_streaming"]
+
+logger = logging.getLogger("runnable_trio")
 
 
 @final
@@ -86,7 +89,7 @@ class StreamingRun(metaclass=NoPublicConstructor):
         """Cancel the run if it is still going, and wait for it to end."""
         self._closed = True
         if self._events is not None:
-            await self._events.leave()
+            await self._events._leave()
 
     def _start(self) -> EventStream:
         check_called_from_trio("execute_streaming()", started=True)
@@ -111,7 +114,7 @@ class StreamingRun(metaclass=NoPublicConstructor):
     def __del__(self) -> None:
         # Dropped without aclose() (``break`` out of ``async for``): the safety net. It may
         # run anywhere (even in another thread), so it only hands the leaving to the Trio loop.
-        if self._token is None or self._events is None or self._events.finished:
+        if self._token is None or self._events is None or self._events._finished:
             return
         with contextlib.suppress(trio.RunFinishedError):  # the process is ending
             self._token.run_sync_soon(_leave_dropped, self._events, self._cancel_scope)
@@ -128,12 +131,25 @@ async def _exhausted() -> NoReturn:
 
 def _leave_dropped(events: EventStream, cancel_scope: trio.CancelScope) -> None:
     # In the Trio loop, for a dropped iterator: cancel the run now, not once the task below
-    # first runs, and leave the rest of aclose()'s work to that task. The task holds up the
-    # end of the Trio run no longer than the run's own task does.
+    # first runs, and leave the rest of aclose()'s work to that task. It is a system task:
+    # the end of the Trio run waits for it (for the run, then the event log's last write), so
+    # a dropped run's log is closed even when the Trio run ends right after the drop.
     cancel_scope.cancel()
     with contextlib.suppress(RuntimeError):  # Trio is shutting down: no new system task
         trio.lowlevel.spawn_system_task(
-            events.finish, name=f"runnable_trio dropped run {events.run_id}"
+            _finish_dropped, events, name=f"runnable_trio dropped run {events.run_id}"
+        )
+
+
+async def _finish_dropped(events: EventStream) -> None:
+    # A system task must raise nothing (Trio would crash the whole program): a log that
+    # cannot be closed (its file removed, a full disk, the database gone) is reported.
+    try:
+        await events._finish()
+    except Exception:
+        logger.exception(
+            "run %s (its iterator dropped without aclose()): the event log could not be closed",
+            events.run_id,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from hypothesis import given, settings
 
@@ -341,3 +343,37 @@ async def test_closing_the_log_again_while_its_end_line_is_written_waits_for_tha
     ]
     assert [line["seq"] for line in lines("r1") if "seq" in line] == [1, 2, 3]
 
+
+def test_a_dropped_run_whose_log_cannot_be_closed_is_reported_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The safety net of a dropped iterator closes its log in a system task: an error there
+    # (the file removed, a full disk, the database gone) must not crash the user's Trio run.
+    went_on: list[bool] = []
+
+    async def endless() -> Any:
+        n = 0
+        while True:
+            yield {"type": "tick", "n": n}
+            n += 1
+            await trio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        run = (
+            AsyncPythonTask("tick", endless)
+            .as_async_pipeline()
+            .execute_streaming(run_id="r1", event_log=True)
+        )
+        async for event in run:
+            if event["n"] == 2:
+                break
+        os.unlink(".run_log_store/r1.events.jsonl")
+        del run
+        gc.collect()
+        went_on.append(True)
+
+    trio.run(main)  # raised TrioInternalError (the system task's FileNotFoundError)
+    assert went_on == [True]
+    assert "run r1 (its iterator dropped without aclose()): the event log could not be " in (
+        caplog.text
+    )
