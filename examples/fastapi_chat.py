@@ -14,6 +14,7 @@ plain asyncio (``asyncio.sleep``), and the Trio engine runs as a guest of uvicor
 - ``GET /debug/runs/{run_id}``: what the tests check after a disconnect: the run's status and
   whether the model's ``finally`` block has run.
 
+Needs ``pip install ./compat fastapi uvicorn`` (or the development install of the README).
 Run it with ``python examples/fastapi_chat.py [--port 8000]`` and try
 ``curl -N -X POST localhost:8000/chat -H 'Content-Type: application/json'
 -d '{"prompt": "Hello"}'``. Runs are recorded under ``.run_log_store/`` in the working folder.

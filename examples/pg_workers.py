@@ -1,6 +1,7 @@
 """Several server processes sharing their runs through PostgreSQL: Starlette on Hypercorn's
 Trio worker, runnable_trio's PostgreSQL store named by a configuration file.
 
+Needs ``pip install 'runnable_trio[postgres]' starlette hypercorn`` and a PostgreSQL server.
 Start two (or more) of them, on one host or several, with the same configuration::
 
     # workers.yaml

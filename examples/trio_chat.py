@@ -13,6 +13,7 @@ The same endpoints as ``fastapi_chat.py``:
 - ``GET /debug/runs/{run_id}``: the run's status and whether the model's ``finally`` block has
   run (what the tests check after a disconnect).
 
+Needs ``pip install starlette hypercorn`` (or the development install of the README).
 Run it with ``python examples/trio_chat.py [--port 8000]`` and try
 ``curl -N -X POST localhost:8000/chat -H 'Content-Type: application/json'
 -d '{"prompt": "Hello"}'``. Runs are recorded under ``.run_log_store/`` in the working folder.
