@@ -242,7 +242,7 @@ async def run_step(
                 await ctx.sink.lifecycle(
                     Lifecycle.STEP_RETRYING,
                     path,
-                    attempt=attempt.number,  # as the record and the span number it
+                    attempt=attempt.number,  # numbered as in the record and the span
                     error_type=type(exc).__name__,
                     error_message=str(exc),
                     delay=delay,
