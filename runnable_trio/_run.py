@@ -59,7 +59,6 @@ class PreparedRun:
     #: A ``BaseException`` that is not a cancellation (``KeyboardInterrupt``, ``SystemExit``)
     #: that ended the run: the consumer receives it as itself.
     interrupt: BaseException | None = None
-    failed_step: str | None = None
     finished: bool = False
     #: Set once the run has ended (``finished`` as an event, to wait on).
     ended: trio.Event = attrs.field(factory=trio.Event)
@@ -129,15 +128,14 @@ class PreparedRun:
         except Exception as exc:
             await _consumer_first()
             self.error = exc
-            self.failed_step = ctx.failure_origin(exc) or getattr(exc, "step", None)
-            run_log.step = self.failed_step
+            run_log.step = ctx.failure_origin(exc) or getattr(exc, "step", None)
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.FAIL, exc)
             if attribution:
                 await sink.lifecycle(
                     Lifecycle.RUN_FAILED,
                     "",
-                    step=self.failed_step,
+                    step=run_log.step,
                     error_type=type(exc).__name__,
                     error_message=str(exc),
                 )
@@ -203,7 +201,7 @@ class PreparedRun:
         if self.error is None:
             return None
         failure = ExecutionFailedError.of(
-            self.run_id, self.failed_step, *describe_error(self.error)
+            self.run_id, self.run_log.step, *describe_error(self.error)
         )
         failure.__cause__ = self.error
         return failure
