@@ -440,6 +440,15 @@ class AppendPool:
     def __len__(self) -> int:
         return len(self._fds)
 
+    def forget_all(self) -> None:
+        """In a forked child: close the parent's descriptors, forget its spares, new lock."""
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        self._spares.clear()
+        self._lock = threading.RLock()
+
     def give_back(self) -> bool:
         """Close the least recently used descriptor; whether there was one."""
         with self._lock:
@@ -499,6 +508,14 @@ class WriterLock:
         self.token = token
         self._fd = fd
 
+    def held(self) -> bool:
+        """Whether the lock's file is still there (a reader finds this writer by it)."""
+        return os.fstat(self._fd).st_nlink > 0
+
+    def close(self) -> None:
+        """Let the lock go (its file is gone, or this is a forked child's copy)."""
+        os.close(self._fd)
+
 
 _locks: dict[tuple[int, str], WriterLock] = {}
 _locks_guard = threading.Lock()
@@ -512,7 +529,11 @@ def writer_lock(folder: Path) -> WriterLock:
     key = (os.getpid(), str(folder))  # a forked child takes a lock of its own
     with _locks_guard:
         lock = _locks.get(key)
-        if lock is None:
+        if lock is None or not lock.held():
+            # Never taken, or its file deleted (the folder removed and made again): a lock
+            # whose file is gone names no writer a reader can find, so it is taken anew.
+            if lock is not None:
+                lock.close()
             lock = _locks[key] = _take_lock(folder)
         return lock
 
@@ -560,14 +581,43 @@ def _sweep(writers: int) -> None:
         except BlockingIOError:
             live.add(name.removesuffix(_LOCK))  # its process is alive
         else:
-            with contextlib.suppress(FileNotFoundError):
+            # Gone already, or not a file a writer made (a folder planted under its name):
+            # left, never a reason for this writer not to start.
+            with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=writers)
         finally:
             os.close(fd)
     for name in names:
         if name.endswith(_SPARE) and name.partition(".")[0] not in live:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=writers)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with none of its parent's writer state.
+
+    Its copies of the parent's lock descriptors are closed (a ``flock`` goes with the open
+    file, which the parent still holds: its lock stays, but no longer outlives the parent in
+    a child that does not exec), as are the pooled journal descriptors and the reserve; the
+    parent's spares are forgotten; the thread locks are made anew (one held by another
+    thread of the parent at the fork would be held in the child for ever).
+    """
+    global _locks_guard, _spare_guard, _spare
+    for lock in _locks.values():
+        with contextlib.suppress(OSError):
+            lock.close()
+    _locks.clear()
+    _locks_guard = threading.Lock()
+    _spare_guard = threading.Lock()
+    if _spare is not None:
+        with contextlib.suppress(OSError):
+            os.close(_spare)
+        _spare = None
+    APPENDS.forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def writer_alive(folder: Path, token: object) -> bool | None:

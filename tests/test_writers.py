@@ -1,0 +1,152 @@
+"""What a writing process holds (its writer lock per folder, its spares, its pooled journal
+descriptors) stays right when the store folder is deleted, when the process forks, and when
+something is planted among the writers' files. (Found by a review of the journal-first layout.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._runlog import RunLog
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock, fork")
+
+
+async def test_a_run_started_after_the_folder_was_deleted_looks_alive_while_it_goes(
+    tmp_path: Path,
+) -> None:
+    # c18808a: the folder (with this process's lock file) deleted between runs is made again
+    # by the next spare, but the cached writer lock is not taken again: the new run's record
+    # names a token with no lock file, so every reader says it is dead while it runs.
+    folder = tmp_path / "store"
+    store = FileRunLogStore(folder)
+    await store.create(RunLog("r1"))
+    await store.finish(RunLog("r1"))
+    shutil.rmtree(folder)
+    await store.create(RunLog("r2"))  # live in this process, never finished
+    assert store.alive("r2") is True, "a live run looks dead: a retry elsewhere may run it"
+
+
+_FORKS = textwrap.dedent(
+    """
+    import os, sys, time, trio
+    from runnable_trio._filestore import FileRunLogStore
+    from runnable_trio._runlog import RunLog
+
+    store = FileRunLogStore(sys.argv[1])
+    trio.run(store.create, RunLog("f"))
+    child = os.fork()
+    if child == 0:  # e.g. a multiprocessing worker (fork), or a daemon a step starts
+        time.sleep(600)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_killed_writers_run_is_dead_while_a_forked_child_of_it_lives(tmp_path: Path) -> None:
+    # The writer's lock descriptor is O_CLOEXEC but inherited by fork(): a child that does not
+    # exec holds the parent's flock, so the parent's PROCESSING runs look alive (retry refused)
+    # for as long as the child lives, and its lock file and spares are never swept.
+    folder = tmp_path / "store"
+    script = tmp_path / "forks.py"
+    script.write_text(_FORKS)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    with parent.stdout:
+        child = int(parent.stdout.readline())
+    try:
+        parent.send_signal(signal.SIGKILL)
+        assert parent.wait() == -9
+        assert FileRunLogStore(folder).alive("f") is False, (
+            "the SIGKILLed writer's run looks alive: its forked child holds the writer's lock"
+        )
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+_FORK_WHILE_POOL_BUSY = textwrap.dedent(
+    """
+    import os, sys, threading, trio
+    from runnable_trio._files import APPENDS
+    from runnable_trio._filestore import FileRunLogStore
+    from runnable_trio._runlog import RunLog
+
+    folder = sys.argv[1]
+    held, done = threading.Event(), threading.Event()
+
+    def busy():  # the loop's thread appending a line, or making a spare inline, at the fork
+        with APPENDS._lock:
+            held.set()
+            done.wait()
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    held.wait()
+    child = os.fork()
+    if child == 0:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)  # the test reads the parent's output to its end
+        os.dup2(fd, 2)
+        trio.run(FileRunLogStore(folder).create, RunLog("c"))  # the child's own first run
+        os._exit(0)
+    done.set()
+    thread.join()
+    print(child, flush=True)
+    """
+)
+
+
+def test_a_child_forked_while_the_pool_is_busy_can_start_a_run(tmp_path: Path) -> None:
+    # AppendPool._lock (and _locks_guard, _spare_guard) are not reset after fork: a child
+    # forked while another thread holds one blocks forever on its first run. No
+    # os.register_at_fork anywhere, though the pool and the locks are keyed by pid for forks.
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_WHILE_POOL_BUSY)
+    parent = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    child = int(parent.stdout)
+
+    deadline = time.monotonic() + 30  # the child needs milliseconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the forked child hangs on APPENDS._lock, held by a thread of its parent")
+    assert (tmp_path / "store" / "c.journal.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["12345-0123456789ab.lock", "12345-0123456789ab.x.spare"])
+async def test_a_folder_planted_in_writers_does_not_stop_every_run(
+    tmp_path: Path, name: str
+) -> None:
+    # _sweep (_files.py:563-570) unlinks what it takes for a dead writer's lock or spare and
+    # lets anything but FileNotFoundError out: a folder (or a file it may not delete) under
+    # such a name makes every new process's first run fail, for good.
+    folder = tmp_path / "store"
+    (folder / ".writers" / name).mkdir(parents=True)
+    store = FileRunLogStore(folder)
+    await store.create(RunLog("r"))
+    assert store.exists("r")
