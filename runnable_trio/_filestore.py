@@ -22,7 +22,7 @@ power failure could still undo.
 Creating a file is the dear part on these file systems (60-200 us, against a few for a
 write, a link or a look-up), so a run creates at most one before its first event, and usually
 none: its journal is a spare file, which it fills and links into place, and a run that ends
-makes the next spare ahead in the thread that writes its snapshot (``_files.AppendPool``).
+makes the next spare ahead in the thread that writes its snapshot (``_writers.AppendPool``).
 A snapshot already there (a run that has ended; the final snapshot goes in before its journal
 goes) refuses the new run just after, and its journal goes again.
 
@@ -64,15 +64,12 @@ import attrs
 
 from ._errors import RunConfigurationError
 from ._files import (
-    APPENDS,
     describe_os_error,
     locked,
     read_file,
     read_head,
     replace_atomically,
     reserve_descriptor,
-    writer_alive,
-    writer_lock,
 )
 from ._jsoncodec import loads
 from ._offloop import run_blocking
@@ -83,6 +80,7 @@ from ._runlog import (
 )
 from ._steplines import journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
+from ._writers import APPENDS, writer_alive, writer_lock
 
 _SUMMARY = b'{"_summary":'
 _SNAPSHOT = ".json"

@@ -22,11 +22,12 @@ from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError, RunConfigurationError
 from ._eventlog import EventLogEnd, EventLogWriter, Line, decode_line, events_path
 from ._events import Event
-from ._files import read_from, writer_alive
+from ._files import read_from
 from ._offloop import run_blocking
 from ._runid import validate_run_id
 from ._runlog import Status
 from ._stores import store_from_configuration
+from ._writers import writer_alive
 
 __all__ = ["Replay", "replay"]
 

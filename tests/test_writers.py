@@ -81,7 +81,7 @@ def test_a_killed_writers_run_is_dead_while_a_forked_child_of_it_lives(tmp_path:
 _FORK_WHILE_POOL_BUSY = textwrap.dedent(
     """
     import os, sys, threading, trio
-    from runnable_trio._files import APPENDS
+    from runnable_trio._writers import APPENDS
     from runnable_trio._filestore import FileRunLogStore
     from runnable_trio._runlog import RunLog
 
