@@ -1,9 +1,15 @@
 """The PostgreSQL store's tables, created on first use and versioned.
 
-``runnable_trio_schema`` holds one row, the version of the tables below. A process creates
-them when it finds none (under a transaction-level advisory lock, so two processes starting
-together do not race), and refuses a database whose version is newer than its own, with a
-message saying so, rather than misreading records it does not know.
+``runnable_trio_schema`` holds one row, the version of the tables and of the records in
+them. A process creates the tables when it finds none, and brings an older database up to
+its own version (both under a transaction-level advisory lock, so two processes starting
+together do not race); it refuses a database whose version is newer than its own, with a
+message saying so, rather than failing on records it does not know.
+
+Versions: 1, the first; 2, a failed run's step is recorded under ``step`` (was
+``failed_step``) in records and event-log end lines. The tables did not change: rows written
+at version 1 are read through ``_runlog.upgrade_run_data``; the bump is what makes a
+version-1 process refuse a database where version-2 records are written.
 
 Tables:
 
@@ -25,7 +31,10 @@ from ._errors import RunConfigurationError
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The SQL taking a database from the version before to each version (empty: nothing to do
+#: to the tables, see the module docstring).
+_UPGRADES: dict[int, str] = {2: ""}
 _CREATE_LOCK = 0x72756E74  # "runt": the advisory lock serialising schema creation
 
 _TABLES = """
@@ -62,7 +71,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
         RunConfigurationError: the database holds a newer (or unreadable) schema version.
     """
     version = _read_version(conn)
-    if version is None:
+    if version is None or _older(version):
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS runnable_trio_schema (version integer)")
@@ -74,6 +83,12 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
                 )
                 return
             version = row[0]
+            if _older(version):
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    if _UPGRADES[step]:
+                        conn.execute(_UPGRADES[step])
+                conn.execute("UPDATE runnable_trio_schema SET version = %s", (SCHEMA_VERSION,))
+                return
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise RunConfigurationError(
@@ -81,6 +96,10 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
             f"runnable_trio knows version {SCHEMA_VERSION}"
             + (": it was written by a newer runnable_trio, upgrade this one" if newer else "")
         )
+
+
+def _older(version: Any) -> bool:
+    return type(version) is int and 1 <= version < SCHEMA_VERSION
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> Any:

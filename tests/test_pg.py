@@ -7,6 +7,7 @@ following a run live in another process, a killed process's run shown dead and r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from runnable_trio import (
     retry_streaming,
 )
 from runnable_trio._config import load_configuration
-from runnable_trio._pgschema import SCHEMA_VERSION
+from runnable_trio._pgschema import SCHEMA_VERSION, ensure_schema
 from runnable_trio._stores import store_from_configuration
 from tests.helpers import run, run_failing, task
 from tests.pgserver import PostgresServer
@@ -220,6 +221,37 @@ async def test_the_schema_is_created_once_and_versioned(pg_config: str, pg_dsn: 
         assert conn.execute("SELECT version FROM runnable_trio_schema").fetchall() == [
             (SCHEMA_VERSION,)
         ]
+
+
+async def test_a_version_1_database_is_upgraded_and_its_records_read(
+    pg_config: str, pg_dsn: str
+) -> None:
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    await run_failing(task("explode", boom), run_id="v1run", configuration_file=pg_config)
+    # What a version-1 process wrote: the failed step under its old name, in the record and in
+    # the event log's end line; the database at version 1.
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        record = json.loads(conn.execute("SELECT record FROM runnable_trio_runs").fetchone()[0])
+        assert record.pop("step") == "explode"
+        record["failed_step"] = "explode"
+        conn.execute("UPDATE runnable_trio_runs SET record = %s", (json.dumps(record),))
+        conn.execute("UPDATE runnable_trio_schema SET version = 1")
+        ensure_schema(conn)
+        assert conn.execute("SELECT version FROM runnable_trio_schema").fetchall() == [(2,)]
+        ensure_schema(conn)  # at its version: nothing to do
+    assert SCHEMA_VERSION == 2
+    run_log = read_run_log("v1run", configuration_file=pg_config)
+    assert (run_log.status, run_log.step) == (Status.FAIL, "explode")
+
+
+def test_an_unreadable_schema_version_is_refused(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE runnable_trio_schema (version integer)")
+        conn.execute("INSERT INTO runnable_trio_schema VALUES (0)")
+        with pytest.raises(RunConfigurationError, match="schema version 0, but"):
+            ensure_schema(conn)
 
 
 def test_a_database_that_is_down_fails_the_run_at_its_start(tmp_path: Path) -> None:
