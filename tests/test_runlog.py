@@ -233,6 +233,23 @@ def test_definition_describes_steps_and_hash_is_stable() -> None:
     assert hash_definition(describe_pipeline(renamed)) != hash_definition(definition)
 
 
+def test_a_step_in_many_branches_is_described_once_with_the_same_definition() -> None:
+    from runnable_trio._definition import definition_of
+
+    task = AsyncPythonTask("t", upper, returns=["x"])
+    pipeline = AsyncPipeline(
+        [Parallel("p", {f"b{i}": task.as_async_pipeline() for i in range(3)}), task]
+    )
+    definition, digest = definition_of(pipeline)
+    branches = definition["steps"][0]["branches"]
+    assert branches["b0"]["steps"][0] is branches["b2"]["steps"][0]
+    assert branches["b0"]["steps"][0] is definition["steps"][1]
+    # The same data and hash as describing each occurrence anew.
+    assert definition == describe_pipeline(pipeline)
+    assert digest == hash_definition(describe_pipeline(pipeline))
+    assert describe_pipeline(pipeline)["steps"][1] is not definition["steps"][1]
+
+
 # --- the shared empty catalog -------------------------------------------------------------
 
 
