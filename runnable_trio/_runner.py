@@ -45,6 +45,7 @@ __all__ = [
 logger = logging.getLogger("runnable_trio")
 
 ON_FAILURE = "%on_failure"
+_INFO = logging.INFO
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -110,7 +111,7 @@ class Scope:
         """Assign a step's results here and record them as the step's outputs."""
         if not values:
             return  # nothing to copy a shared scope for
-        self.writable().update(values)
+        (self.writable() if self._shared else self._values).update(values)
         self.assigned.update(values)
         log.assigned.update(values)
         if log.attempts:
@@ -127,20 +128,21 @@ class _ItemScope(Scope):
     __slots__ = ("_item", "_name", "_parent")
 
     def __init__(self, parent: Mapping[str, Any], name: str, item: Any) -> None:
-        Scope.__init__(self, _UNSET)
+        Scope.__init__(self, _UNSET, shared=True)
         self._parent = parent
         self._name = name
         self._item = item
 
     @property
     def values(self) -> Mapping[str, Any]:
-        if self._values is _UNSET:
+        if self._shared:
             return _WithItem(self._parent, self._name, self._item)
         return self._values
 
     def writable(self) -> dict[str, Any]:
-        if self._values is _UNSET:
+        if self._shared:
             self._values = {**self._parent, self._name: self._item}
+            self._shared = False
         return self._values
 
 
@@ -169,7 +171,7 @@ class _WithItem(Mapping[str, Any]):
         return len(self._parent) + (self._name not in self._parent)
 
 
-#: The values of an item scope that has not copied its parent's yet.
+#: The values of an item scope that has not copied its parent's yet (never read or written).
 _UNSET: dict[str, Any] = {}
 
 
@@ -301,7 +303,8 @@ async def run_step(
     # From the moment the record is in the tree, every way out of this call finalises it: a
     # cancellation that arrives while step.started waits for room in a full buffer included.
     steps[step.name] = log
-    ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
+    if ctx.log_level <= _INFO:  # inline: a call per step otherwise, whatever the level
+        ctx.log(_INFO, "run %s: step %s started", ctx.run_id, path)
     running = ctx.running
     running.add(path)
     policy: Retry = getattr(step, "retry", None) or NO_RETRY
@@ -376,7 +379,8 @@ async def run_step(
     finally:
         running.discard(path)
     log.status = Status.SUCCESS
-    ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
+    if ctx.log_level <= _INFO:
+        ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:
         await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
     await ctx.store.step_finished(ctx.run_log, log)
