@@ -139,6 +139,11 @@ class _ItemScope(Scope):
             return _WithItem(self._parent, self._name, self._item)
         return self._values
 
+    def branch(self) -> Scope:
+        if self._shared:  # the branch sees the item too, still without a copy
+            return _ItemScope(self._parent, self._name, self._item)
+        return Scope(self._values, shared=True)
+
     def writable(self) -> dict[str, Any]:
         if self._shared:
             self._values = {**self._parent, self._name: self._item}

@@ -338,9 +338,19 @@ async def test_branches_read_their_parents_values_and_copy_them_only_to_assign()
     async def after(item: int, doubled: int, base: int) -> int:
         return item + doubled + base
 
+    async def one(item: int) -> int:
+        return item + 1
+
     branch = AsyncPipeline(
         [
-            AsyncPythonTask("look", look, returns=["doubled"]),
+            # Branches of a Parallel inside a Map item see the item and the item's values.
+            Parallel(
+                "inner",
+                branches={
+                    "c": AsyncPythonTask("c", one, returns=["plus"]).as_async_pipeline(),
+                    "d": AsyncPythonTask("d", look, returns=["doubled"]).as_async_pipeline(),
+                },
+            ),
             AsyncPythonTask("after", after, returns=["total"]),
         ]
     )
@@ -360,6 +370,7 @@ async def test_branches_read_their_parents_values_and_copy_them_only_to_assign()
     )
     log = await run(pipeline, parameters={"items": [1, 2], "base": 100, "item": 7, "doubled": 3})
     assert log.parameters_out["total"] == [111, 122]
+    assert log.parameters_out["plus"] == [2, 3]
     assert log.parameters_out["x"] == 107
     assert log.parameters_out["y"] == 100
     # The Map item's binding hides the parent's parameter of that name, in every view.
@@ -368,6 +379,8 @@ async def test_branches_read_their_parents_values_and_copy_them_only_to_assign()
 
     parent = Scope({"a": 1})
     shared, item = parent.branch(), parent.with_item("b", 2)
+    assert dict(item.branch().values) == {"a": 1, "b": 2}
+    assert dict(item.with_item("a", 0).values) == {"a": 0, "b": 2}
     assert shared.values is parent.values
     assert dict(item.values) == {"a": 1, "b": 2}
     shared.restore({"a": 5})
