@@ -12,6 +12,7 @@ retried with the fix, while adding, removing or renaming a step changes it.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import weakref
@@ -50,7 +51,11 @@ def definition_of(pipeline: Described) -> tuple[dict[str, Any], str]:
     key = id(pipeline)
     found = _described.get(key)
     if found is None:
-        definition = pipeline.describe()
+        token = _steps_described.set({})
+        try:
+            definition = pipeline.describe()
+        finally:
+            _steps_described.reset(token)
         found = _described[key] = (definition, hash_definition(definition))
         weakref.finalize(pipeline, _described.pop, key, None)
     return found
@@ -71,12 +76,27 @@ def hash_definition(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: While :func:`definition_of` describes a pipeline: the steps described so far, by id. One
+#: step object may appear in many branches (a Parallel of 1,000 copies of one task): it is
+#: described once, and its description shared (the definition is read-only).
+_steps_described: contextvars.ContextVar[dict[int, dict[str, Any]] | None] = contextvars.ContextVar(
+    "_steps_described", default=None
+)
+
+
 def describe_step(step: Any) -> dict[str, Any]:
     """A step's kind and the values of its public attrs fields, described."""
+    seen = _steps_described.get()
+    if seen is not None:
+        found = seen.get(id(step))
+        if found is not None:
+            return found
     described: dict[str, Any] = {"kind": getattr(step, "kind", type(step).__name__)}
     for field in attrs.fields(type(step)):
         if field.init and not field.name.startswith("_"):
             described[field.name] = _describe_value(getattr(step, field.name))
+    if seen is not None:
+        seen[id(step)] = described  # the pipeline holds the step: its id stays its own
     return described
 
 

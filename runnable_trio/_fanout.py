@@ -2,10 +2,11 @@
 
 Fan-out runs one branch per task in a nursery opened inside the composite step, so the task tree
 follows the pipeline and leaving a run cancels every branch at once. Each branch starts from a
-child :class:`Scope` (a copy of its parent's values plus what is bound for it) and gives back
-the names it assigned; the composite decides how those merge into its own scope. The copy is
-shallow, one dict per branch and no more: values are shared, so a branch that mutates a list
-in place changes it for its siblings, while assigning a name never does.
+child :class:`Scope` (its parent's values plus what is bound for it) and gives back the names
+it assigned; the composite decides how those merge into its own scope. A branch reads its
+parent's values until it assigns a name, and then takes a shallow copy, one dict per branch
+and no more: values are shared, so a branch that mutates a list in place changes it for its
+siblings, while assigning a name never does.
 
 Failure policy. With ``fail_fast`` (the default) the first failing branch cancels its siblings:
 trio's nursery does exactly that. Without it, a branch's ``Exception`` is kept and the others
@@ -170,7 +171,8 @@ async def fan_out(
     Cancellation: every running branch is cancelled and no further branch starts.
     """
     # Each branch's assigned names, not its Scope: a finished branch's scope (its copy of
-    # the parent's values) is freed with its task, not kept until every branch has ended.
+    # the parent's values, if it made one) is freed with its task, not kept until every
+    # branch has ended.
     assigned: list[dict[str, Any]] = []
     failures: list[tuple[int, Exception]] = []
     limiter = None if max_concurrency is None else trio.CapacityLimiter(max_concurrency)

@@ -13,7 +13,7 @@ sees; the step gives back every name assigned during the loop, with its last val
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -79,7 +79,7 @@ class Loop(CompositeStep):
         Cancellation: the running iteration is cancelled; nothing is given back.
         """
         carried = scope.child()
-        values: dict[str, Any] = carried.values
+        values = carried.writable()
         for index in range(self.max_iterations):
             values[self.index_as] = index
             key = str(index)

@@ -105,7 +105,7 @@ class Map(CompositeStep):
             ctx,
             log,
             path,
-            ((str(i), branch, scope.child(**{bind_as: item})) for i, item in enumerate(items)),
+            ((str(i), branch, scope.with_item(bind_as, item)) for i, item in enumerate(items)),
             fail_fast=self.fail_fast,
             max_concurrency=self.max_concurrency,
         )

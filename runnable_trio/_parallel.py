@@ -69,7 +69,7 @@ class Parallel(CompositeStep):
             ctx,
             log,
             path,
-            ((key, pipeline, scope.child()) for key, pipeline in self.branches.items()),
+            ((key, pipeline, scope.branch()) for key, pipeline in self.branches.items()),
             fail_fast=self.fail_fast,
         )
         merged: dict[str, Any] = {}

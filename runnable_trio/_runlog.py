@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import cattrs
@@ -100,6 +100,40 @@ class CatalogEntry:
     parameter: str | None = None
 
 
+class _NoEntries(list[CatalogEntry]):
+    """The catalog of a step that moved no file: one empty list shared by every such step.
+
+    Most steps move no file, and a list per step is one more object the cyclic GC walks for
+    as long as the record lives (a Map over 100,000 items keeps 100,000 records). It reads
+    and compares as ``[]``; ``+=`` gives a new list; changing it in place is refused, as it
+    would change every step's: :meth:`StepLog.add_catalog` adds entries.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("a step's empty catalog is shared: add entries with add_catalog()")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __imul__ = _refuse
+
+    def __iadd__(self, other: Iterable[CatalogEntry]) -> list[CatalogEntry]:  # type: ignore[override,misc]
+        return [*other]
+
+    def __copy__(self) -> _NoEntries:
+        return self
+
+    def __deepcopy__(self, memo: object) -> _NoEntries:
+        return self
+
+    def __reduce__(self) -> str:
+        return "NO_ENTRIES"
+
+
+#: The catalog of every step that has moved no file yet.
+NO_ENTRIES = _NoEntries()
+
+
 @attrs.define
 class StepLog:
     """A step of the pipeline as it ran.
@@ -114,8 +148,15 @@ class StepLog:
     status: Status = Status.PROCESSING
     attempts: list[Attempt] = attrs.field(factory=list)
     branches: dict[str, BranchLog] = attrs.field(factory=dict)
-    catalog: list[CatalogEntry] = attrs.field(factory=list)
+    catalog: list[CatalogEntry] = NO_ENTRIES
     assigned: dict[str, Any] = attrs.field(factory=dict)
+
+    def add_catalog(self, entries: Iterable[CatalogEntry]) -> None:
+        """Record files the step moved (``catalog`` is a list of its own from then on)."""
+        if self.catalog is NO_ENTRIES:
+            self.catalog = [*entries]
+        else:
+            self.catalog.extend(entries)
 
     def new_attempt(self) -> Attempt:
         attempt = Attempt(number=len(self.attempts) + 1)

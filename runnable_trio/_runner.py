@@ -15,7 +15,7 @@ Cancellation and ``KeyboardInterrupt`` are recorded as ``CANCELLED`` and never s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -45,6 +45,7 @@ __all__ = [
 logger = logging.getLogger("runnable_trio")
 
 ON_FAILURE = "%on_failure"
+_INFO = logging.INFO
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -52,28 +53,131 @@ def join_path(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-@attrs.define
 class Scope:
     """The parameters visible to a pipeline, and the ones it has assigned itself.
 
-    A branch starts with a copy of its parent's values; what it gives back is ``assigned``,
-    the names set through ``returns`` inside it, not what it inherited.
+    A branch starts with its parent's values; what it gives back is ``assigned``, the names
+    set through ``returns`` inside it, not what it inherited. ``values`` is read-only outside
+    this class: a branch's scope reads its parent's dict until it first assigns a name, and
+    only then copies it (a Map over 10,000 items would otherwise hold 10,000 copies of the
+    same parameters, each one more container for the cyclic GC to walk).
     """
 
-    values: dict[str, Any]
-    assigned: dict[str, Any] = attrs.field(factory=dict)
+    __slots__ = ("_shared", "_values", "assigned")
 
-    def child(self, **bound: Any) -> Scope:
-        """A scope for a branch: a copy of these values plus ``bound`` (e.g. a Map item)."""
-        return Scope({**self.values, **bound})
+    def __init__(self, values: dict[str, Any], *, shared: bool = False) -> None:
+        self._values = values
+        #: Whether ``_values`` is another scope's dict, to be copied before the first write.
+        self._shared = shared
+        self.assigned: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Scope({dict(self.values)!r}, assigned={self.assigned!r})"
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        """Every parameter visible here (do not write to it: :meth:`publish` does)."""
+        return self._values
+
+    def child(self) -> Scope:
+        """A scope for a branch: its own copy of these values, which its caller may write."""
+        return Scope(dict(self.values))
+
+    def branch(self) -> Scope:
+        """A scope for a branch that reads these values until it assigns a name itself.
+
+        The parent must not assign names while the branch runs (a composite step publishes
+        only after its branches have ended).
+        """
+        return Scope(self._values, shared=True)
+
+    def with_item(self, name: str, item: Any) -> Scope:
+        """A scope for a branch that sees ``name`` bound to ``item`` over these values."""
+        return _ItemScope(self.values, name, item)
+
+    def writable(self) -> dict[str, Any]:
+        """The values as a dict this scope owns (copied now if it was shared)."""
+        if self._shared:
+            self._values = dict(self._values)
+            self._shared = False
+        return self._values
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        """Assign what an earlier run's step assigned (a reused step of a retry)."""
+        self.writable().update(values)
+        self.assigned.update(values)
 
     def publish(self, values: Mapping[str, Any], log: StepLog) -> None:
         """Assign a step's results here and record them as the step's outputs."""
-        self.values.update(values)
+        if not values:
+            return  # nothing to copy a shared scope for
+        (self.writable() if self._shared else self._values).update(values)
         self.assigned.update(values)
         log.assigned.update(values)
         if log.attempts:
             log.attempts[-1].parameters_out.update(values)
+
+
+class _ItemScope(Scope):
+    """A Map item's scope: ``name`` bound to the item over its parent's values, no copy.
+
+    Until the item assigns a name, its values are a view made when asked for (and gone once
+    read): the scope holds no container of its own while its task runs.
+    """
+
+    __slots__ = ("_item", "_name", "_parent")
+
+    def __init__(self, parent: Mapping[str, Any], name: str, item: Any) -> None:
+        Scope.__init__(self, _UNSET, shared=True)
+        self._parent = parent
+        self._name = name
+        self._item = item
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        if self._shared:
+            return _WithItem(self._parent, self._name, self._item)
+        return self._values
+
+    def branch(self) -> Scope:
+        if self._shared:  # the branch sees the item too, still without a copy
+            return _ItemScope(self._parent, self._name, self._item)
+        return Scope(self._values, shared=True)
+
+    def writable(self) -> dict[str, Any]:
+        if self._shared:
+            self._values = {**self._parent, self._name: self._item}
+            self._shared = False
+        return self._values
+
+
+class _WithItem(Mapping[str, Any]):
+    """``parent`` with ``name`` bound to ``item``, read-only, without a copy."""
+
+    __slots__ = ("_item", "_name", "_parent")
+
+    def __init__(self, parent: Mapping[str, Any], name: str, item: Any) -> None:
+        self._parent = parent
+        self._name = name
+        self._item = item
+
+    def __getitem__(self, key: str) -> Any:
+        return self._item if key == self._name else self._parent[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._name or key in self._parent
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._parent
+        if self._name not in self._parent:
+            yield self._name
+
+    def __len__(self) -> int:
+        return len(self._parent) + (self._name not in self._parent)
+
+
+#: The values of an item scope that has not copied its parent's yet (never read or written).
+_UNSET: dict[str, Any] = {}
 
 
 #: The attribute ``RunContext.note_failure`` marks a failure with: (run id, step path).
@@ -192,8 +296,7 @@ async def run_step(
     earlier = ctx.reuse.get(path)
     if earlier is not None:
         steps[step.name] = earlier
-        scope.values.update(earlier.assigned)
-        scope.assigned.update(earlier.assigned)
+        scope.restore(earlier.assigned)
         return _after_success(step, path)
 
     log = ctx.resume.get(path)
@@ -205,7 +308,8 @@ async def run_step(
     # From the moment the record is in the tree, every way out of this call finalises it: a
     # cancellation that arrives while step.started waits for room in a full buffer included.
     steps[step.name] = log
-    ctx.log(logging.INFO, "run %s: step %s started", ctx.run_id, path)
+    if ctx.log_level <= _INFO:  # inline: a call per step otherwise, whatever the level
+        ctx.log(_INFO, "run %s: step %s started", ctx.run_id, path)
     running = ctx.running
     running.add(path)
     policy: Retry = getattr(step, "retry", None) or NO_RETRY
@@ -280,7 +384,8 @@ async def run_step(
     finally:
         running.discard(path)
     log.status = Status.SUCCESS
-    ctx.log(logging.INFO, "run %s: step %s completed", ctx.run_id, path)
+    if ctx.log_level <= _INFO:
+        ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:
         await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
     await ctx.store.step_finished(ctx.run_log, log)

@@ -199,7 +199,7 @@ class AsyncPythonTask(BaseStep):
         faults = None if fault_hook is None else fault_hook(self, path, log)
         catalog = self.catalog
         if catalog is not None and catalog.get:
-            log.catalog.extend(await ctx.catalog.get(catalog.get, path))
+            log.add_catalog(await ctx.catalog.get(catalog.get, path))
         kwargs = self._binder.bind(scope.values, path)
         log.attempts[-1].parameters_in.update(kwargs)
         if self._kind is TaskKind.GENERATOR:
@@ -215,12 +215,10 @@ class AsyncPythonTask(BaseStep):
         # Files and pickled values are stored before the results are published: a failure
         # to store them fails the step.
         if catalog is not None and catalog.put:
-            log.catalog.extend(
-                await ctx.catalog.put(catalog.put, path, store_copy=catalog.store_copy)
-            )
+            log.add_catalog(await ctx.catalog.put(catalog.put, path, store_copy=catalog.store_copy))
         for kept in self.returns:
             if kept.kind is ReturnKind.PICKLED:
-                log.catalog.append(await ctx.catalog.put_object(path, kept.name, values[kept.name]))
+                log.add_catalog([await ctx.catalog.put_object(path, kept.name, values[kept.name])])
         scope.publish(values, log)
         # A loop, not a comprehension: one would make ``values`` a closure cell, an object
         # the cyclic GC tracks for as long as the task runs (one per Map item).

@@ -231,3 +231,54 @@ def test_definition_describes_steps_and_hash_is_stable() -> None:
     assert hash_definition(definition) == hash_definition(describe_pipeline(pipeline))
     renamed = AsyncPipeline([AsyncPythonTask("a2", upper)], name="demo")
     assert hash_definition(describe_pipeline(renamed)) != hash_definition(definition)
+
+
+def test_a_step_in_many_branches_is_described_once_with_the_same_definition() -> None:
+    from runnable_trio._definition import definition_of
+
+    task = AsyncPythonTask("t", upper, returns=["x"])
+    pipeline = AsyncPipeline(
+        [Parallel("p", {f"b{i}": task.as_async_pipeline() for i in range(3)}), task]
+    )
+    definition, digest = definition_of(pipeline)
+    branches = definition["steps"][0]["branches"]
+    assert branches["b0"]["steps"][0] is branches["b2"]["steps"][0]
+    assert branches["b0"]["steps"][0] is definition["steps"][1]
+    # The same data and hash as describing each occurrence anew.
+    assert definition == describe_pipeline(pipeline)
+    assert digest == hash_definition(describe_pipeline(pipeline))
+    assert describe_pipeline(pipeline)["steps"][1] is not definition["steps"][1]
+
+
+# --- the shared empty catalog -------------------------------------------------------------
+
+
+def test_an_empty_catalog_reads_as_a_list_and_is_shared_not_written() -> None:
+    import copy
+    import pickle
+
+    import pytest
+
+    first, second = StepLog("a", "task", "a"), StepLog("b", "task", "b")
+    assert first.catalog == []
+    assert isinstance(first.catalog, list)
+    assert first.catalog is second.catalog  # one list, not one per step
+    with pytest.raises(TypeError, match="add_catalog"):
+        first.catalog.append(CatalogEntry("x", "0" * 64, "put"))
+    assert second.catalog == []
+    assert copy.deepcopy(first) == first
+    assert pickle.loads(pickle.dumps(first)) == first
+    entry = CatalogEntry("x", "0" * 64, "put")
+    first.add_catalog([entry])
+    first.add_catalog([entry])
+    assert first.catalog == [entry, entry]
+    assert second.catalog == []
+    second.catalog += [entry]  # += gives the step a list of its own
+    assert second.catalog == [entry]
+    assert StepLog("c", "task", "c").catalog == []
+    assert (
+        run_log_to_dict(RunLog("r", steps={"c": StepLog("c", "task", "c")}))["steps"]["c"][
+            "catalog"
+        ]
+        == []
+    )

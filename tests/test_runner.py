@@ -323,3 +323,69 @@ async def test_records_a_dead_writer_left_processing_are_closed_by_a_retry() -> 
                 pass
     assert len(events.run_log.steps["b"].attempts) == 2
     assert unfinished(events.run_log) == []
+
+
+async def test_branches_read_their_parents_values_and_copy_them_only_to_assign() -> None:
+    from runnable_trio import Map
+    from runnable_trio._runner import Scope
+
+    seen: list[dict[str, Any]] = []
+
+    async def look(item: int, **rest: Any) -> int:
+        seen.append({"item": item, **rest})
+        return item * 10
+
+    async def after(item: int, doubled: int, base: int) -> int:
+        return item + doubled + base
+
+    async def one(item: int) -> int:
+        return item + 1
+
+    branch = AsyncPipeline(
+        [
+            # Branches of a Parallel inside a Map item see the item and the item's values.
+            Parallel(
+                "inner",
+                branches={
+                    "c": AsyncPythonTask("c", one, returns=["plus"]).as_async_pipeline(),
+                    "d": AsyncPythonTask("d", look, returns=["doubled"]).as_async_pipeline(),
+                },
+            ),
+            AsyncPythonTask("after", after, returns=["total"]),
+        ]
+    )
+    pipeline = AsyncPipeline(
+        [
+            Map("each", iterate_on="items", iterate_as="item", branch=branch),
+            Parallel(
+                "fan",
+                branches={
+                    "a": AsyncPythonTask(
+                        "a", lambda item, base: item + base, returns=["x"]
+                    ).as_async_pipeline(),
+                    "b": AsyncPythonTask("b", lambda base: base, returns=["y"]).as_async_pipeline(),
+                },
+            ),
+        ]
+    )
+    log = await run(pipeline, parameters={"items": [1, 2], "base": 100, "item": 7, "doubled": 3})
+    assert log.parameters_out["total"] == [111, 122]
+    assert log.parameters_out["plus"] == [2, 3]
+    assert log.parameters_out["x"] == 107
+    assert log.parameters_out["y"] == 100
+    # The Map item's binding hides the parent's parameter of that name, in every view.
+    expected = [{"item": i, "items": [1, 2], "base": 100, "doubled": 3} for i in (1, 2)]
+    assert sorted(seen, key=lambda d: d["item"]) == expected
+
+    parent = Scope({"a": 1})
+    shared, item = parent.branch(), parent.with_item("b", 2)
+    assert dict(item.branch().values) == {"a": 1, "b": 2}
+    assert dict(item.with_item("a", 0).values) == {"a": 0, "b": 2}
+    assert shared.values is parent.values
+    assert dict(item.values) == {"a": 1, "b": 2}
+    shared.restore({"a": 5})
+    item.restore({"c": 3})
+    assert parent.values == {"a": 1}
+    assert shared.values == {"a": 5}
+    assert item.values == {"a": 1, "b": 2, "c": 3}
+    assert item.assigned == {"c": 3}
