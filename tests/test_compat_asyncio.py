@@ -511,6 +511,36 @@ def test_parallel_branches_run_concurrently_on_the_host_loop() -> None:
     assert run_log.parameters_out["fr_text"] == "[fr] hi"
 
 
+def test_a_wide_parallels_first_branches_start_on_the_loop_before_the_last_are_spawned() -> None:
+    # Their asyncio tasks start when Trio yields to the host loop: were every branch spawned
+    # before any ran, all would start at once and end at once, their completions queued up.
+    width = 128  # a few spawning chunks (runnable_trio._fanout.SPAWN_CHUNK)
+    seen: list[int] = []
+    holder: list[HostRun] = []
+
+    async def first() -> None:
+        seen.append(len(holder[0].run_log.steps["fan"].branches))
+
+    async def other() -> None:
+        await asyncio.sleep(0)
+
+    branches = {
+        f"b{i}": AsyncPythonTask("t", first if i == 0 else other).as_async_pipeline()
+        for i in range(width)
+    }
+    pipeline = AsyncPipeline([Parallel("fan", branches=branches)])
+
+    async def main() -> None:
+        run = pipeline.execute_streaming()
+        assert isinstance(run, HostRun)
+        holder.append(run)
+        [_ async for _ in run]
+        assert run.run_log.status is Status.SUCCESS
+
+    run_asyncio(main)
+    assert seen[0] < width  # branch records are made as branches are spawned
+
+
 def test_map_over_items_from_asyncio() -> None:
     branch = AsyncPythonTask("translate", translate, returns=["result"]).as_async_pipeline()
     pipeline = AsyncPipeline(
