@@ -332,7 +332,9 @@ class HostStream:
     async def __anext__(self) -> Event:
         bridge = self._bridge
         if bridge is not None and bridge.events.items:  # the usual case: no await at all
-            self.last_seq, event = bridge.take()
+            self.last_seq, event = item = bridge.events.take()
+            if bridge.log is not None:
+                bridge.log.taken(*item)
             return event
         if self._waiting:
             raise RuntimeError("anext(): another task is already waiting on this stream")
