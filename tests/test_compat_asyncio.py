@@ -511,6 +511,36 @@ def test_parallel_branches_run_concurrently_on_the_host_loop() -> None:
     assert run_log.parameters_out["fr_text"] == "[fr] hi"
 
 
+def test_a_wide_parallels_first_branches_start_on_the_loop_before_the_last_are_spawned() -> None:
+    # Their asyncio tasks start when Trio yields to the host loop: were every branch spawned
+    # before any ran, all would start at once and end at once, their completions queued up.
+    width = 128  # a few spawning chunks (runnable_trio._fanout.SPAWN_CHUNK)
+    seen: list[int] = []
+    holder: list[HostRun] = []
+
+    async def first() -> None:
+        seen.append(len(holder[0].run_log.steps["fan"].branches))
+
+    async def other() -> None:
+        await asyncio.sleep(0)
+
+    branches = {
+        f"b{i}": AsyncPythonTask("t", first if i == 0 else other).as_async_pipeline()
+        for i in range(width)
+    }
+    pipeline = AsyncPipeline([Parallel("fan", branches=branches)])
+
+    async def main() -> None:
+        run = pipeline.execute_streaming()
+        assert isinstance(run, HostRun)
+        holder.append(run)
+        [_ async for _ in run]
+        assert run.run_log.status is Status.SUCCESS
+
+    run_asyncio(main)
+    assert seen[0] < width  # branch records are made as branches are spawned
+
+
 def test_map_over_items_from_asyncio() -> None:
     branch = AsyncPythonTask("translate", translate, returns=["result"]).as_async_pipeline()
     pipeline = AsyncPipeline(
@@ -617,3 +647,208 @@ def test_streaming_methods_take_runnable_trios_arguments(method: str) -> None:
     theirs = inspect.signature(getattr(runnable_trio.AsyncPipeline, method)).parameters
     assert list(ours) == list(theirs)
     assert [p.default for p in ours.values()] == [p.default for p in theirs.values()]
+
+
+# --- the event log: exactly the events the asyncio consumer received ---------------------
+#
+# The run's Trio task runs ahead of the asyncio consumer by up to a hand-off's worth of events;
+# those it holds when the consumer leaves were never received, so they are not in the log.
+
+
+def ticks(count: int, *, fail: bool = False, interrupt: bool = False) -> AsyncPipeline:
+    async def tick() -> AsyncIterator[dict[str, Any]]:
+        for n in range(count):
+            yield {"type": "tick", "n": n}
+        if fail:
+            raise ValueError("broke")
+
+    def interrupted() -> None:  # in a worker thread: it reaches the consumer through the run
+        raise KeyboardInterrupt
+
+    steps = [AsyncPythonTask("tick", tick)]
+    if interrupt:
+        steps.append(AsyncPythonTask("interrupted", interrupted))
+    return AsyncPipeline(steps)
+
+
+def logged_lines(run_id: str) -> list[dict[str, Any]]:
+    """The event and end lines of ``run_id``'s event log (not the writer lines)."""
+    import json
+    from pathlib import Path
+
+    path = Path(f".run_log_store/{run_id}.events.jsonl")
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if '"writer"' not in line]
+
+
+def end_lines(run_id: str) -> list[dict[str, Any]]:
+    return [line["end"] for line in logged_lines(run_id) if "end" in line]
+
+
+async def consume_logged(way: str, received: list[Any]) -> None:
+    """Consume run r1 (logged) from asyncio, leaving it in ``way``; raises what ``way`` raises."""
+    pipeline = {
+        "failure": ticks(5, fail=True),
+        "interrupt": ticks(3, interrupt=True),
+    }.get(way, ticks(1000))
+    if way in ("stream-break", "stream-exception"):
+        async with pipeline.stream(run_id="r1", event_log=True) as events:
+            async for event in events:
+                received.append(event)
+                if len(received) == 3:
+                    if way == "stream-break":
+                        break
+                    raise KeyError("the consumer's own")
+        return
+    run = pipeline.execute_streaming(run_id="r1", event_log=True)
+    if way in ("cancel", "timeout"):
+        # Cancelled while awaiting in the loop body (a disconnect during a send), the iterator
+        # closed by aclosing().
+
+        async def consume() -> None:
+            async with asyncio.timeout(None) as timeout, contextlib.aclosing(run):
+                async for event in run:
+                    received.append(event)
+                    if len(received) == 3:
+                        if way == "cancel":
+                            asyncio.current_task().cancel()  # type: ignore[union-attr]
+                        else:
+                            timeout.reschedule(asyncio.get_running_loop().time())
+                        await asyncio.sleep(PATIENCE)
+
+        await asyncio.create_task(consume())
+        return
+    async for event in run:
+        received.append(event)
+        if len(received) == 3 and way not in ("end", "failure", "interrupt"):
+            break
+    if way == "aclose":
+        await run.aclose()
+    elif way == "dropped":
+        del run  # no aclose(): HostStream.__del__ is all that ends the run
+        gc.collect()
+        await until(lambda: bool(end_lines("r1")))
+
+
+LOGGED_WAYS_OUT = [
+    # (way, the status in the end line, what reaches the consumer, events received)
+    ("end", "SUCCESS", None, 1000),
+    ("failure", "FAIL", ExecutionFailedError, 5),
+    ("interrupt", "CANCELLED", KeyboardInterrupt, 3),
+    ("aclose", "CANCELLED", None, 3),
+    ("dropped", "CANCELLED", None, 3),
+    ("cancel", "CANCELLED", asyncio.CancelledError, 3),
+    ("timeout", "CANCELLED", TimeoutError, 3),
+    ("stream-break", "CANCELLED", None, 3),
+    ("stream-exception", "CANCELLED", KeyError, 3),
+]
+
+
+@pytest.mark.parametrize(("way", "status", "raised", "count"), LOGGED_WAYS_OUT)
+def test_the_event_log_holds_exactly_the_received_events_then_one_end_line(
+    way: str, status: str, raised: type[BaseException] | None, count: int
+) -> None:
+    received: list[Any] = []
+
+    async def main() -> None:
+        with pytest.raises(raised) if raised is not None else contextlib.nullcontext():
+            await consume_logged(way, received)
+
+    run_asyncio(main)
+    assert len(received) == count
+    logged = logged_lines("r1")
+    assert end_lines("r1") == [end_lines("r1")[0]]  # exactly one
+    assert end_lines("r1")[0]["status"] == status
+    assert logged[-1] == {"end": end_lines("r1")[0]}  # the last line
+    assert [line["event"] for line in logged[:-1]] == received  # all, and only, those
+    assert [line["seq"] for line in logged[:-1]] == list(range(1, count + 1))
+
+
+def test_the_events_received_are_written_while_the_consumer_waits_for_more() -> None:
+    gate = asyncio.Event()
+
+    async def three_then_wait() -> AsyncIterator[dict[str, Any]]:
+        for n in range(3):
+            yield {"type": "tick", "n": n}
+        await gate.wait()
+        yield {"type": "tick", "n": 3}
+
+    async def main() -> list[dict[str, Any]]:
+        pipeline = AsyncPythonTask("tick", three_then_wait).as_async_pipeline()
+        run = pipeline.execute_streaming(run_id="r1", event_log=True)
+        received = [await anext(run) for _ in range(3)]
+        waiting = asyncio.create_task(anext(run))
+        # Idle: what the consumer received is in the file (a replay following the run sees
+        # it) while the run waits, as on a Trio host.
+        await until(lambda: len(logged_lines("r1")) == 3)
+        gate.set()
+        received.append(await waiting)
+        received.extend([event async for event in run])
+        return received
+
+    received = run_asyncio(main)
+    assert [line["event"] for line in logged_lines("r1")[:-1]] == received
+    assert end_lines("r1")[0]["status"] == "SUCCESS"
+
+
+def test_a_retry_logs_exactly_the_received_events_numbered_on() -> None:
+    import runnable
+
+    pipeline = ticks(1000)
+
+    async def leave_after_three(run: Any) -> list[dict[str, Any]]:
+        received = [await anext(run) for _ in range(3)]
+        await run.aclose()
+        return received
+
+    async def main() -> list[dict[str, Any]]:
+        first = await leave_after_three(pipeline.execute_streaming(run_id="r1", event_log=True))
+        retry = runnable.retry_streaming(pipeline, "r1", event_log=True)
+        return first + await leave_after_three(retry)
+
+    received = run_asyncio(main)
+    logged = logged_lines("r1")
+    assert [line.get("seq") for line in logged] == [1, 2, 3, None, 4, 5, 6, None]
+    assert [line["event"] for line in logged if "event" in line] == received
+    assert [line["end"]["status"] for line in logged if "end" in line] == ["CANCELLED"] * 2
+
+
+def test_a_consumer_behind_when_the_run_ends_gets_every_event_logged_before_the_end() -> None:
+    from runnable_trio import MemoryRunLogStore
+
+    class Store(MemoryRunLogStore):
+        ended = False
+
+        async def finish(self, run_log: Any) -> None:
+            await super().finish(run_log)
+            # The run closes its channel right after this, in the same Trio step: once the
+            # consumer sees this, the channel is closed.
+            self.ended = True
+
+    more = asyncio.Event()
+
+    async def two_bursts() -> AsyncIterator[dict[str, Any]]:
+        for n in range(100):
+            if n == 50:
+                await more.wait()
+            yield {"type": "tick", "n": n}
+
+    async def main() -> list[dict[str, Any]]:
+        store = Store()
+        pipeline = AsyncPythonTask("tick", two_bursts).as_async_pipeline()
+        run = pipeline.execute_streaming(run_id="r1", event_log=True, store=store)
+        received = [await anext(run)]
+        # The first burst waits in the hand-off, its Trio side idle...
+        await until(lambda: run._bridge is not None and len(run._bridge.events.items) == 49)
+        more.set()
+        # ... and the run ends with the second burst still in its channel: the end line must
+        # come after every event the consumer goes on to receive.
+        await until(lambda: store.ended)
+        received.extend([event async for event in run])
+        return received
+
+    received = run_asyncio(main)
+    assert len(received) == 100
+    logged = logged_lines("r1")
+    assert [line["event"] for line in logged[:-1]] == received
+    assert logged[-1]["end"]["status"] == "SUCCESS"

@@ -194,6 +194,74 @@ async def test_the_producer_is_woken_once_half_the_room_is_free(
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_a_producer_waiting_until_taken_is_woken_by_the_last_take_only(
+    worlds: Worlds, direction: tuple[str, str]
+) -> None:
+    parks = 0
+
+    class Counting:
+        def __init__(self, waiter: Waiter) -> None:
+            self.waiter = waiter
+
+        @property
+        def parked(self) -> object | None:
+            return self.waiter.parked
+
+        async def wait(self) -> None:
+            nonlocal parks
+            parks += 1
+            await self.waiter.wait()
+
+        def wake(self) -> None:
+            self.waiter.wake()
+
+    producer_world, consumer_world = direction
+    items: HandOff[int] = HandOff(
+        8,
+        producer=Counting(worlds.waiter(producer_world)),
+        consumer=worlds.waiter(consumer_world),
+    )
+    for i in range(6):
+        items.put(i)
+    producer = worlds.start(producer_world, items.wait_until_taken)
+    await settle()
+    for left in (5, 4, 3, 2, 1):  # half the room free is not enough here
+        items.take()
+        await settle()
+        assert len(items.items) == left
+        assert not producer.ended
+    items.take()
+    await settle()
+    assert producer.returned
+    assert parks == 1  # woken once, by the last take: no wake-up per take of the second half
+    # Back to the usual rule: a producer waiting for room is woken at half.
+    for i in range(8):
+        items.put(i)
+    producer = worlds.start(producer_world, items.wait_for_room)
+    await settle()
+    for _ in range(4):
+        items.take()
+    await settle()
+    assert producer.returned
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_discarding_drops_the_items_and_wakes_a_producer_waiting_until_taken(
+    worlds: Worlds, direction: tuple[str, str]
+) -> None:
+    items = handoff(worlds, direction, capacity=4)
+    for i in range(3):
+        items.put(i)
+    producer = worlds.start(direction[0], items.wait_until_taken)
+    await settle()
+    assert not producer.ended
+    items.discard()
+    await settle()
+    assert producer.returned
+    assert not items.items
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
 async def test_capacity_is_never_exceeded(worlds: Worlds, direction: tuple[str, str]) -> None:
     producer_world, consumer_world = direction
     capacity, count = 16, 2000

@@ -12,9 +12,10 @@ is never closed under a live Trio run.
 Each stream is a task in the guest run's nursery. Its events cross to asyncio through a
 bounded hand-off (:class:`~runnable._handoff.HandOff`) that only this thread touches: the Trio
 side puts and wakes the consumer's future; the asyncio side takes and reschedules the Trio task
-when half the room is free. Trio's documented rule that the host may call sync-colored Trio
-functions between guest ticks is what makes ``reschedule`` and ``CancelScope.cancel`` safe to
-call from asyncio code here.
+when half the room is free. A run's event log holds the events the asyncio consumer took, not
+those the Trio task moved into the hand-off (``_received``). Trio's documented rule that the
+host may call sync-colored Trio functions between guest ticks is what makes ``reschedule`` and
+``CancelScope.cancel`` safe to call from asyncio code here.
 
 Leaving a stream in any way (``break``, ``aclose()``, the consumer task cancelled, an
 ``asyncio.timeout``) cancels that stream's Trio task and, except for ``break`` (which leaves
@@ -41,10 +42,17 @@ import trio
 from runnable_trio import ExecutionFailedError
 
 from ._handoff import AsyncioWaiter, HandOff, TrioWaiter
+from ._received import EventLogSink, ReceivedLog
 
 __all__ = ["HostStream", "host_loop"]
 
 Event = dict[str, Any]
+
+
+class LoggedRun(Protocol):
+    """A run whose event log, if any, a stream keeps to what its consumer received."""
+
+    event_log: EventLogSink | None
 
 
 class NumberedEvents(Protocol):
@@ -217,7 +225,13 @@ class _Bridge:
     object alive: dropping the iterator must be able to collect it and cancel the run.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, run_id: str, capacity: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        run_id: str,
+        capacity: int,
+        run: LoggedRun | None = None,
+    ) -> None:
         self.loop = loop
         self.run_id = run_id
         # (sequence number in the run, event); the source numbers its events (``last_seq``).
@@ -228,6 +242,18 @@ class _Bridge:
         self.end: BaseException | None = None
         self.cancel_scope = trio.CancelScope()
         self.done: asyncio.Future[None] = loop.create_future()
+        # The run's event log, appended as the consumer takes each event (``_received``).
+        self.log: ReceivedLog | None = None
+        if run is not None and run.event_log is not None:
+            self.log = ReceivedLog(run.event_log, self.events, self.cancel_scope)
+            run.event_log = self.log  # before the run starts: its stream logs through it
+
+    def take(self) -> tuple[int, Event]:
+        """In asyncio: the next event of ``events`` (there must be one), logged as received."""
+        item = self.events.take()
+        if self.log is not None:
+            self.log.taken(*item)
+        return item
 
     async def serve(self, host: _Guest | _TrioAsyncioHost, source: EventSource) -> None:
         """In Trio: move the source's events into ``events``; record how it ended."""
@@ -275,15 +301,26 @@ class HostStream:
         run_id: the run's id (named in the error raised if the loop shuts down mid-run).
         capacity: events that may wait for the consumer on the asyncio side.
         after: the sequence number before the first event (for ``last_seq``).
+        run: the run ``source`` streams, if its event log is to hold exactly the events this
+            consumer received (it is logged as they are taken, see ``_received``).
 
     Attributes:
         last_seq: the sequence number (in its run) of the last event returned.
     """
 
-    def __init__(self, source: EventSource, run_id: str, capacity: int, *, after: int = 0) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        run_id: str,
+        capacity: int,
+        *,
+        after: int = 0,
+        run: LoggedRun | None = None,
+    ) -> None:
         self._source = source
         self._run_id = run_id
         self._capacity = max(2, capacity)
+        self._run = run
         self._bridge: _Bridge | None = None
         self._closed = False
         self._waiting = False
@@ -295,7 +332,9 @@ class HostStream:
     async def __anext__(self) -> Event:
         bridge = self._bridge
         if bridge is not None and bridge.events.items:  # the usual case: no await at all
-            self.last_seq, event = bridge.events.take()
+            self.last_seq, event = item = bridge.events.take()
+            if bridge.log is not None:
+                bridge.log.taken(*item)
             return event
         if self._waiting:
             raise RuntimeError("anext(): another task is already waiting on this stream")
@@ -318,7 +357,7 @@ class HostStream:
             await self._abort(bridge)
             raise
         if events.items:
-            self.last_seq, event = events.take()
+            self.last_seq, event = bridge.take()
             return event
         if bridge.end is not None:
             raise bridge.end
@@ -355,7 +394,8 @@ class HostStream:
         return self._spawn(loop, host)
 
     def _spawn(self, loop: asyncio.AbstractEventLoop, host: _Guest | _TrioAsyncioHost) -> _Bridge:
-        bridge = _Bridge(loop, self._run_id, self._capacity)
+        bridge = _Bridge(loop, self._run_id, self._capacity, self._run)
+        self._run = None  # its log is the bridge's now
         source = self._source  # the task must not refer to self (see _Bridge)
         host.spawn(lambda: bridge.serve(host, source), name=f"runnable run {self._run_id}")
         self._bridge = bridge
@@ -363,6 +403,8 @@ class HostStream:
 
     @staticmethod
     async def _abort(bridge: _Bridge) -> None:
+        # The consumer has left: what it has not taken, it never receives (nor is it logged).
+        bridge.events.discard()
         if not bridge.events.closed:
             bridge.cancel_scope.cancel()
         await bridge.wait_done()

@@ -6,7 +6,8 @@ Trio task to the asyncio consumer (``_guest``). :class:`HandOff` is that protoco
 deque of at most ``capacity`` items; the producer parks when it is full and is woken once the
 consumer has freed half of it (one wake-up per burst, not per item); the consumer parks when
 it is empty and is woken by the next item; :meth:`HandOff.close` ends it and wakes whichever
-of the two is parked.
+of the two is parked. The producer may also wait until the consumer has taken every item
+(:meth:`HandOff.wait_until_taken`: an event log records only what the consumer received).
 
 How a side parks is its world's business, so each side gets a waiter: :class:`TrioWaiter`
 (``wait_task_rescheduled`` / ``reschedule``) or :class:`AsyncioWaiter` (a future of the loop).
@@ -109,13 +110,16 @@ class HandOff(Generic[T]):
         closed: set by :meth:`close`; the producer stops once it sees it.
     """
 
-    __slots__ = ("_consumer", "_half", "_producer", "capacity", "closed", "items")
+    __slots__ = ("_consumer", "_half", "_producer", "_wake_at", "capacity", "closed", "items")
 
     def __init__(self, capacity: int, *, producer: Waiter, consumer: Waiter) -> None:
         if capacity < 1:
             raise ValueError(f"a hand-off holds at least one item, not {capacity}")
         self.capacity = capacity
         self._half = capacity // 2
+        # The producer, parked, is woken once this few items are left: half the room, or
+        # none while it waits for every item to be taken.
+        self._wake_at = self._half
         self.items: collections.deque[T] = collections.deque()
         self.closed = False
         self._producer = producer
@@ -137,11 +141,25 @@ class HandOff(Generic[T]):
         while len(self.items) >= self.capacity and not self.closed:
             await self._producer.wait()
 
+    async def wait_until_taken(self) -> None:
+        """Park the producer until the consumer has taken every item, or the hand-off closed.
+
+        Cancellation: raised in the producer's world; the hand-off is unchanged.
+        """
+        try:
+            while self.items and not self.closed:
+                self._wake_at = 0
+                await self._producer.wait()
+        finally:
+            self._wake_at = self._half
+
     def take(self) -> T:
-        """The oldest item (there must be one); wakes the producer once half the room is free."""
+        """The oldest item (there must be one); wakes the producer once half the room is free
+        (or, in :meth:`wait_until_taken`, once there is no item left).
+        """
         items = self.items
         item = items.popleft()
-        if self._producer.parked is not None and len(items) <= self._half:
+        if self._producer.parked is not None and len(items) <= self._wake_at:
             self._producer.wake()
         return item
 
@@ -152,6 +170,11 @@ class HandOff(Generic[T]):
         """
         while not self.items and not self.closed:
             await self._consumer.wait()
+
+    def discard(self) -> None:
+        """Forget the waiting items: the consumer has left, so none of them will be taken."""
+        self.items.clear()
+        self._producer.wake()
 
     def close(self) -> None:
         """End the hand-off and wake both sides; the items already in it can still be taken."""

@@ -76,7 +76,7 @@ class HostRun(HostStream):
     """
 
     def __init__(self, run: PreparedRun) -> None:
-        super().__init__(lambda: open_stream(run), run.run_id, run.buffer_size)
+        super().__init__(lambda: open_stream(run), run.run_id, run.buffer_size, run=run)
         self.run_id = run.run_id
         self.run_log: RunLog = run.run_log
 
@@ -90,7 +90,12 @@ class HostRetry(HostStream):
             one, final once the iteration has ended.
     """
 
-    def __init__(self, run_id: str, events: AbstractAsyncContextManager[EventStream]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        events: AbstractAsyncContextManager[EventStream],
+        run: PreparedRun | None = None,
+    ) -> None:
         self.run_id = run_id
         self.run_log: RunLog | None = None
 
@@ -100,7 +105,7 @@ class HostRetry(HostStream):
                 self.run_log = stream.run_log
                 yield stream
 
-        super().__init__(opened, run_id, RETRY_CAPACITY)
+        super().__init__(opened, run_id, RETRY_CAPACITY, run=run)
 
 
 #: Events of a retry that may wait for the asyncio consumer.
@@ -226,7 +231,7 @@ def _start_retry(
     prepared = _retry_checked(lambda: prepare_retry(pipeline, run_id, options), run_id)
     if called_from_trio():
         return start_streaming(prepared) if iterator else open_stream(prepared)
-    run = HostRetry(run_id, open_stream(prepared))
+    run = HostRetry(run_id, open_stream(prepared), prepared)
     return run if iterator else _host_stream(run)
 
 
