@@ -271,6 +271,50 @@ async def test_a_retry_of_a_failed_map_restores_each_items_reused_names_in_that_
         assert log.parameters_out["item"] == "parent"
 
 
+@attrs.define
+class _WritesValues(BaseStep):
+    """A host's step writing ``scope.values`` itself (``Scope`` is on the hosting surface)."""
+
+    written: trio.Event = attrs.field(factory=trio.Event, kw_only=True)
+
+    async def _execute(self, ctx: Any, scope: Any, path: str, log: Any) -> None:
+        try:
+            scope.values["x"] = "from a"
+        finally:
+            self.written.set()
+
+
+async def test_a_host_step_writing_a_branchs_values_does_not_reach_its_siblings() -> None:
+    """A Parallel branch reads its parent's dict: writing to it must not write the parent's
+    (before records4 it wrote the branch's own copy; now it is refused)."""
+    seen: list[Any] = []
+    writer = _WritesValues("w")
+
+    async def wait() -> None:
+        await writer.written.wait()
+
+    pipeline = AsyncPipeline(
+        [
+            Parallel(
+                "p",
+                {
+                    "a": writer.as_async_pipeline(),
+                    "b": AsyncPipeline(
+                        [
+                            AsyncPythonTask("b1", wait),
+                            AsyncPythonTask("b2", lambda x: seen.append(x)),
+                        ]
+                    ),
+                },
+                fail_fast=False,
+            )
+        ]
+    )
+    with pytest.raises(ExecutionFailedError, match="does not support item assignment"):
+        await run(pipeline, parameters={"x": "parent"})
+    assert seen == ["parent"]
+
+
 # --- records ------------------------------------------------------------------------------
 
 
