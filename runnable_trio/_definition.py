@@ -76,11 +76,13 @@ def hash_definition(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: While :func:`definition_of` describes a pipeline: the steps described so far, by id. One
-#: step object may appear in many branches (a Parallel of 1,000 copies of one task): it is
-#: described once, and its description shared (the definition is read-only).
-_steps_described: contextvars.ContextVar[dict[int, dict[str, Any]] | None] = contextvars.ContextVar(
-    "_steps_described", default=None
+#: While :func:`definition_of` describes a pipeline: the steps described so far, by id, each
+#: with its description. One step object may appear in many branches (a Parallel of 1,000
+#: copies of one task): it is described once, and its description shared (the definition is
+#: read-only). The step is held until the definition is done: a step described through a
+#: temporary object (a host's ``describe()``) would otherwise leave its id to the next one.
+_steps_described: contextvars.ContextVar[dict[int, tuple[Any, dict[str, Any]]] | None] = (
+    contextvars.ContextVar("_steps_described", default=None)
 )
 
 
@@ -90,13 +92,13 @@ def describe_step(step: Any) -> dict[str, Any]:
     if seen is not None:
         found = seen.get(id(step))
         if found is not None:
-            return found
+            return found[1]
     described: dict[str, Any] = {"kind": getattr(step, "kind", type(step).__name__)}
     for field in attrs.fields(type(step)):
         if field.init and not field.name.startswith("_"):
             described[field.name] = _describe_value(getattr(step, field.name))
     if seen is not None:
-        seen[id(step)] = described  # the pipeline holds the step: its id stays its own
+        seen[id(step)] = (step, described)  # held: its id stays its own meanwhile
     return described
 
 

@@ -105,8 +105,9 @@ class _NoEntries(list[CatalogEntry]):
 
     Most steps move no file, and a list per step is one more object the cyclic GC walks for
     as long as the record lives (a Map over 100,000 items keeps 100,000 records). It reads
-    and compares as ``[]``; ``+=`` gives a new list; changing it in place is refused, as it
-    would change every step's: :meth:`StepLog.add_catalog` adds entries.
+    and compares as ``[]``; ``+=`` gives a new list; adding to it in place is refused, as it
+    would change every step's: :meth:`StepLog.add_catalog` adds entries. What cannot change an
+    empty list (``sort``, ``reverse``, ``clear``, ``pop``...) behaves as on any list.
     """
 
     __slots__ = ()
@@ -114,8 +115,7 @@ class _NoEntries(list[CatalogEntry]):
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("a step's empty catalog is shared: add entries with add_catalog()")
 
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-    __setitem__ = __delitem__ = __imul__ = _refuse
+    append = extend = insert = __setitem__ = _refuse
 
     def __iadd__(self, other: Iterable[CatalogEntry]) -> list[CatalogEntry]:  # type: ignore[override,misc]
         return [*other]

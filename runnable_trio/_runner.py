@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -76,8 +77,12 @@ class Scope:
 
     @property
     def values(self) -> Mapping[str, Any]:
-        """Every parameter visible here (do not write to it: :meth:`publish` does)."""
-        return self._values
+        """Every parameter visible here (do not write to it: :meth:`publish` does).
+
+        Read-only while shared: a host's step writing to it would otherwise write to its
+        parent's values, seen by its siblings.
+        """
+        return MappingProxyType(self._values) if self._shared else self._values
 
     def child(self) -> Scope:
         """A scope for a branch: its own copy of these values, which its caller may write."""

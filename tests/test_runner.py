@@ -381,7 +381,8 @@ async def test_branches_read_their_parents_values_and_copy_them_only_to_assign()
     shared, item = parent.branch(), parent.with_item("b", 2)
     assert dict(item.branch().values) == {"a": 1, "b": 2}
     assert dict(item.with_item("a", 0).values) == {"a": 0, "b": 2}
-    assert shared.values is parent.values
+    assert shared.values == parent.values
+    assert shared._values is parent._values  # read through, not copied
     assert dict(item.values) == {"a": 1, "b": 2}
     shared.restore({"a": 5})
     item.restore({"c": 3})
