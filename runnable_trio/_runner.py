@@ -66,14 +66,27 @@ class Scope:
 
     __slots__ = ("_shared", "_values", "assigned")
 
-    def __init__(self, values: dict[str, Any], *, shared: bool = False) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        assigned: dict[str, Any] | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
         self._values = values
         #: Whether ``_values`` is another scope's dict, to be copied before the first write.
         self._shared = shared
-        self.assigned: dict[str, Any] = {}
+        self.assigned: dict[str, Any] = {} if assigned is None else assigned
 
     def __repr__(self) -> str:
         return f"Scope({dict(self.values)!r}, assigned={self.assigned!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scope):
+            return NotImplemented
+        return dict(self.values) == dict(other.values) and self.assigned == other.assigned
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     @property
     def values(self) -> Mapping[str, Any]:
@@ -84,9 +97,10 @@ class Scope:
         """
         return MappingProxyType(self._values) if self._shared else self._values
 
-    def child(self) -> Scope:
-        """A scope for a branch: its own copy of these values, which its caller may write."""
-        return Scope(dict(self.values))
+    def child(self, **bound: Any) -> Scope:
+        """A scope for a branch: its own copy of these values plus ``bound``, which its
+        caller may write."""
+        return Scope({**self.values, **bound})
 
     def branch(self) -> Scope:
         """A scope for a branch that reads these values until it assigns a name itself.

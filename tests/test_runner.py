@@ -390,3 +390,21 @@ async def test_branches_read_their_parents_values_and_copy_them_only_to_assign()
     assert shared.values == {"a": 5}
     assert item.values == {"a": 1, "b": 2, "c": 3}
     assert item.assigned == {"c": 3}
+
+
+def test_the_hosting_scope_keeps_its_versioned_surface() -> None:
+    # runnable_trio.hosting names Scope for hosts' steps: its constructor, child(**bound),
+    # equality by value and the values a branch reads stay as they were.
+    from runnable_trio.hosting import Scope as HostScope
+
+    parent = HostScope({"a": 1}, {"a": 1})
+    assert parent.assigned == {"a": 1}
+    child = parent.child(item=2)
+    assert dict(child.values) == {"a": 1, "item": 2}
+    assert child.assigned == {}
+    assert child.values is not parent.values  # the caller may write its own copy
+    assert parent == HostScope({"a": 1}, {"a": 1}) != HostScope({"a": 1})
+    assert parent.branch() == HostScope({"a": 1})
+    assert parent.with_item("item", 2) == child
+    with pytest.raises(TypeError):
+        hash(parent)
