@@ -3,11 +3,16 @@
 Taken once per process and folder (the reference runs ``git`` three times per step), with one
 ``git status --porcelain=v2 --branch --untracked-files=no`` run from a worker thread, and reused
 by every later run of the process from that folder: the code a process runs is the code it
-imported, whatever happens to the working tree afterwards. The run starts at once:
-:func:`recording_code_identity` probes concurrently with the pipeline and waits for the probe,
-if it is still going, before the run's record is finished; a cancelled run does not wait (its
-record then says the identity was not taken). A folder that is not a git checkout, or a
-missing ``git``, is recorded as an error in the identity, never as a failure of the run.
+imported, whatever happens to the working tree afterwards. The run starts at once, and so does
+its first event: the probe of a process's first run starts only once the consumer has had the
+run's first event (:meth:`Recording.start`, called by the consumer's stream), or when the run
+ends without having started it, since starting a thread and ``git`` holds the event loop for a
+millisecond or more (most of a first run's time to its first event). It then runs concurrently
+with the pipeline; :func:`recording_code_identity` waits for it, if it is still going, before
+the run's record is finished (the record is created when the run starts either way, so a crash
+leaves one); a cancelled run does not wait (its record then says the identity was not taken).
+A folder that is not a git checkout, or a missing ``git``, is recorded as an error in the
+identity, never as a failure of the run.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import trio
 from ._offloop import clock_autojumps
 from ._runlog import CodeIdentity, RunLog
 
-__all__ = ["probe_code_identity", "recording_code_identity"]
+__all__ = ["Recording", "probe_code_identity", "recording_code_identity"]
 
 _COMMAND = ("git", "status", "--porcelain=v2", "--branch", "--untracked-files=no")
 # git with no terminal prompt and no locale surprises; the run's own environment otherwise.
@@ -66,7 +71,7 @@ def probe_code_identity(folder: str) -> CodeIdentity:
 
 
 class _Probe:
-    """One probe, started at once in a thread of Trio's cache; its result awaited later."""
+    """One probe, run in a thread of Trio's cache once started; its result awaited later."""
 
     _result: CodeIdentity  # set when the probe answers (``_done``)
 
@@ -74,10 +79,17 @@ class _Probe:
         self._done = trio.Event()
         self._folder = folder
         known = _taken.get(folder)
+        self.started = known is not None
         if known is not None:
             self._result = known
             self._done.set()
+
+    def start(self) -> None:
+        """Start the probe, if not started yet (it answers at once under an autojump clock)."""
+        if self.started:
             return
+        self.started = True
+        folder = self._folder
         if clock_autojumps():
             # A pending thread would let virtual time jump (see _offloop).
             self._deliver(outcome.capture(probe_code_identity, folder))
@@ -104,6 +116,7 @@ class _Probe:
 
         Cancellation: shielded; no checkpoint when the probe has answered already.
         """
+        self.start()
         if not self._done.is_set():
             # A run that ended by itself has its record finished: git takes milliseconds.
             with trio.CancelScope(shield=True):
@@ -117,21 +130,25 @@ class _Probe:
         return CodeIdentity(error="not taken: the run was cancelled before git answered")
 
 
-def recording_code_identity(run_log: RunLog, enabled: bool) -> _Recording:
+def recording_code_identity(run_log: RunLog, enabled: bool) -> Recording:
     """Probe the code identity into ``run_log.code`` while the ``async with`` block runs.
 
     No nursery: the probe runs in a thread, so the block's exceptions pass through as they
     were raised (a nursery would copy exception groups).
 
+    The probe starts when :meth:`Recording.start` is called (the consumer has the run's first
+    event), else once the block ends, after two scheduling rounds that give the consumer the
+    run's last events first.
+
     Cancellation: no wait for the probe: a cancelled run ends at once, and its record says
-    the identity was not taken if ``git`` had not answered yet (the probe's thread still
-    finishes, and fills the per-process cache for later runs).
+    the identity was not taken if ``git`` had not answered yet (a probe's thread that was
+    started still finishes, and fills the per-process cache for later runs).
     """
-    return _Recording(run_log, _Probe(os.getcwd()) if enabled else None)
+    return Recording(run_log, _Probe(os.getcwd()) if enabled else None)
 
 
 @final
-class _Recording:
+class Recording:
     """:func:`recording_code_identity`'s block; a class, as a generator-based context manager
     costs several objects and frames more per run."""
 
@@ -141,8 +158,13 @@ class _Recording:
         self._run_log = run_log
         self._probe = probe
 
-    async def __aenter__(self) -> None:
-        return None
+    def start(self) -> None:
+        """Start the probe now if it has not started (the consumer has the first event)."""
+        if self._probe is not None:
+            self._probe.start()
+
+    async def __aenter__(self) -> Recording:
+        return self
 
     async def __aexit__(
         self,
@@ -154,6 +176,11 @@ class _Recording:
         if probe is None:
             return
         if exc is None or isinstance(exc, Exception):
+            if not probe.started:
+                # A run that streamed its events without its consumer ever waiting: the
+                # consumer takes the last ones before the thread and git hold the loop.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
             self._run_log.code = await probe.taken()
         else:
             self._run_log.code = probe.result_so_far()

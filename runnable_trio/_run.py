@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from ._catalog import RunCatalog
-from ._codeid import recording_code_identity
+from ._codeid import Recording, recording_code_identity
 from ._errors import ExecutionFailedError
 from ._eventlog import EventLogSink
 from ._events import EventSend, EventSink, Lifecycle
@@ -66,6 +66,8 @@ class PreparedRun:
     cancel_warning: float = 10.0
     #: The paths of the steps running now (filled in by the runner).
     running: set[str] = attrs.field(factory=set)
+    #: The code identity being taken while the pipeline runs (``_codeid``).
+    _code: Recording | None = attrs.field(default=None, init=False)
 
     @property
     def run_id(self) -> str:
@@ -123,7 +125,7 @@ class PreparedRun:
         try:
             if attribution:
                 await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
-            async with recording_code_identity(run_log, self.code_identity):
+            async with recording_code_identity(run_log, self.code_identity) as self._code:
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
             await _consumer_first()
@@ -171,6 +173,15 @@ class PreparedRun:
         self.finished = True
         self.ended.set()
         send.close()
+
+    def event_taken(self) -> None:
+        """The consumer has had an event of this run: the code identity's probe may start.
+
+        Starting it holds the event loop (a thread, ``git``), so a process's first run does
+        it once its first event is out, not before (``_codeid``).
+        """
+        if self._code is not None:
+            self._code.start()
 
     async def wait_cancelled(self) -> None:
         """Wait for the run, which has just been cancelled, to end.

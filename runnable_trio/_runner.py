@@ -378,30 +378,35 @@ async def run_step(
                 _end_attempt(attempt, span, Status.SUCCESS)
                 break
     except Exception as exc:
-        log.status = Status.FAIL
-        ctx.note_failure(exc, path)
-        ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
-        await ctx.sink.lifecycle(
-            Lifecycle.STEP_FAILED,
-            path,
-            kind=step.kind,
-            error_type=type(exc).__name__,
-            error_message=str(exc),
-        )
-        await ctx.store.step_finished(ctx.run_log, log)
-        if step.on_failure is None:
-            raise
-        recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
-        branch = run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
-        await (branch if telemetry is None else telemetry.recover(path, branch))
-        return False  # recovered: the rest of this pipeline is skipped
+        try:
+            log.status = Status.FAIL
+            ctx.note_failure(exc, path)
+            ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
+            await ctx.sink.lifecycle(
+                Lifecycle.STEP_FAILED,
+                path,
+                kind=step.kind,
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+            )
+            await ctx.store.step_finished(ctx.run_log, log)
+            if step.on_failure is None:
+                raise
+            recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
+            branch = run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
+            await (branch if telemetry is None else telemetry.recover(path, branch))
+            return False  # recovered: the rest of this pipeline is skipped
+        finally:
+            running.discard(path)
     except BaseException:
+        # Not a `finally` of the whole block: leaving a run unwinds every live step at once,
+        # and each handler a Cancelled enters costs a few thousand instructions per step.
+        running.discard(path)
         log.status = Status.CANCELLED
         if ctx.sink.attribution:
             ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
-    finally:
-        running.discard(path)
+    running.discard(path)
     log.status = Status.SUCCESS
     if ctx.log_level <= _INFO:
         ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)

@@ -54,6 +54,7 @@ class EventStream(metaclass=NoPublicConstructor):
         "_cancel_scope",
         "_deliver_interrupt",
         "_finished",
+        "_first_seq",
         "_log",
         "_receive",
         "_receiving",
@@ -85,6 +86,7 @@ class EventStream(metaclass=NoPublicConstructor):
         self._log = run.event_log
         # A retried run's events number on from those of its earlier attempts.
         self.last_seq = 0 if self._log is None else self._log.start_seq
+        self._first_seq = self.last_seq
 
     @property
     def run_id(self) -> str:
@@ -134,6 +136,9 @@ class EventStream(metaclass=NoPublicConstructor):
         """The next event of an empty channel, waiting for it (a checkpoint)."""
         self._receiving = True
         try:
+            if self.last_seq != self._first_seq:
+                # Not before the first event: what the run keeps off that path may start.
+                self._run.event_taken()
             if self._log is not None and self._log.pending:
                 await self._log.flush()  # idle: write the event log's batch now
             return await self._receive.receive()

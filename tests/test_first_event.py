@@ -78,6 +78,45 @@ async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorde
     assert disabled.code is None
 
 
+async def test_a_first_run_has_its_first_event_before_git_starts(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under an autojump clock the probe runs at once where it starts: the order is exact.
+    order: list[str] = []
+
+    def probe(folder: str) -> CodeIdentity:
+        order.append("git")
+        return CodeIdentity(commit="abc", dirty=False)
+
+    monkeypatch.setattr(_codeid, "probe_code_identity", probe)
+    monkeypatch.setattr(_codeid, "_taken", {})  # the process's first run
+
+    async def two() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "first"}
+        await trio.sleep(1)
+        yield {"type": "second"}
+
+    pipeline = AsyncPythonTask("t", two).as_async_pipeline()
+    async with pipeline.stream(store=MemoryRunLogStore()) as events:
+        async for event in events:
+            order.append(event["type"])
+    assert order == ["first", "git", "second"]  # started once the consumer waited again
+    assert events.run_log.code == CodeIdentity(commit="abc", dirty=False)
+
+    # A run whose consumer never waits after its first event starts it at the end.
+    order.clear()
+    monkeypatch.setattr(_codeid, "_taken", {})
+    async for event in (
+        AsyncPythonTask("t", _one).as_async_pipeline().execute_streaming(store=MemoryRunLogStore())
+    ):
+        order.append(event["type"])
+    assert order == ["one", "git"]
+
+
+async def _one() -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "one"}
+
+
 async def test_the_consumer_takes_the_last_events_before_the_run_ends() -> None:
     received: list[str] = []
     at_finish: list[list[str]] = []

@@ -11,6 +11,7 @@ import attrs
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 
 from runnable_trio import (
     AsyncPipeline,
@@ -220,6 +221,43 @@ async def test_non_event_fails_the_step_naming_step_and_value(bad: Any) -> None:
     assert isinstance(cause, EventError)
     assert "step 'bad'" in str(cause)
     assert repr(bad) in str(cause)
+
+
+async def test_generator_is_closed_after_a_non_event() -> None:
+    closed: list[str] = []
+
+    async def gen() -> AsyncIterator[Any]:
+        try:
+            yield {"type": "ok"}
+            yield "not an event"
+            yield {"type": "never"}
+        finally:
+            closed.append("closed")
+
+    with pytest.raises(ExecutionFailedError):
+        await collect(AsyncPythonTask("bad", gen).as_async_pipeline())
+    assert closed == ["closed"]  # suspended at the bad value, then closed by the step
+
+
+async def test_generator_waiting_for_room_is_closed_when_the_consumer_leaves() -> None:
+    closed: list[int] = []
+
+    async def chatty() -> AsyncIterator[dict[str, Any]]:
+        sent = 0
+        try:
+            while True:
+                yield {"type": "chunk", "i": sent}
+                sent += 1
+        finally:
+            closed.append(sent)
+
+    async with AsyncPythonTask("c", chatty).as_async_pipeline().stream(buffer_size=1) as events:
+        async for _ in events:
+            await trio.testing.wait_all_tasks_blocked()  # the step waits for room now
+            break
+    assert len(closed) == 1  # closed at the yield whose event could not be handed over
+    assert events.run_log.status is Status.CANCELLED
+    assert events.run_log.steps["c"].status is Status.CANCELLED
 
 
 async def test_metric_returns_are_recorded_on_the_attempt() -> None:
