@@ -42,9 +42,10 @@ of each run, never a whole record.
 
 Liveness and descriptors. No descriptor is held per run (``_files``): a journal line goes
 through the process's small pool of append descriptors, and liveness is one lock per process
-(``<folder>/.writers/<token>.lock``, held while the process lives) whose token the record
-names while the run goes. :meth:`FileRunLogStore.alive` is true while that process holds its
-lock, false at once when it dies (SIGKILL included): a retry needs it. Every file a run
+(``<folder>/.writers/<token>.lock``, held while the process has a live run there, and a
+while after) whose token the record names while the run goes. :meth:`FileRunLogStore.alive`
+is true while that process holds its lock, false at once when it dies (SIGKILL included):
+a retry needs it. Every file a run
 creates is created new, never through a symlink (``_files``).
 """
 
@@ -65,7 +66,10 @@ import attrs
 from ._errors import RunConfigurationError
 from ._files import (
     describe_os_error,
+    file_at,
+    file_id,
     locked,
+    make_folder,
     read_file,
     read_head,
     replace_atomically,
@@ -80,7 +84,7 @@ from ._runlog import (
 )
 from ._steplines import journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
-from ._writers import APPENDS, writer_alive, writer_lock
+from ._writers import APPENDS, WriterLock, claim_writer, release_writer, writer_alive
 
 _SUMMARY = b'{"_summary":'
 _SNAPSHOT = ".json"
@@ -131,17 +135,16 @@ class FileRunLogStore:
 
         Cancellation: not a checkpoint (see the module docstring for why this is inline).
         """
-        self._journals[run_log.run_id] = _Journal(self._create_files(run_log))
+        self._journals[run_log.run_id] = self._create_files(run_log)
 
     async def reopen(self, run_log: RunLog) -> None:
-        """A recorded run is retried: rewrite its snapshot (now PROCESSING), empty its journal.
+        """A recorded run is retried: rewrite its snapshot (now PROCESSING), a new journal.
 
         Raises:
             RunConfigurationError: the run is still going in some process.
         """
         APPENDS.forget(self.journal_path(run_log.run_id))
-        await run_blocking(self._reopen_files, run_log)
-        self._journals[run_log.run_id] = _Journal(self.journal_path(run_log.run_id))
+        self._journals[run_log.run_id] = await run_blocking(self._reopen_files, run_log)
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         """Append the step's line to the run's journal.
@@ -169,7 +172,7 @@ class FileRunLogStore:
             return
         APPENDS.forget(journal.path)
         # Encoding a long run's record takes a while: done in the thread too (it is final).
-        await run_blocking(self._finish_files, run_log)
+        await run_blocking(self._finish_files, run_log, journal)
 
     def load(self, run_id: str) -> RunLog:
         """The run's record: its snapshot or, before there is one, its journal's first line,
@@ -285,18 +288,29 @@ class FileRunLogStore:
 
     # File work (in worker threads, but for _create_files: see the module docstring).
 
-    def _create_files(self, run_log: RunLog) -> Path:
+    # A run's files change hands under the journal's lock (``_files.locked``), which goes
+    # with the file at the journal's name: a retry takes it to check the run is not going
+    # and to put in its snapshot and a new journal; a run's end, to put in its snapshot and
+    # delete its journal; a new run refused, to delete the journal it claimed. Each deletes
+    # only the journal it made (same file identity): a retry's new journal is never deleted
+    # by the end of the run it took over, nor by a new run of the same id.
+
+    def _create_files(self, run_log: RunLog) -> _Journal:
         """The run's journal, made (see :meth:`create`)."""
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
         try:
             reserve_descriptor()  # at the limit already: the run fails here, at its start
             # (The folder is made with the writer's lock, and again with a spare if need be.)
-            record = _encode(run_log, writer_lock(self.folder).token) + b"\n"
+            writer = claim_writer(self.folder)
+        except OSError as exc:
+            raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
+        try:
+            record = _encode(run_log, writer.token) + b"\n"
             try:
                 # The claim, atomic. Open in the pool: out of descriptors, the run fails now,
                 # not at a step.
-                APPENDS.create(journal, record)
+                made = APPENDS.create(journal, record)
             except FileExistsError:
                 if self._journal_summary(run_id) is None:
                     raise  # not a run's journal: the error names what is there
@@ -304,44 +318,84 @@ class FileRunLogStore:
             snapshot = f"{self._prefix}{run_id}{_SNAPSHOT}"
             if _present(snapshot):  # a run that has ended, or something planted
                 APPENDS.forget(journal)
-                journal.unlink()  # ours, made a moment ago: the id is as it was
+                _delete_own(journal, made)  # made a moment ago: the id is as it was
                 if os.path.islink(snapshot):
                     raise RunConfigurationError(
                         f"{snapshot!r} is a symlink: a run's files are created new"
                     )
                 raise RunConfigurationError(f"a run with id {run_id!r} already exists")
-        except FileExistsError as exc:
-            raise RunConfigurationError(f"run {run_id!r} cannot start: {exc.strerror}") from None
-        except OSError as exc:
-            raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
-        return journal
+        except BaseException as exc:
+            release_writer(writer)
+            if isinstance(exc, FileExistsError):
+                what = f"run {run_id!r} cannot start: {exc.strerror}"
+                raise RunConfigurationError(what) from None
+            if isinstance(exc, OSError):
+                raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
+            raise
+        return _Journal(journal, made, writer)
 
-    def _reopen_files(self, run_log: RunLog) -> None:
+    def _reopen_files(self, run_log: RunLog) -> _Journal:
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
         try:
             reserve_descriptor()
-            data = _encode(run_log, writer_lock(self.folder).token)
-            with locked(journal) as fd:  # retries of one run, one at a time
+            writer = claim_writer(self.folder)
+        except OSError as exc:
+            raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+        try:
+            data = _encode(run_log, writer.token)
+            with locked(journal):  # retries of one run, one at a time
                 if self.alive(run_id) is not False:
                     raise RunConfigurationError(f"run {run_id!r} is being run by another process")
                 replace_atomically(self.snapshot_path(run_id), data)
-                os.ftruncate(fd, 0)  # the snapshot now holds what the journal held
-        except FileExistsError as exc:
-            raise RunConfigurationError(
-                f"run {run_id!r} cannot be retried: {exc.strerror}"
-            ) from None
-        except OSError as exc:
-            raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+                # The snapshot now holds what the journal held. A new journal, not this one
+                # emptied: whoever waits on this one's lock to delete it (the run's end, a
+                # new run of this id refused) then finds it is no longer theirs.
+                replace_atomically(journal, b"")
+                made = file_at(journal)
+        except BaseException as exc:
+            release_writer(writer)
+            if isinstance(exc, FileExistsError):
+                what = f"run {run_id!r} cannot be retried: {exc.strerror}"
+                raise RunConfigurationError(what) from None
+            if isinstance(exc, OSError):
+                raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+            raise
+        return _Journal(journal, made, writer)
 
-    def _finish_files(self, run_log: RunLog) -> None:
+    def _finish_files(self, run_log: RunLog, journal: _Journal) -> None:
         path = self.snapshot_path(run_log.run_id)
-        replace_atomically(path, _encode(run_log, None), reserve=True)
-        self.journal_path(run_log.run_id).unlink(missing_ok=True)
-        # While in this thread: the next run's journal, made ahead. Without it (a full disk),
-        # that run makes its own, and fails there if it cannot.
-        with contextlib.suppress(OSError):
-            APPENDS.make_spare(self.folder)
+        try:
+            data = _encode(run_log, None)
+            try:
+                with locked(journal.path, create=False, reserve=True) as fd:
+                    if file_id(fd) != journal.made:
+                        raise RunConfigurationError(
+                            f"run {run_log.run_id!r} has a journal it did not make: its "
+                            "record was taken over (a retry in another process), and is left "
+                            "to it"
+                        )
+                    replace_atomically(path, data, reserve=True)
+                    os.unlink(journal.path)
+            except FileNotFoundError:
+                # The journal is gone (the store folder deleted while the run went, or the
+                # file): the final record holds the whole run, written into the folder made
+                # again if need be.
+                make_folder(self.folder)
+                replace_atomically(path, data, reserve=True)
+            # While in this thread: the next run's journal, made ahead. Without it (a full
+            # disk), that run makes its own, and fails there if it cannot.
+            with contextlib.suppress(OSError):
+                APPENDS.make_spare(self.folder)
+        finally:
+            release_writer(journal.writer)
+
+
+def _delete_own(path: Path, made: tuple[int, int]) -> None:
+    """Delete the file at ``path`` if it is still the one made (identity ``made``)."""
+    with contextlib.suppress(FileNotFoundError), locked(path, create=False, reserve=True) as fd:
+        if file_id(fd) == made:
+            os.unlink(path)
 
 
 def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
@@ -353,9 +407,12 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
 
 @attrs.define
 class _Journal:
-    """A run this store is writing: its journal, and the composite records written in it."""
+    """A run this store is writing: its journal (the file made, by identity), the writer
+    lock its record names, and the composite records written in it."""
 
     path: Path
+    made: tuple[int, int] | None
+    writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)
 
 
@@ -430,5 +487,3 @@ def _read_summary(path: Path, *, whole: bool = True) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return summary if isinstance(summary, dict) else None
-
-
