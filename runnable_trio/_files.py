@@ -296,11 +296,12 @@ def append_line(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
+def open_folder(root: Path, *parts: str, create: bool, reserve: bool = False) -> Iterator[int]:
     """A descriptor of the folder ``root/part/...``, walked without following symlinks.
 
     ``root`` itself is the user's (it may be a symlink); every part below it must be a real
-    folder (made if ``create``). Closed on leaving the block.
+    folder (made if ``create``). Closed on leaving the block. ``reserve`` as for
+    :func:`open_file`.
 
     Raises:
         FileExistsError: a part is a symlink or a file.
@@ -308,14 +309,15 @@ def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
     """
     if create:
         make_folder(root)
-    fd = open_file(root, os.O_RDONLY | _DIRECTORY)
+    fd = open_file(root, os.O_RDONLY | _DIRECTORY, reserve=reserve)
     try:
         for depth, part in enumerate(parts):
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
             try:
-                child = open_file(part, os.O_RDONLY | _DIRECTORY | NOFOLLOW, dir_fd=fd)
+                flags = os.O_RDONLY | _DIRECTORY | NOFOLLOW
+                child = open_file(part, flags, dir_fd=fd, reserve=reserve)
             except (NotADirectoryError, FileExistsError):
                 where = str(root.joinpath(*parts[: depth + 1]))
                 link = os.path.islink(where)

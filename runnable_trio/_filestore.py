@@ -56,8 +56,9 @@ import datetime as dt
 import gc
 import json
 import os
+import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,14 @@ import attrs
 
 from ._errors import RunConfigurationError
 from ._files import (
+    create_new,
     describe_os_error,
     file_at,
     file_id,
     locked,
-    make_folder,
+    open_folder,
     read_file,
     read_head,
-    replace_atomically,
     reserve_descriptor,
 )
 from ._jsoncodec import loads
@@ -84,7 +85,15 @@ from ._runlog import (
 )
 from ._steplines import journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
-from ._writers import APPENDS, WriterLock, claim_writer, release_writer, writer_alive
+from ._writers import (
+    APPENDS,
+    TEMPORARY,
+    WRITERS_FOLDER,
+    WriterLock,
+    claim_writer,
+    release_writer,
+    writer_alive,
+)
 
 _SUMMARY = b'{"_summary":'
 _SNAPSHOT = ".json"
@@ -347,11 +356,11 @@ class FileRunLogStore:
             with locked(journal):  # retries of one run, one at a time
                 if self.alive(run_id) is not False:
                     raise RunConfigurationError(f"run {run_id!r} is being run by another process")
-                replace_atomically(self.snapshot_path(run_id), data)
+                _write_whole(self.snapshot_path(run_id), data, writer)
                 # The snapshot now holds what the journal held. A new journal, not this one
                 # emptied: whoever waits on this one's lock to delete it (the run's end, a
                 # new run of this id refused) then finds it is no longer theirs.
-                replace_atomically(journal, b"")
+                _write_whole(journal, b"", writer)
                 made = file_at(journal)
         except BaseException as exc:
             release_writer(writer)
@@ -366,29 +375,64 @@ class FileRunLogStore:
     def _finish_files(self, run_log: RunLog, journal: _Journal) -> None:
         path = self.snapshot_path(run_log.run_id)
         try:
-            data = _encode(run_log, None)
-            try:
-                with locked(journal.path, create=False, reserve=True) as fd:
-                    if file_id(fd) != journal.made:
-                        raise RunConfigurationError(
-                            f"run {run_log.run_id!r} has a journal it did not make: its "
-                            "record was taken over (a retry in another process), and is left "
-                            "to it"
-                        )
-                    replace_atomically(path, data, reserve=True)
-                    os.unlink(journal.path)
-            except FileNotFoundError:
-                # The journal is gone (the store folder deleted while the run went, or the
-                # file): the final record holds the whole run, written into the folder made
-                # again if need be.
-                make_folder(self.folder)
-                replace_atomically(path, data, reserve=True)
+            # Written before the journal's lock is taken (a long run's record takes a while),
+            # put in place under it; out of descriptors, the reserve serves (the run is live).
+            with _whole(self.folder, _encode(run_log, None), journal.writer) as put:
+                try:
+                    with locked(journal.path, create=False, reserve=True) as fd:
+                        if file_id(fd) != journal.made:
+                            raise RunConfigurationError(
+                                f"run {run_log.run_id!r} has a journal it did not make: its "
+                                "record was taken over (a retry in another process), and is "
+                                "left to it"
+                            )
+                        put(path)
+                        os.unlink(journal.path)
+                except FileNotFoundError:
+                    # The journal is gone (the store folder deleted while the run went, or
+                    # the file): the final record holds the whole run, and goes in the
+                    # folder made again.
+                    put(path)
             # While in this thread: the next run's journal, made ahead. Without it (a full
             # disk), that run makes its own, and fails there if it cannot.
             with contextlib.suppress(OSError):
                 APPENDS.make_spare(self.folder)
         finally:
             release_writer(journal.writer)
+
+
+def _write_whole(path: Path, data: bytes, writer: WriterLock) -> None:
+    """Put ``data`` at ``path`` whole or not at all (see :func:`_whole`)."""
+    with _whole(path.parent, data, writer) as put:
+        put(path)
+
+
+@contextlib.contextmanager
+def _whole(folder: Path, data: bytes, writer: WriterLock) -> Iterator[Callable[[Path], None]]:
+    """``data`` in a new temporary file, and a function that renames it to a path in
+    ``folder`` (the file is deleted on leaving the block if it was not put anywhere).
+
+    The temporary file is made in ``.writers`` (the folder made again if it was deleted),
+    named by the writer's token, so one left by a process killed before its rename is swept
+    with that writer's other files (``_writers``); beside the snapshot it would stay for
+    ever.
+    """
+    name = f"{writer.token}.{secrets.token_hex(4)}{TEMPORARY}"
+    with open_folder(folder, WRITERS_FOLDER, create=True, reserve=True) as writers:
+        create_new(Path(name), data, dir_fd=writers, reserve=True)
+        put = False
+
+        def rename(path: Path) -> None:
+            nonlocal put
+            os.replace(name, path, src_dir_fd=writers)
+            put = True
+
+        try:
+            yield rename
+        finally:
+            if not put:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=writers)
 
 
 def _delete_own(path: Path, made: tuple[int, int]) -> None:

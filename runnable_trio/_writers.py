@@ -49,6 +49,7 @@ if sys.platform != "win32":
 __all__ = [
     "APPENDS",
     "IDLE_KEPT",
+    "TEMPORARY",
     "WRITERS_FOLDER",
     "AppendPool",
     "WriterLock",
@@ -61,6 +62,7 @@ __all__ = [
 WRITERS_FOLDER = ".writers"
 _LOCK = ".lock"
 _SPARE = ".spare"
+TEMPORARY = ".tmp"  # a writer's temporary file: ``<token>.<hex>.tmp``
 _TOKEN = re.compile(r"[0-9]+-[0-9a-f]{12}")
 
 
@@ -404,10 +406,11 @@ def _take_lock(folder: Path) -> WriterLock:
 
 
 def _sweep(writers: int) -> None:
-    """Delete the lock files of writers that are gone, and their spares (``AppendPool``).
+    """Delete the lock files of writers that are gone, their spares (``AppendPool``) and
+    temporary files (a snapshot being written, ``_filestore``).
 
-    A writer makes its spares only once it holds its lock, so a spare whose lock file was
-    not listed with it, or is not held, is a dead writer's.
+    A writer makes these only once it holds its lock, so one whose lock file was not listed
+    with it, or is not held, is a dead writer's.
     """
     names = os.listdir(writers)
     live = set()
@@ -431,7 +434,7 @@ def _sweep(writers: int) -> None:
         finally:
             os.close(fd)
     for name in names:
-        if name.endswith(_SPARE) and name.partition(".")[0] not in live:
+        if name.endswith((_SPARE, TEMPORARY)) and name.partition(".")[0] not in live:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=writers)
 

@@ -144,15 +144,15 @@ def test_a_retry_racing_the_runs_end_keeps_its_journal(
     trio.run(store.create, run_log)
     run_log.end(Status.FAIL)
     snapshot_in, go = threading.Event(), threading.Event()
-    real_replace = _filestore.replace_atomically
+    real_replace = os.replace
 
-    def replace(path: Path, *args: Any, **kwargs: Any) -> None:
-        real_replace(path, *args, **kwargs)
-        if threading.current_thread().name == "end" and path == store.snapshot_path("r"):
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        real_replace(src, dst, **kwargs)
+        if threading.current_thread().name == "end" and Path(dst) == store.snapshot_path("r"):
             snapshot_in.set()
             go.wait()
 
-    monkeypatch.setattr(_filestore, "replace_atomically", replace)
+    monkeypatch.setattr(os, "replace", replace)
     journal = store._journals.pop("r")
     end = _Thread("end", lambda: store._finish_files(run_log, journal))
     end.start()
@@ -286,3 +286,45 @@ async def test_a_folder_deleted_mid_run_still_gets_the_final_record(tmp_path: Pa
     await store.finish(run_log)
     loaded = FileRunLogStore(tmp_path / "store").load("r")
     assert (loaded.status, list(loaded.steps)) == (Status.SUCCESS, ["a", "b"])
+
+
+_KILLED_WRITING_ITS_SNAPSHOT = """
+import os, signal, sys, trio
+from runnable_trio._filestore import FileRunLogStore
+from runnable_trio._runlog import RunLog, Status
+
+real_replace = os.replace
+
+def replace(src, dst, **kwargs):
+    if str(dst).endswith("r.json"):
+        os.kill(os.getpid(), signal.SIGKILL)  # its temporary file written, not yet renamed
+    real_replace(src, dst, **kwargs)
+
+os.replace = replace
+store = FileRunLogStore(sys.argv[1])
+run_log = RunLog("r")
+trio.run(store.create, run_log)
+run_log.end(Status.SUCCESS)
+trio.run(store.finish, run_log)
+"""
+
+
+@pytest.mark.slow
+def test_a_snapshots_temporary_file_left_by_a_kill_is_swept(tmp_path: Path) -> None:
+    import subprocess
+
+    import trio
+
+    folder = tmp_path / "store"
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_WRITING_ITS_SNAPSHOT)
+    done = subprocess.run([sys.executable, str(script), str(folder)], check=False)
+    assert done.returncode == -9
+
+    def temporaries() -> list[str]:
+        return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+    assert temporaries()  # the kill left one
+    trio.run(FileRunLogStore(folder).create, RunLog("next"))  # a new writer sweeps
+    assert temporaries() == []
+    assert FileRunLogStore(folder).load("r").status is Status.PROCESSING  # still its journal
