@@ -25,7 +25,6 @@ import errno
 import os
 import re
 import secrets
-import stat
 import sys
 import threading
 from collections import OrderedDict
@@ -81,7 +80,11 @@ class AppendPool:
     Creating a file costs 60-200 us on this machine's file system, against a few for opening
     one, writing it or linking it; so a run that ends makes the next spare ahead, in a worker
     thread (:meth:`make_spare`), one per process and folder, closed (no descriptor held).
-    The spare's own name goes once linked; a process killed before leaves it for the next
+    The spare's identity is kept with its name: the file opened to become a journal must be
+    it, so a symlink planted at ``.writers`` since (or at the spare's name) is refused
+    before anything is written. The spare's own name, a second name of the journal once
+    linked, goes later, in that worker thread, through a descriptor of ``.writers`` (nothing
+    reached through a symlink is deleted); a process killed before leaves it for the next
     sweep of its folder's lock files (:func:`writer_lock`).
     """
 
@@ -89,7 +92,10 @@ class AppendPool:
         self.size = size
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.RLock()
-        self._spares: dict[tuple[int, str], str] = {}  # by process (a fork's own) and folder
+        # By process (a fork's own) and folder: the spare (name, identity), and the names
+        # of spares linked since, to delete.
+        self._spares: dict[tuple[int, str], tuple[str, tuple[int, int]]] = {}
+        self._linked: dict[tuple[int, str], list[str]] = {}
 
     def append(self, path: Path, data: bytes) -> None:
         """Append ``data`` to the existing file ``path`` (never created, never followed)."""
@@ -116,8 +122,8 @@ class AppendPool:
             The identity of the file made (:func:`_files.file_id`).
 
         Raises:
-            FileExistsError: anything is there already, a symlink included; or the folder's
-                ``.writers`` is not a folder of its own (a symlink planted there).
+            FileExistsError: anything is there already, a symlink included; or the spare
+                opened is not the file made (a symlink planted at ``.writers``).
             OSError: out of descriptors (the reserve is not used: a run starts only with
                 descriptors to spare).
         """
@@ -128,84 +134,94 @@ class AppendPool:
             if spare is not None:
                 with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
                     return self._from_spare(spare, path, data)
-            return self._from_spare(_new_spare(path.parent), path, data)
+            return self._from_spare(_new_spare(path.parent, []), path, data)
 
     def make_spare(self, folder: Path) -> None:
-        """Make the spare of ``folder`` for a later :meth:`create`, unless there is one.
+        """Make the spare of ``folder`` for a later :meth:`create`, unless there is one, and
+        delete the names of the spares linked since the last call.
 
-        For a worker thread: creating the file is what takes long.
+        For a worker thread: creating a file is what takes long.
         """
         key = (os.getpid(), str(folder))
+        with self._lock:
+            linked = self._linked.pop(key, [])
         if key in self._spares:
+            if linked:
+                _unlink_spares(folder, linked)
             return
-        spare = _new_spare(folder)
+        spare = _new_spare(folder, linked)
         with self._lock:
             if key not in self._spares:
                 self._spares[key] = spare
                 return
-        _unlink_spare(folder, spare)  # another thread made one meanwhile
+        _unlink_spares(folder, [spare[0]])  # another thread made one meanwhile
 
     def drop_spare(self, folder: Path) -> None:
-        """Delete this process's spare of ``folder``, if it has one (its lock let go)."""
+        """Delete this process's spare of ``folder`` and the names of those linked (its
+        lock let go)."""
+        key = (os.getpid(), str(folder))
         with self._lock:
-            spare = self._spares.pop((os.getpid(), str(folder)), None)
+            spare = self._spares.pop(key, None)
+            names = self._linked.pop(key, [])
         if spare is not None:
-            _unlink_spare(folder, spare)
+            names.append(spare[0])
+        if names:
+            _unlink_spares(folder, names)
 
-    def _from_spare(self, spare: str, path: Path, data: bytes) -> tuple[int, int]:
+    def _from_spare(
+        self, spare: tuple[str, tuple[int, int]], path: Path, data: bytes
+    ) -> tuple[int, int]:
         """The identity of the spare, kept open in the pool once it holds ``data`` under the
         name ``path``.
 
-        The spare is reached through a descriptor of ``.writers`` opened without following
-        a symlink: a symlink planted at ``.writers`` since the spare was made would
-        otherwise have the run write, then link and delete, a file outside the store.
-
         Raises:
             FileNotFoundError: the spare is gone.
-            FileExistsError: ``path`` is taken, or the spare's name was swapped for a
-                symlink as it was linked.
+            FileExistsError: ``path`` is taken, or the spare is not the file made (a
+                symlink planted at ``.writers``, or at its name as it was linked).
         """
         key = (os.getpid(), str(path.parent))
-        with open_folder(path.parent, WRITERS_FOLDER, create=False) as writers:
-            try:
-                fd = open_file(spare, APPEND_FLAGS, dir_fd=writers)
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self._spares[key] = spare  # still spare
-                raise
-            try:
-                write_all(fd, data)
-                os.link(spare, path, src_dir_fd=writers, follow_symlinks=False)
-            except FileExistsError:
-                os.ftruncate(fd, 0)
-                os.close(fd)
+        name, made = spare
+        where = path.parent / WRITERS_FOLDER / name  # NOFOLLOW at the last part; checked
+        try:
+            fd = open_file(where, APPEND_FLAGS)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
                 self._spares[key] = spare  # still spare
-                raise _taken(path) from None
-            except BaseException:
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    os.unlink(spare, dir_fd=writers)
-                raise
-            mine = file_id(fd)
-            if file_at(path) != mine:
-                # What was linked is not the file written: the spare's name was swapped
-                # (for a symlink) between its open and its link. The journal's name is let
-                # go, its spare too.
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    if stat.S_ISLNK(os.lstat(path).st_mode):
-                        os.unlink(path)
-                with contextlib.suppress(OSError):
-                    os.unlink(spare, dir_fd=writers)
-                raise FileExistsError(
-                    errno.EEXIST,
-                    f"the spare {spare!r} was replaced as it was linked to "
-                    f"{str(path)!r}: a run never writes through a symlink",
-                )
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(spare, dir_fd=writers)
+            raise
+        if file_id(fd) != made:
+            os.close(fd)  # not the spare (forgotten): nothing written
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(where)!r} is not the spare this process made (is "
+                f"{str(path.parent / WRITERS_FOLDER)!r} a symlink?): a run never writes "
+                "through one",
+            )
+        try:
+            write_all(fd, data)
+            os.link(where, path, follow_symlinks=False)
+        except FileExistsError:
+            os.ftruncate(fd, 0)
+            os.close(fd)
+            self._spares[key] = spare  # still spare
+            raise _taken(path) from None
+        except BaseException:
+            os.close(fd)
+            self._linked.setdefault(key, []).append(name)
+            raise
+        if file_at(path) != made:
+            # What was linked is not the file written: the spare's name (or ``.writers``)
+            # was swapped between its open and its link. The name linked goes again.
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(where)!r} was replaced as it was linked to {str(path)!r}: a run never "
+                "writes through a symlink",
+            )
+        self._linked.setdefault(key, []).append(name)
         self._keep(str(path), fd)
-        return mine
+        return made
 
     def take(self, path: Path) -> int | None:
         """The pooled descriptor of ``path``, no longer the pool's (the caller closes it)."""
@@ -227,6 +243,7 @@ class AppendPool:
                 os.close(fd)
         self._fds.clear()
         self._spares.clear()
+        self._linked.clear()
         self._lock = threading.RLock()
 
     def give_back(self) -> bool:
@@ -258,18 +275,26 @@ class AppendPool:
             os.close(fd)
 
 
-def _new_spare(folder: Path) -> str:
-    """A new empty spare file for ``folder`` (its name in ``.writers``), named by this
-    process's writer token."""
+def _new_spare(folder: Path, linked: list[str]) -> tuple[str, tuple[int, int]]:
+    """A new empty spare file for ``folder``: its name in ``.writers`` (by this process's
+    writer token) and its identity; the names in ``linked`` deleted meanwhile."""
     name = f"{_lock_of(folder).token}.{secrets.token_hex(4)}{_SPARE}"
     with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
+        for old in linked:
+            with contextlib.suppress(OSError):
+                os.unlink(old, dir_fd=writers)
         create_new(Path(name), dir_fd=writers)
-    return name
+        made = file_at(name, dir_fd=writers)
+    if made is None:
+        raise FileNotFoundError(errno.ENOENT, f"the spare {name!r} went as it was made")
+    return name, made
 
 
-def _unlink_spare(folder: Path, name: str) -> None:
+def _unlink_spares(folder: Path, names: list[str]) -> None:
     with contextlib.suppress(OSError), open_folder(folder, WRITERS_FOLDER, create=False) as w:
-        os.unlink(name, dir_fd=w)
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=w)
 
 
 def _taken(path: Path) -> FileExistsError:
