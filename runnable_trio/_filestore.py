@@ -83,7 +83,7 @@ from ._runlog import (
     Status,
     StepLog,
 )
-from ._steplines import journal_lines, place_journal, read_run, run_record
+from ._steplines import StepTexts, journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
 from ._writers import (
     APPENDS,
@@ -114,8 +114,7 @@ class FileRunLogStore:
     """
 
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
-        self.folder = Path(folder).absolute()
-        self._prefix = f"{self.folder}{os.sep}"
+        self.folder, self._prefix = _absolute(folder)
         self._journals: dict[str, _Journal] = {}  # of the runs this store is writing
 
     def __repr__(self) -> str:
@@ -167,7 +166,7 @@ class FileRunLogStore:
         journal = self._journals.get(run_log.run_id)
         if journal is None:
             return  # not a run this store started
-        lines = journal_lines(run_log, step, journal.parents_written)
+        lines = journal_lines(run_log, step, journal.parents_written, journal.texts)
         try:
             APPENDS.append(journal.path, ("\n".join(lines) + "\n").encode())
         except OSError as exc:
@@ -377,7 +376,9 @@ class FileRunLogStore:
         try:
             # Written before the journal's lock is taken (a long run's record takes a while),
             # put in place under it; out of descriptors, the reserve serves (the run is live).
-            with _whole(self.folder, _encode(run_log, None), journal.writer) as put:
+            data = _encode(run_log, None, journal.texts)
+            journal.texts.clear()
+            with _whole(self.folder, data, journal.writer) as put:
                 try:
                     with locked(journal.path, create=False, reserve=True) as fd:
                         if file_id(fd) != journal.made:
@@ -442,6 +443,26 @@ def _delete_own(path: Path, made: tuple[int, int]) -> None:
             os.unlink(path)
 
 
+# A store is made for every run (from its configuration): the folder's absolute path, made
+# once per folder and working folder (a Path built and made absolute costs more than the
+# look-up of a name on the way to the first event).
+_absolutes: dict[tuple[str, str], tuple[Path, str]] = {}
+_ABSOLUTES_KEPT = 64
+
+
+def _absolute(folder: str | os.PathLike[str]) -> tuple[Path, str]:
+    """``folder`` made absolute (from the working folder), and the prefix of its files."""
+    name = os.fspath(folder)
+    key = (name, "" if os.path.isabs(name) else os.getcwd())
+    found = _absolutes.get(key)
+    if found is None:
+        path = Path(name).absolute()
+        if len(_absolutes) >= _ABSOLUTES_KEPT:
+            _absolutes.clear()
+        found = _absolutes[key] = path, f"{path}{os.sep}"
+    return found
+
+
 def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
     """Place the steps of the journal's ``lines`` in ``run_log`` (a first record skipped)."""
     if lines and lines[0].startswith(_SUMMARY):
@@ -452,12 +473,14 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
 @attrs.define
 class _Journal:
     """A run this store is writing: its journal (the file made, by identity), the writer
-    lock its record names, and the composite records written in it."""
+    lock its record names, the composite records written in it, and the texts of the steps
+    written (encoded once: its final record reuses them)."""
 
     path: Path
     made: tuple[int, int] | None
     writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)
+    texts: StepTexts = attrs.field(factory=dict)  # the steps' texts, for the final record
 
 
 @contextlib.contextmanager
@@ -478,8 +501,8 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _encode(run_log: RunLog, writer: str | None) -> bytes:
-    return run_record(run_log, writer).encode()
+def _encode(run_log: RunLog, writer: str | None, texts: StepTexts | None = None) -> bytes:
+    return run_record(run_log, writer, texts).encode()
 
 
 def _present(path: str | Path) -> bool:
