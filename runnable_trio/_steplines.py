@@ -144,9 +144,10 @@ def _step(step: StepLog, texts: StepTexts | None = None) -> str:
 #: The text of finished steps with no branches, by path, as their journal lines wrote them
 #: (:func:`journal_lines`), for the run's final record (:func:`run_record`): a step's record
 #: is then encoded once, not again at the end (a Map of n items: n steps). Each with the
-#: step itself, its status and its number of attempts: a text is used only for that step,
-#: still so, still without branches (an ``on_failure`` branch goes in after its line).
-StepTexts = dict[str, tuple[StepLog, Status, int, str]]
+#: step itself, its status and its numbers of attempts and catalog entries: a text is used
+#: only for that step, still so, still without branches (an ``on_failure`` branch goes in
+#: after its line).
+StepTexts = dict[str, tuple[StepLog, Status, int, int, str]]
 
 
 def _step_of(step: StepLog, texts: StepTexts | None) -> str:
@@ -157,9 +158,10 @@ def _step_of(step: StepLog, texts: StepTexts | None) -> str:
             and known[0] is step
             and known[1] is step.status
             and known[2] == len(step.attempts)
+            and known[3] == len(step.catalog)
             and not step.branches
         ):
-            return known[3]
+            return known[4]
     return _step(step, texts)
 
 
@@ -377,7 +379,7 @@ def journal_lines(
         return lines
     text = _step(step)
     if texts is not None:
-        texts[step.path] = (step, step.status, len(step.attempts), text)
+        texts[step.path] = (step, step.status, len(step.attempts), len(step.catalog), text)
     lines.append(f'{{"step":{text}}}')
     return lines
 
