@@ -480,7 +480,7 @@ class _Journal:
     made: tuple[int, int] | None
     writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)
-    texts: StepTexts = attrs.field(factory=dict)  # the steps' texts, for the final record
+    texts: StepTexts = attrs.field(factory=StepTexts)  # for the final record
 
 
 @contextlib.contextmanager

@@ -141,27 +141,48 @@ def _step(step: StepLog, texts: StepTexts | None = None) -> str:
     )
 
 
-#: The text of finished steps with no branches, by path, as their journal lines wrote them
-#: (:func:`journal_lines`), for the run's final record (:func:`run_record`): a step's record
-#: is then encoded once, not again at the end (a Map of n items: n steps). Each with the
-#: step itself, its status and its numbers of attempts and catalog entries: a text is used
-#: only for that step, still so, still without branches (an ``on_failure`` branch goes in
-#: after its line).
-StepTexts = dict[str, tuple[StepLog, Status, int, int, str]]
+class StepTexts:
+    """The text of finished steps with no branches, by path, as their journal lines wrote
+    them (:func:`journal_lines`), for the run's final record (:func:`run_record`): a step's
+    record is then encoded once, not again at the end (a Map of n items: n steps).
+
+    A text is used only for the step it was made from, still as it was: the same object,
+    status and numbers of attempts and catalog entries, still without branches (an
+    ``on_failure`` branch goes in after its line). That mark is a string, as the text is:
+    neither is an object the cyclic GC tracks, so a Map item that has ended leaves no more
+    of them than before.
+    """
+
+    __slots__ = ("_marks", "_texts")
+
+    def __init__(self) -> None:
+        self._marks: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
+
+    def keep(self, step: StepLog, text: str) -> None:
+        self._marks[step.path] = _mark(step)
+        self._texts[step.path] = text
+
+    def get(self, step: StepLog) -> str | None:
+        mark = self._marks.get(step.path)
+        if mark is None or step.branches or mark != _mark(step):
+            return None
+        return self._texts[step.path]
+
+    def clear(self) -> None:
+        self._marks.clear()
+        self._texts.clear()
+
+
+def _mark(step: StepLog) -> str:
+    return f"{id(step)}:{step.status}:{len(step.attempts)}:{len(step.catalog)}"
 
 
 def _step_of(step: StepLog, texts: StepTexts | None) -> str:
     if texts is not None:
-        known = texts.get(step.path)
-        if (
-            known is not None
-            and known[0] is step
-            and known[1] is step.status
-            and known[2] == len(step.attempts)
-            and known[3] == len(step.catalog)
-            and not step.branches
-        ):
-            return known[4]
+        known = texts.get(step)
+        if known is not None:
+            return known
     return _step(step, texts)
 
 
@@ -379,7 +400,7 @@ def journal_lines(
         return lines
     text = _step(step)
     if texts is not None:
-        texts[step.path] = (step, step.status, len(step.attempts), len(step.catalog), text)
+        texts.keep(step, text)
     lines.append(f'{{"step":{text}}}')
     return lines
 
