@@ -41,6 +41,8 @@ __all__ = [
     "create_new",
     "describe_os_error",
     "ensure_absent",
+    "file_at",
+    "file_id",
     "locked",
     "make_folder",
     "open_folder",
@@ -48,6 +50,7 @@ __all__ = [
     "read_head",
     "read_from",
     "give_back_with",
+    "is_at",
     "open_file",
     "replace_atomically",
     "reserve_descriptor",
@@ -293,11 +296,12 @@ def append_line(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
+def open_folder(root: Path, *parts: str, create: bool, reserve: bool = False) -> Iterator[int]:
     """A descriptor of the folder ``root/part/...``, walked without following symlinks.
 
     ``root`` itself is the user's (it may be a symlink); every part below it must be a real
-    folder (made if ``create``). Closed on leaving the block.
+    folder (made if ``create``). Closed on leaving the block. ``reserve`` as for
+    :func:`open_file`.
 
     Raises:
         FileExistsError: a part is a symlink or a file.
@@ -305,14 +309,15 @@ def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
     """
     if create:
         make_folder(root)
-    fd = open_file(root, os.O_RDONLY | _DIRECTORY)
+    fd = open_file(root, os.O_RDONLY | _DIRECTORY, reserve=reserve)
     try:
         for depth, part in enumerate(parts):
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
             try:
-                child = open_file(part, os.O_RDONLY | _DIRECTORY | NOFOLLOW, dir_fd=fd)
+                flags = os.O_RDONLY | _DIRECTORY | NOFOLLOW
+                child = open_file(part, flags, dir_fd=fd, reserve=reserve)
             except (NotADirectoryError, FileExistsError):
                 where = str(root.joinpath(*parts[: depth + 1]))
                 link = os.path.islink(where)
@@ -325,17 +330,54 @@ def open_folder(root: Path, *parts: str, create: bool) -> Iterator[int]:
         os.close(fd)
 
 
+def file_id(fd: int) -> tuple[int, int]:
+    """The identity of the file open as ``fd``: its inode and device."""
+    mine = os.fstat(fd)
+    return mine.st_ino, mine.st_dev
+
+
+def file_at(path: Path | str, *, dir_fd: int | None = None) -> tuple[int, int] | None:
+    """The identity of what is at ``path`` (a symlink itself, not followed), or ``None``."""
+    try:
+        there = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return there.st_ino, there.st_dev
+
+
+def is_at(fd: int, path: Path | str, *, dir_fd: int | None = None) -> bool:
+    """Whether the file open as ``fd`` is the one at ``path`` now (a symlink there is not)."""
+    return file_at(path, dir_fd=dir_fd) == file_id(fd)
+
+
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[int]:
-    """``path`` (created if missing, never followed) open and exclusively locked in the block.
+def locked(path: Path, *, create: bool = True, reserve: bool = False) -> Iterator[int]:
+    """``path`` (never followed; created if missing and ``create``) open and exclusively
+    locked in the block, and the file at ``path`` for as long as the lock is held.
 
     For short critical sections between processes (a retry claiming a run); blocks until
-    the lock is free.
+    the lock is free. A lock goes with a file, not a name: who opened the file a moment
+    before it was replaced or deleted would lock a file no longer there, beside whoever
+    locks the new one. So once locked, the file is checked to be still the one at ``path``
+    (``fstat`` against ``lstat``), and the name opened again if not. Whoever replaces or
+    deletes the file at ``path`` does it holding this lock.
+
+    Raises:
+        FileNotFoundError: nothing at ``path`` (not ``create``).
     """
-    fd = open_file(path, os.O_RDWR | os.O_CREAT | NOFOLLOW)
+    flags = os.O_RDWR | NOFOLLOW | (os.O_CREAT if create else 0)
+    while True:
+        fd = open_file(path, flags, reserve=reserve)
+        try:
+            if sys.platform != "win32":
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if is_at(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        if sys.platform != "win32":
-            fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)

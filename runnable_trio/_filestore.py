@@ -42,9 +42,10 @@ of each run, never a whole record.
 
 Liveness and descriptors. No descriptor is held per run (``_files``): a journal line goes
 through the process's small pool of append descriptors, and liveness is one lock per process
-(``<folder>/.writers/<token>.lock``, held while the process lives) whose token the record
-names while the run goes. :meth:`FileRunLogStore.alive` is true while that process holds its
-lock, false at once when it dies (SIGKILL included): a retry needs it. Every file a run
+(``<folder>/.writers/<token>.lock``, held while the process has a live run there, and a
+while after) whose token the record names while the run goes. :meth:`FileRunLogStore.alive`
+is true while that process holds its lock, false at once when it dies (SIGKILL included):
+a retry needs it. Every file a run
 creates is created new, never through a symlink (``_files``).
 """
 
@@ -55,8 +56,9 @@ import datetime as dt
 import gc
 import json
 import os
+import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +66,14 @@ import attrs
 
 from ._errors import RunConfigurationError
 from ._files import (
+    create_new,
     describe_os_error,
+    file_at,
+    file_id,
     locked,
+    open_folder,
     read_file,
     read_head,
-    replace_atomically,
     reserve_descriptor,
 )
 from ._jsoncodec import loads
@@ -78,9 +83,17 @@ from ._runlog import (
     Status,
     StepLog,
 )
-from ._steplines import journal_lines, place_journal, read_run, run_record
+from ._steplines import StepTexts, journal_lines, place_journal, read_run, run_record
 from ._store import RunSummary
-from ._writers import APPENDS, writer_alive, writer_lock
+from ._writers import (
+    APPENDS,
+    TEMPORARY,
+    WRITERS_FOLDER,
+    WriterLock,
+    claim_writer,
+    release_writer,
+    writer_alive,
+)
 
 _SUMMARY = b'{"_summary":'
 _SNAPSHOT = ".json"
@@ -101,8 +114,7 @@ class FileRunLogStore:
     """
 
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
-        self.folder = Path(folder).absolute()
-        self._prefix = f"{self.folder}{os.sep}"
+        self.folder, self._prefix = _absolute(folder)
         self._journals: dict[str, _Journal] = {}  # of the runs this store is writing
 
     def __repr__(self) -> str:
@@ -131,17 +143,16 @@ class FileRunLogStore:
 
         Cancellation: not a checkpoint (see the module docstring for why this is inline).
         """
-        self._journals[run_log.run_id] = _Journal(self._create_files(run_log))
+        self._journals[run_log.run_id] = self._create_files(run_log)
 
     async def reopen(self, run_log: RunLog) -> None:
-        """A recorded run is retried: rewrite its snapshot (now PROCESSING), empty its journal.
+        """A recorded run is retried: rewrite its snapshot (now PROCESSING), a new journal.
 
         Raises:
             RunConfigurationError: the run is still going in some process.
         """
         APPENDS.forget(self.journal_path(run_log.run_id))
-        await run_blocking(self._reopen_files, run_log)
-        self._journals[run_log.run_id] = _Journal(self.journal_path(run_log.run_id))
+        self._journals[run_log.run_id] = await run_blocking(self._reopen_files, run_log)
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         """Append the step's line to the run's journal.
@@ -155,7 +166,7 @@ class FileRunLogStore:
         journal = self._journals.get(run_log.run_id)
         if journal is None:
             return  # not a run this store started
-        lines = journal_lines(run_log, step, journal.parents_written)
+        lines = journal_lines(run_log, step, journal.parents_written, journal.texts)
         try:
             APPENDS.append(journal.path, ("\n".join(lines) + "\n").encode())
         except OSError as exc:
@@ -169,7 +180,7 @@ class FileRunLogStore:
             return
         APPENDS.forget(journal.path)
         # Encoding a long run's record takes a while: done in the thread too (it is final).
-        await run_blocking(self._finish_files, run_log)
+        await run_blocking(self._finish_files, run_log, journal)
 
     def load(self, run_id: str) -> RunLog:
         """The run's record: its snapshot or, before there is one, its journal's first line,
@@ -285,18 +296,29 @@ class FileRunLogStore:
 
     # File work (in worker threads, but for _create_files: see the module docstring).
 
-    def _create_files(self, run_log: RunLog) -> Path:
+    # A run's files change hands under the journal's lock (``_files.locked``), which goes
+    # with the file at the journal's name: a retry takes it to check the run is not going
+    # and to put in its snapshot and a new journal; a run's end, to put in its snapshot and
+    # delete its journal; a new run refused, to delete the journal it claimed. Each deletes
+    # only the journal it made (same file identity): a retry's new journal is never deleted
+    # by the end of the run it took over, nor by a new run of the same id.
+
+    def _create_files(self, run_log: RunLog) -> _Journal:
         """The run's journal, made (see :meth:`create`)."""
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
         try:
             reserve_descriptor()  # at the limit already: the run fails here, at its start
             # (The folder is made with the writer's lock, and again with a spare if need be.)
-            record = _encode(run_log, writer_lock(self.folder).token) + b"\n"
+            writer = claim_writer(self.folder)
+        except OSError as exc:
+            raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
+        try:
+            record = _encode(run_log, writer.token) + b"\n"
             try:
                 # The claim, atomic. Open in the pool: out of descriptors, the run fails now,
                 # not at a step.
-                APPENDS.create(journal, record)
+                made = APPENDS.create(journal, record)
             except FileExistsError:
                 if self._journal_summary(run_id) is None:
                     raise  # not a run's journal: the error names what is there
@@ -304,44 +326,141 @@ class FileRunLogStore:
             snapshot = f"{self._prefix}{run_id}{_SNAPSHOT}"
             if _present(snapshot):  # a run that has ended, or something planted
                 APPENDS.forget(journal)
-                journal.unlink()  # ours, made a moment ago: the id is as it was
+                _delete_own(journal, made)  # made a moment ago: the id is as it was
                 if os.path.islink(snapshot):
                     raise RunConfigurationError(
                         f"{snapshot!r} is a symlink: a run's files are created new"
                     )
                 raise RunConfigurationError(f"a run with id {run_id!r} already exists")
-        except FileExistsError as exc:
-            raise RunConfigurationError(f"run {run_id!r} cannot start: {exc.strerror}") from None
-        except OSError as exc:
-            raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
-        return journal
+        except BaseException as exc:
+            release_writer(writer)
+            if isinstance(exc, FileExistsError):
+                what = f"run {run_id!r} cannot start: {exc.strerror}"
+                raise RunConfigurationError(what) from None
+            if isinstance(exc, OSError):
+                raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
+            raise
+        return _Journal(journal, made, writer)
 
-    def _reopen_files(self, run_log: RunLog) -> None:
+    def _reopen_files(self, run_log: RunLog) -> _Journal:
         run_id = run_log.run_id
         journal = self.journal_path(run_id)
         try:
             reserve_descriptor()
-            data = _encode(run_log, writer_lock(self.folder).token)
-            with locked(journal) as fd:  # retries of one run, one at a time
-                if self.alive(run_id) is not False:
-                    raise RunConfigurationError(f"run {run_id!r} is being run by another process")
-                replace_atomically(self.snapshot_path(run_id), data)
-                os.ftruncate(fd, 0)  # the snapshot now holds what the journal held
-        except FileExistsError as exc:
-            raise RunConfigurationError(
-                f"run {run_id!r} cannot be retried: {exc.strerror}"
-            ) from None
+            writer = claim_writer(self.folder)
         except OSError as exc:
             raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+        try:
+            data = _encode(run_log, writer.token)
+            with locked(journal):  # retries of one run, one at a time
+                if self.alive(run_id) is not False:
+                    raise RunConfigurationError(f"run {run_id!r} is being run by another process")
+                _write_whole(self.snapshot_path(run_id), data, writer)
+                # The snapshot now holds what the journal held. A new journal, not this one
+                # emptied: whoever waits on this one's lock to delete it (the run's end, a
+                # new run of this id refused) then finds it is no longer theirs.
+                _write_whole(journal, b"", writer)
+                made = file_at(journal)
+        except BaseException as exc:
+            release_writer(writer)
+            if isinstance(exc, FileExistsError):
+                what = f"run {run_id!r} cannot be retried: {exc.strerror}"
+                raise RunConfigurationError(what) from None
+            if isinstance(exc, OSError):
+                raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
+            raise
+        return _Journal(journal, made, writer)
 
-    def _finish_files(self, run_log: RunLog) -> None:
+    def _finish_files(self, run_log: RunLog, journal: _Journal) -> None:
         path = self.snapshot_path(run_log.run_id)
-        replace_atomically(path, _encode(run_log, None), reserve=True)
-        self.journal_path(run_log.run_id).unlink(missing_ok=True)
-        # While in this thread: the next run's journal, made ahead. Without it (a full disk),
-        # that run makes its own, and fails there if it cannot.
-        with contextlib.suppress(OSError):
-            APPENDS.make_spare(self.folder)
+        try:
+            # Written before the journal's lock is taken (a long run's record takes a while),
+            # put in place under it; out of descriptors, the reserve serves (the run is live).
+            data = _encode(run_log, None, journal.texts)
+            journal.texts.clear()
+            with _whole(self.folder, data, journal.writer) as put:
+                try:
+                    with locked(journal.path, create=False, reserve=True) as fd:
+                        if file_id(fd) != journal.made:
+                            raise RunConfigurationError(
+                                f"run {run_log.run_id!r} has a journal it did not make: its "
+                                "record was taken over (a retry in another process), and is "
+                                "left to it"
+                            )
+                        put(path)
+                        os.unlink(journal.path)
+                except FileNotFoundError:
+                    # The journal is gone (the store folder deleted while the run went, or
+                    # the file): the final record holds the whole run, and goes in the
+                    # folder made again.
+                    put(path)
+            # While in this thread: the next run's journal, made ahead. Without it (a full
+            # disk), that run makes its own, and fails there if it cannot.
+            with contextlib.suppress(OSError):
+                APPENDS.make_spare(self.folder)
+        finally:
+            release_writer(journal.writer)
+
+
+def _write_whole(path: Path, data: bytes, writer: WriterLock) -> None:
+    """Put ``data`` at ``path`` whole or not at all (see :func:`_whole`)."""
+    with _whole(path.parent, data, writer) as put:
+        put(path)
+
+
+@contextlib.contextmanager
+def _whole(folder: Path, data: bytes, writer: WriterLock) -> Iterator[Callable[[Path], None]]:
+    """``data`` in a new temporary file, and a function that renames it to a path in
+    ``folder`` (the file is deleted on leaving the block if it was not put anywhere).
+
+    The temporary file is made in ``.writers`` (the folder made again if it was deleted),
+    named by the writer's token, so one left by a process killed before its rename is swept
+    with that writer's other files (``_writers``); beside the snapshot it would stay for
+    ever.
+    """
+    name = f"{writer.token}.{secrets.token_hex(4)}{TEMPORARY}"
+    with open_folder(folder, WRITERS_FOLDER, create=True, reserve=True) as writers:
+        create_new(Path(name), data, dir_fd=writers, reserve=True)
+        put = False
+
+        def rename(path: Path) -> None:
+            nonlocal put
+            os.replace(name, path, src_dir_fd=writers)
+            put = True
+
+        try:
+            yield rename
+        finally:
+            if not put:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=writers)
+
+
+def _delete_own(path: Path, made: tuple[int, int]) -> None:
+    """Delete the file at ``path`` if it is still the one made (identity ``made``)."""
+    with contextlib.suppress(FileNotFoundError), locked(path, create=False, reserve=True) as fd:
+        if file_id(fd) == made:
+            os.unlink(path)
+
+
+# A store is made for every run (from its configuration): the folder's absolute path, made
+# once per folder and working folder (a Path built and made absolute costs more than the
+# look-up of a name on the way to the first event).
+_absolutes: dict[tuple[str, str], tuple[Path, str]] = {}
+_ABSOLUTES_KEPT = 64
+
+
+def _absolute(folder: str | os.PathLike[str]) -> tuple[Path, str]:
+    """``folder`` made absolute (from the working folder), and the prefix of its files."""
+    name = os.fspath(folder)
+    key = (name, "" if os.path.isabs(name) else os.getcwd())
+    found = _absolutes.get(key)
+    if found is None:
+        path = Path(name).absolute()
+        if len(_absolutes) >= _ABSOLUTES_KEPT:
+            _absolutes.clear()
+        found = _absolutes[key] = path, f"{path}{os.sep}"
+    return found
 
 
 def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
@@ -353,10 +472,15 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
 
 @attrs.define
 class _Journal:
-    """A run this store is writing: its journal, and the composite records written in it."""
+    """A run this store is writing: its journal (the file made, by identity), the writer
+    lock its record names, the composite records written in it, and the texts of the steps
+    written (encoded once: its final record reuses them)."""
 
     path: Path
+    made: tuple[int, int] | None
+    writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)
+    texts: StepTexts = attrs.field(factory=StepTexts)  # for the final record
 
 
 @contextlib.contextmanager
@@ -377,8 +501,8 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _encode(run_log: RunLog, writer: str | None) -> bytes:
-    return run_record(run_log, writer).encode()
+def _encode(run_log: RunLog, writer: str | None, texts: StepTexts | None = None) -> bytes:
+    return run_record(run_log, writer, texts).encode()
 
 
 def _present(path: str | Path) -> bool:
@@ -430,5 +554,3 @@ def _read_summary(path: Path, *, whole: bool = True) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return summary if isinstance(summary, dict) else None
-
-

@@ -44,7 +44,15 @@ from ._runlog import (
     upgrade_run_data,
 )
 
-__all__ = ["journal_lines", "place_journal", "read_run", "read_step", "run_record", "step_line"]
+__all__ = [
+    "StepTexts",
+    "journal_lines",
+    "place_journal",
+    "read_run",
+    "read_step",
+    "run_record",
+    "step_line",
+]
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
@@ -111,20 +119,71 @@ def _entry(entry: CatalogEntry) -> str:
     )
 
 
-def _branch(branch: BranchLog) -> str:
-    steps = ",".join(f"{_quote(name)}:{_step(step)}" for name, step in branch.steps.items())
+def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
+    steps = ",".join(
+        f"{_quote(name)}:{_step_of(step, texts)}" for name, step in branch.steps.items()
+    )
     return f'{{"name":{_quote(branch.name)},"status":{_quote(branch.status)},"steps":{{{steps}}}}}'
 
 
-def _step(step: StepLog) -> str:
+def _step(step: StepLog, texts: StepTexts | None = None) -> str:
     attempts = ",".join(map(_attempt, step.attempts))
-    branches = ",".join(f"{_quote(name)}:{_branch(b)}" for name, b in step.branches.items())
-    catalog = ",".join(map(_entry, step.catalog))
+    branches = (
+        ",".join(f"{_quote(name)}:{_branch(b, texts)}" for name, b in step.branches.items())
+        if step.branches
+        else ""
+    )
+    catalog = ",".join(map(_entry, step.catalog)) if step.catalog else ""
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
         f'"status":{_quote(step.status)},"attempts":[{attempts}],"branches":{{{branches}}},'
         f'"catalog":[{catalog}],"assigned":{_values(step.assigned)}}}'
     )
+
+
+class StepTexts:
+    """The text of finished steps with no branches, by path, as their journal lines wrote
+    them (:func:`journal_lines`), for the run's final record (:func:`run_record`): a step's
+    record is then encoded once, not again at the end (a Map of n items: n steps).
+
+    A text is used only for the step it was made from, still as it was: the same object,
+    status and numbers of attempts and catalog entries, still without branches (an
+    ``on_failure`` branch goes in after its line). That mark is a string, as the text is:
+    neither is an object the cyclic GC tracks, so a Map item that has ended leaves no more
+    of them than before.
+    """
+
+    __slots__ = ("_marks", "_texts")
+
+    def __init__(self) -> None:
+        self._marks: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
+
+    def keep(self, step: StepLog, text: str) -> None:
+        self._marks[step.path] = _mark(step)
+        self._texts[step.path] = text
+
+    def get(self, step: StepLog) -> str | None:
+        mark = self._marks.get(step.path)
+        if mark is None or step.branches or mark != _mark(step):
+            return None
+        return self._texts[step.path]
+
+    def clear(self) -> None:
+        self._marks.clear()
+        self._texts.clear()
+
+
+def _mark(step: StepLog) -> str:
+    return f"{id(step)}:{step.status}:{len(step.attempts)}:{len(step.catalog)}"
+
+
+def _step_of(step: StepLog, texts: StepTexts | None) -> str:
+    if texts is not None:
+        known = texts.get(step)
+        if known is not None:
+            return known
+    return _step(step, texts)
 
 
 def step_line(step: StepLog, key: str = "step") -> str:
@@ -161,16 +220,19 @@ def _definition(definition: dict[str, Any]) -> str:
     return text
 
 
-def run_record(run_log: RunLog, writer: str | None) -> str:
+def run_record(run_log: RunLog, writer: str | None, texts: StepTexts | None = None) -> str:
     """The record with its summary first: the text ``dumps({"_summary": summary, **record})``
     where ``record`` is ``run_log_to_dict(run_log)`` and ``summary`` its ``run_id``,
-    ``status``, ``tag``, ``pipeline_name``, ``started_at`` and ``ended_at``, and ``writer``."""
+    ``status``, ``tag``, ``pipeline_name``, ``started_at`` and ``ended_at``, and ``writer``;
+    steps already encoded taken from ``texts`` (see :data:`StepTexts`)."""
     names = (
         f'"run_id":{_quote(run_log.run_id)},"status":{_quote(run_log.status)},'
         f'"tag":{_quote(run_log.tag)},"pipeline_name":{_quote(run_log.pipeline_name)},'
     )
     times = f'"started_at":{_time(run_log.started_at)},"ended_at":{_time(run_log.ended_at)}'
-    steps = ",".join(f"{_quote(name)}:{_step(step)}" for name, step in run_log.steps.items())
+    steps = ",".join(
+        f"{_quote(name)}:{_step_of(step, texts)}" for name, step in run_log.steps.items()
+    )
     retried = ",".join(map(_time, run_log.retried_at))
     return (
         f'{{"_summary":{{{names}{times},"writer":{_text(writer)}}},'
@@ -313,9 +375,12 @@ def read_run(data: Any) -> RunLog:
 # A run's journal: what a durable store (file, PostgreSQL) writes as each step finishes.
 
 
-def journal_lines(run_log: RunLog, step: StepLog, parents_written: set[str]) -> list[str]:
+def journal_lines(
+    run_log: RunLog, step: StepLog, parents_written: set[str], texts: StepTexts | None = None
+) -> list[str]:
     """The journal lines for ``step``, which has just finished: its enclosing composites'
-    own records not yet written (noted in ``parents_written``), then its own line.
+    own records not yet written (noted in ``parents_written``), then its own line (its text
+    kept in ``texts`` for the final record if it has no branches).
 
     A composite step's record goes in once, before the first line of a step inside it:
     repeating it on every line would cost a Map of n items n copies. A composite's own line
@@ -331,7 +396,12 @@ def journal_lines(run_log: RunLog, step: StepLog, parents_written: set[str]) -> 
         step = attrs.evolve(
             step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
         )
-    lines.append(step_line(step))
+        lines.append(step_line(step))
+        return lines
+    text = _step(step)
+    if texts is not None:
+        texts.keep(step, text)
+    lines.append(f'{{"step":{text}}}')
     return lines
 
 

@@ -2,10 +2,13 @@
 pool of journal descriptors its runs append to.
 
 - **The writer lock.** A process's liveness is one lock per process and folder
-  (:func:`writer_lock`, ``<folder>/.writers/<token>.lock``), not a lock per run: a run's
-  record names its writer's token, and :func:`writer_alive` tells whether that process still
-  holds it. The lock goes with the process, so a reader knows at once when a writer was
-  killed (SIGKILL included); taking one sweeps the lock files and spares of writers gone.
+  (``<folder>/.writers/<token>.lock``), not a lock per run: a run's record names its
+  writer's token, and :func:`writer_alive` tells whether that process still holds it. The
+  lock goes with the process, so a reader knows at once when a writer was killed (SIGKILL
+  included); taking one sweeps the lock files and spares of writers gone. A run claims it
+  (:func:`claim_writer`) while its record names it; the locks of folders with no live run
+  are let go past the few most recently used (:data:`IDLE_KEPT`), so the descriptors held
+  do not grow with the folders a process ever wrote to.
 - **The pool** (:data:`APPENDS`): a few open append descriptors shared by every run, the
   least recently used closed first, so the descriptors held stay bounded however many runs
   are live; and the spares a run's journal is made from (:class:`AppendPool`).
@@ -31,6 +34,8 @@ from ._files import (
     APPEND_FLAGS,
     NOFOLLOW,
     create_new,
+    file_at,
+    file_id,
     give_back_with,
     open_file,
     open_folder,
@@ -40,11 +45,23 @@ from ._offloop import write_all
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["APPENDS", "WRITERS_FOLDER", "AppendPool", "WriterLock", "writer_alive", "writer_lock"]
+__all__ = [
+    "APPENDS",
+    "IDLE_KEPT",
+    "TEMPORARY",
+    "WRITERS_FOLDER",
+    "AppendPool",
+    "WriterLock",
+    "claim_writer",
+    "release_writer",
+    "writer_alive",
+    "writer_lock",
+]
 
 WRITERS_FOLDER = ".writers"
 _LOCK = ".lock"
 _SPARE = ".spare"
+TEMPORARY = ".tmp"  # a writer's temporary file: ``<token>.<hex>.tmp``
 _TOKEN = re.compile(r"[0-9]+-[0-9a-f]{12}")
 
 
@@ -63,7 +80,11 @@ class AppendPool:
     Creating a file costs 60-200 us on this machine's file system, against a few for opening
     one, writing it or linking it; so a run that ends makes the next spare ahead, in a worker
     thread (:meth:`make_spare`), one per process and folder, closed (no descriptor held).
-    The spare's own name goes once linked; a process killed before leaves it for the next
+    The spare's identity is kept with its name: the file opened to become a journal must be
+    it, so a symlink planted at ``.writers`` since (or at the spare's name) is refused
+    before anything is written. The spare's own name, a second name of the journal once
+    linked, goes later, in that worker thread, through a descriptor of ``.writers`` (nothing
+    reached through a symlink is deleted); a process killed before leaves it for the next
     sweep of its folder's lock files (:func:`writer_lock`).
     """
 
@@ -71,7 +92,10 @@ class AppendPool:
         self.size = size
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.RLock()
-        self._spares: dict[tuple[int, str], Path] = {}  # by process (a fork's own) and folder
+        # By process (a fork's own) and folder: the spare (name, identity), and the names
+        # of spares linked since, to delete.
+        self._spares: dict[tuple[int, str], tuple[str, tuple[int, int]]] = {}
+        self._linked: dict[tuple[int, str], list[str]] = {}
 
     def append(self, path: Path, data: bytes) -> None:
         """Append ``data`` to the existing file ``path`` (never created, never followed)."""
@@ -88,14 +112,18 @@ class AppendPool:
                 self._close(key)
                 raise
 
-    def create(self, path: Path, data: bytes) -> None:
+    def create(self, path: Path, data: bytes) -> tuple[int, int]:
         """Create ``path`` new holding ``data`` (a run's journal, as the run starts), open in
         the pool; this claims the name. ``data`` goes into the folder's spare (made now if
         there is none), which is then linked to ``path``: a reader never sees it partly
         written.
 
+        Returns:
+            The identity of the file made (:func:`_files.file_id`).
+
         Raises:
-            FileExistsError: anything is there already, a symlink included.
+            FileExistsError: anything is there already, a symlink included; or the spare
+                opened is not the file made (a symlink planted at ``.writers``).
             OSError: out of descriptors (the reserve is not used: a run starts only with
                 descriptors to spare).
         """
@@ -105,41 +133,72 @@ class AppendPool:
             spare = self._spares.pop((os.getpid(), str(path.parent)), None)
             if spare is not None:
                 with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
-                    self._keep(key, self._from_spare(spare, path, data))
-                    return
-            self._keep(key, self._from_spare(_new_spare(path.parent), path, data))
+                    return self._from_spare(spare, path, data)
+            return self._from_spare(_new_spare(path.parent, []), path, data)
 
     def make_spare(self, folder: Path) -> None:
-        """Make the spare of ``folder`` for a later :meth:`create`, unless there is one.
+        """Make the spare of ``folder`` for a later :meth:`create`, unless there is one, and
+        delete the names of the spares linked since the last call.
 
-        For a worker thread: creating the file is what takes long.
+        For a worker thread: creating a file is what takes long.
         """
         key = (os.getpid(), str(folder))
+        with self._lock:
+            linked = self._linked.pop(key, [])
         if key in self._spares:
+            if linked:
+                _unlink_spares(folder, linked)
             return
-        spare = _new_spare(folder)
+        spare = _new_spare(folder, linked)
         with self._lock:
             if key not in self._spares:
                 self._spares[key] = spare
                 return
-        spare.unlink()  # another thread made one meanwhile
+        _unlink_spares(folder, [spare[0]])  # another thread made one meanwhile
 
-    def _from_spare(self, spare: Path, path: Path, data: bytes) -> int:
-        """The spare's descriptor once it holds ``data`` under the name ``path``.
+    def drop_spare(self, folder: Path) -> None:
+        """Delete this process's spare of ``folder`` and the names of those linked (its
+        lock let go)."""
+        key = (os.getpid(), str(folder))
+        with self._lock:
+            spare = self._spares.pop(key, None)
+            names = self._linked.pop(key, [])
+        if spare is not None:
+            names.append(spare[0])
+        if names:
+            _unlink_spares(folder, names)
+
+    def _from_spare(
+        self, spare: tuple[str, tuple[int, int]], path: Path, data: bytes
+    ) -> tuple[int, int]:
+        """The identity of the spare, kept open in the pool once it holds ``data`` under the
+        name ``path``.
 
         Raises:
             FileNotFoundError: the spare is gone.
+            FileExistsError: ``path`` is taken, or the spare is not the file made (a
+                symlink planted at ``.writers``, or at its name as it was linked).
         """
         key = (os.getpid(), str(path.parent))
+        name, made = spare
+        where = path.parent / WRITERS_FOLDER / name  # NOFOLLOW at the last part; checked
         try:
-            fd = open_file(spare, APPEND_FLAGS)
+            fd = open_file(where, APPEND_FLAGS)
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 self._spares[key] = spare  # still spare
             raise
+        if file_id(fd) != made:
+            os.close(fd)  # not the spare (forgotten): nothing written
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(where)!r} is not the spare this process made (is "
+                f"{str(path.parent / WRITERS_FOLDER)!r} a symlink?): a run never writes "
+                "through one",
+            )
         try:
             write_all(fd, data)
-            os.link(spare, path, follow_symlinks=False)
+            os.link(where, path, follow_symlinks=False)
         except FileExistsError:
             os.ftruncate(fd, 0)
             os.close(fd)
@@ -147,12 +206,27 @@ class AppendPool:
             raise _taken(path) from None
         except BaseException:
             os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                spare.unlink()
+            self._linked.setdefault(key, []).append(name)
             raise
-        with contextlib.suppress(FileNotFoundError):
-            spare.unlink()
-        return fd
+        if file_at(path) != made:
+            # What was linked is not the file written: the spare's name (or ``.writers``)
+            # was swapped between its open and its link. The name linked goes again.
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(where)!r} was replaced as it was linked to {str(path)!r}: a run never "
+                "writes through a symlink",
+            )
+        self._linked.setdefault(key, []).append(name)
+        self._keep(str(path), fd)
+        return made
+
+    def take(self, path: Path) -> int | None:
+        """The pooled descriptor of ``path``, no longer the pool's (the caller closes it)."""
+        with self._lock:
+            return self._fds.pop(str(path), None)
 
     def forget(self, path: Path) -> None:
         """Close the descriptor of ``path``, if one is open (before it is deleted, replaced)."""
@@ -169,6 +243,7 @@ class AppendPool:
                 os.close(fd)
         self._fds.clear()
         self._spares.clear()
+        self._linked.clear()
         self._lock = threading.RLock()
 
     def give_back(self) -> bool:
@@ -200,12 +275,26 @@ class AppendPool:
             os.close(fd)
 
 
-def _new_spare(folder: Path) -> Path:
-    """A new empty spare file for ``folder``, named by this process's writer token."""
-    name = f"{writer_lock(folder).token}.{secrets.token_hex(4)}{_SPARE}"
+def _new_spare(folder: Path, linked: list[str]) -> tuple[str, tuple[int, int]]:
+    """A new empty spare file for ``folder``: its name in ``.writers`` (by this process's
+    writer token) and its identity; the names in ``linked`` deleted meanwhile."""
+    name = f"{_lock_of(folder).token}.{secrets.token_hex(4)}{_SPARE}"
     with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
+        for old in linked:
+            with contextlib.suppress(OSError):
+                os.unlink(old, dir_fd=writers)
         create_new(Path(name), dir_fd=writers)
-    return folder / WRITERS_FOLDER / name
+        made = file_at(name, dir_fd=writers)
+    if made is None:
+        raise FileNotFoundError(errno.ENOENT, f"the spare {name!r} went as it was made")
+    return name, made
+
+
+def _unlink_spares(folder: Path, names: list[str]) -> None:
+    with contextlib.suppress(OSError), open_folder(folder, WRITERS_FOLDER, create=False) as w:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=w)
 
 
 def _taken(path: Path) -> FileExistsError:
@@ -220,16 +309,21 @@ give_back_with(APPENDS.give_back)
 
 
 class WriterLock:
-    """This process's lock on a folder: ``<folder>/.writers/<token>.lock``, held until exit.
+    """This process's lock on a folder: ``<folder>/.writers/<token>.lock``.
 
     Attributes:
         token: what a record names as its writer (``<pid>-<random hex>``).
+        runs: the runs of this process that name it now (:func:`claim_writer`).
+        pinned: taken by :func:`writer_lock`, for a user that does not count its runs: held
+            until the process exits.
     """
 
     def __init__(self, folder: Path, token: str, fd: int) -> None:
         self.folder = folder
         self.token = token
         self._fd = fd
+        self.runs = 0
+        self.pinned = False
 
     def held(self) -> bool:
         """Whether the lock's file is still there (a reader finds this writer by it)."""
@@ -239,26 +333,79 @@ class WriterLock:
         """Let the lock go (its file is gone, or this is a forked child's copy)."""
         os.close(self._fd)
 
+    def release(self) -> None:
+        """Let the lock go, its file and this process's spare of the folder deleted."""
+        name = f"{self.token}{_LOCK}"
+        with (
+            contextlib.suppress(OSError),
+            open_folder(self.folder, WRITERS_FOLDER, create=False) as writers,
+        ):
+            if file_at(name, dir_fd=writers) == file_id(self._fd):
+                os.unlink(name, dir_fd=writers)  # held: no reader takes it meanwhile
+        APPENDS.drop_spare(self.folder)
+        self.close()
 
-_locks: dict[tuple[int, str], WriterLock] = {}
+
+# By process (a fork's own) and folder, the least recently used first.
+_locks: OrderedDict[tuple[int, str], WriterLock] = OrderedDict()
 _locks_guard = threading.Lock()
+#: Locks of folders with no live run kept (the most recently used): a process that writes
+#: runs in many folders holds a few descriptors, not one per folder it ever used, while one
+#: that keeps using a folder does not take its lock (a file made) again for every run.
+IDLE_KEPT = 4
 
 
 def writer_lock(folder: Path) -> WriterLock:
-    """This process's writer lock on ``folder``, taken on first use (one descriptor).
+    """This process's writer lock on ``folder``, taken on first use (one descriptor) and held
+    until the process exits (for writers that do not count their runs: the event log).
 
     Lock files of writers that are gone are deleted when a new one is taken.
     """
-    key = (os.getpid(), str(folder))  # a forked child takes a lock of its own
     with _locks_guard:
-        lock = _locks.get(key)
-        if lock is None or not lock.held():
-            # Never taken, or its file deleted (the folder removed and made again): a lock
-            # whose file is gone names no writer a reader can find, so it is taken anew.
-            if lock is not None:
-                lock.close()
-            lock = _locks[key] = _take_lock(folder)
+        lock = _get_lock(folder)
+        lock.pinned = True
         return lock
+
+
+def claim_writer(folder: Path) -> WriterLock:
+    """This process's writer lock on ``folder`` for a run that starts naming it (taken on
+    first use); :func:`release_writer` when the run's record no longer names it."""
+    with _locks_guard:
+        lock = _get_lock(folder)
+        lock.runs += 1
+        return lock
+
+
+def release_writer(lock: WriterLock) -> None:
+    """A run that claimed ``lock`` has ended; locks of folders with no live run past the
+    :data:`IDLE_KEPT` most recently used are let go."""
+    with _locks_guard:
+        lock.runs -= 1
+        idle = [key for key, held in _locks.items() if held.runs <= 0 and not held.pinned]
+        gone = [_locks.pop(key) for key in idle[: max(0, len(idle) - IDLE_KEPT)]]
+    for old in gone:
+        old.release()
+
+
+def _lock_of(folder: Path) -> WriterLock:
+    """The lock on ``folder``, neither pinned nor claimed (for the spares of its runs)."""
+    with _locks_guard:
+        return _get_lock(folder)
+
+
+def _get_lock(folder: Path) -> WriterLock:
+    key = (os.getpid(), str(folder))  # a forked child takes a lock of its own
+    lock = _locks.get(key)
+    if lock is None or not lock.held():
+        # Never taken, or its file deleted (the folder removed and made again): a lock
+        # whose file is gone names no writer a reader can find, so it is taken anew.
+        fresh = _take_lock(folder)
+        if lock is not None:  # its runs' claims stay with it (their records name it)
+            fresh.pinned = lock.pinned
+            lock.close()
+        lock = _locks[key] = fresh
+    _locks.move_to_end(key)
+    return lock
 
 
 def _take_lock(folder: Path) -> WriterLock:
@@ -284,10 +431,11 @@ def _take_lock(folder: Path) -> WriterLock:
 
 
 def _sweep(writers: int) -> None:
-    """Delete the lock files of writers that are gone, and their spares (``AppendPool``).
+    """Delete the lock files of writers that are gone, their spares (``AppendPool``) and
+    temporary files (a snapshot being written, ``_filestore``).
 
-    A writer makes its spares only once it holds its lock, so a spare whose lock file was
-    not listed with it, or is not held, is a dead writer's.
+    A writer makes these only once it holds its lock, so one whose lock file was not listed
+    with it, or is not held, is a dead writer's.
     """
     names = os.listdir(writers)
     live = set()
@@ -311,7 +459,7 @@ def _sweep(writers: int) -> None:
         finally:
             os.close(fd)
     for name in names:
-        if name.endswith(_SPARE) and name.partition(".")[0] not in live:
+        if name.endswith((_SPARE, TEMPORARY)) and name.partition(".")[0] not in live:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=writers)
 

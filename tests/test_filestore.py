@@ -101,12 +101,13 @@ async def test_a_reader_racing_the_runs_end_finds_its_final_snapshot(
     run_log.steps["a"] = StepLog("a", "task", "a", status=Status.SUCCESS)
     run_log.end(Status.SUCCESS)
     journal = store.journal_path("r")
+    own = store._journals["r"]
     for name in ("read_file", "read_head"):
         original = getattr(_filestore, name)
 
         def racing(path: Path, *args: Any, original: Any = original) -> bytes:
             if path == journal and journal.exists():
-                store._finish_files(run_log)  # the run ends just now
+                store._finish_files(run_log, own)  # the run ends just now
             result: bytes = original(path, *args)
             return result
 

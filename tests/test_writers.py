@@ -47,9 +47,10 @@ _FORKS = textwrap.dedent(
     trio.run(store.create, RunLog("f"))
     child = os.fork()
     if child == 0:  # e.g. a multiprocessing worker (fork), or a daemon a step starts
+        os.write(1, b"forked\\n")  # its fork hooks have run (one write: lines stay whole)
         time.sleep(600)
         os._exit(0)
-    print(child, flush=True)
+    os.write(1, f"{child}\\n".encode())
     time.sleep(600)
     """
 )
@@ -67,7 +68,11 @@ def test_a_killed_writers_run_is_dead_while_a_forked_child_of_it_lives(tmp_path:
     )
     assert parent.stdout is not None
     with parent.stdout:
-        child = int(parent.stdout.readline())
+        # The parent's line (the child's pid) and the child's, once its fork hooks have run
+        # (before, the child still holds the parent's lock), in either order.
+        lines = {parent.stdout.readline().strip() for _ in range(2)}
+    lines.discard("forked")
+    (child,) = map(int, lines)
     try:
         parent.send_signal(signal.SIGKILL)
         assert parent.wait() == -9
