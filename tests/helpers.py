@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, RunLog
 from runnable_trio.testing import assert_final, run_to_end
@@ -40,3 +41,23 @@ async def run_failing(pipeline: AsyncPipeline, **kwargs: Any) -> tuple[BaseExcep
     assert result.cause is not None
     assert_final(result.run_log)
     return result.cause, result.run_log
+
+
+class _Liveness(Protocol):
+    def alive(self, run_id: str) -> bool | None: ...
+
+
+def wait_until_dead(store: _Liveness, run_id: str, within: float = 10.0) -> bool:
+    """Whether the killed process's run ``run_id`` shows dead, waiting a while if need be.
+
+    A process probing git for a run's code identity forks a child that holds the parent's
+    descriptors, its writer lock's included, until it execs git (descriptors are
+    close-on-exec). A kill in that window leaves the lock held for as long as the orphan takes
+    to exec: microseconds, longer on a loaded machine.
+    """
+    give_up = time.monotonic() + within
+    while store.alive(run_id) is not False:
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.01)
+    return True

@@ -26,6 +26,8 @@ from runnable_trio import ExecutionFailedError, Status
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._replay import replay
 
+from .helpers import wait_until_dead
+
 TRIALS = int(os.environ.get("RUNNABLE_TRIO_CRASH_TRIALS", "6"))
 STEPS = 60
 
@@ -84,22 +86,6 @@ def check_every_file_parses(folder: Path) -> None:
                 json.loads(line)
 
 
-def _released(store: FileRunLogStore) -> bool:
-    """Whether the dead victim's writer lock is released, waiting a while if need be.
-
-    The victim probes git for the run's code identity while its first steps run: a child
-    forked for it holds the victim's descriptors, the lock's included, until it execs git
-    (descriptors are close-on-exec). A kill in that window leaves the lock held for as long
-    as the orphan takes to exec: microseconds, longer on a loaded machine.
-    """
-    give_up = time.monotonic() + 10
-    while store.alive("victim") is not False:
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def trial(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     folder = tmp_path / str(seed)
@@ -120,7 +106,7 @@ def trial(tmp_path: Path, seed: int) -> None:
     store_folder = folder / ".run_log_store"
     check_every_file_parses(store_folder)
     store = FileRunLogStore(store_folder)
-    assert _released(store), "the dead victim's run is still alive"
+    assert wait_until_dead(store, "victim"), "the dead victim's run is still alive"
     run_log = store.load("victim")
     print(f"seed {seed}: killed after step {last} started, record {run_log.status.value}")
     if run_log.status is Status.PROCESSING:

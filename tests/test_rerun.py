@@ -30,7 +30,7 @@ from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._rerun import retry_stream, retry_streaming
 from runnable_trio._runlog import RunLog
 
-from .helpers import collect
+from .helpers import collect, wait_until_dead
 
 
 class Flaky:
@@ -262,6 +262,7 @@ def crash(folder: Path) -> None:
     (folder / "main.py").write_text(_MAIN)
     done = subprocess.run([sys.executable, "main.py"], cwd=folder, check=False)
     assert done.returncode == -9
+    assert wait_until_dead(FileRunLogStore(folder / ".run_log_store"), "crashed")
 
 
 @pytest.mark.slow
