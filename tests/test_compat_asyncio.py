@@ -678,7 +678,9 @@ def logged_lines(run_id: str) -> list[dict[str, Any]]:
 
     path = Path(f".run_log_store/{run_id}.events.jsonl")
     text = path.read_text() if path.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if '"writer"' not in line]
+    # Complete lines only: read while the run writes, the last one may be cut short.
+    lines = text.split("\n")[:-1]
+    return [json.loads(line) for line in lines if '"writer"' not in line]
 
 
 def end_lines(run_id: str) -> list[dict[str, Any]]:

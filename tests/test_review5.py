@@ -42,7 +42,9 @@ def lines_of(run_id: str) -> list[dict[str, Any]]:
         return [json.loads(line) for (line,) in rows if '"writer"' not in line]
     path = Path(f".run_log_store/{run_id}.events.jsonl")
     text = path.read_text() if path.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if '"writer"' not in line]
+    # Complete lines only: read while the run writes, the last one may be cut short.
+    lines = text.split("\n")[:-1]
+    return [json.loads(line) for line in lines if '"writer"' not in line]
 
 
 def check_log(
