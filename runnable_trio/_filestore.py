@@ -60,7 +60,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -334,12 +334,7 @@ class FileRunLogStore:
                 raise RunConfigurationError(f"a run with id {run_id!r} already exists")
         except BaseException as exc:
             release_writer(writer)
-            if isinstance(exc, FileExistsError):
-                what = f"run {run_id!r} cannot start: {exc.strerror}"
-                raise RunConfigurationError(what) from None
-            if isinstance(exc, OSError):
-                raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
-            raise
+            _raise_described(exc, f"run {run_id!r} cannot start")
         return _Journal(journal, made, writer)
 
     def _reopen_files(self, run_log: RunLog) -> _Journal:
@@ -363,12 +358,7 @@ class FileRunLogStore:
                 made = file_at(journal)
         except BaseException as exc:
             release_writer(writer)
-            if isinstance(exc, FileExistsError):
-                what = f"run {run_id!r} cannot be retried: {exc.strerror}"
-                raise RunConfigurationError(what) from None
-            if isinstance(exc, OSError):
-                raise describe_os_error(exc, f"run {run_id!r} cannot be retried") from exc
-            raise
+            _raise_described(exc, f"run {run_id!r} cannot be retried")
         return _Journal(journal, made, writer)
 
     def _finish_files(self, run_log: RunLog, journal: _Journal) -> None:
@@ -468,6 +458,15 @@ def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
     if lines and lines[0].startswith(_SUMMARY):
         lines = lines[1:]  # the record as the run started: the snapshot holds it now
     place_journal(run_log, lines)
+
+
+def _raise_described(exc: BaseException, what: str) -> NoReturn:
+    """Raise ``exc`` as the error a run's caller gets: ``what`` and why, for an ``OSError``."""
+    if isinstance(exc, FileExistsError):
+        raise RunConfigurationError(f"{what}: {exc.strerror}") from None
+    if isinstance(exc, OSError):
+        raise describe_os_error(exc, what) from exc
+    raise exc
 
 
 @attrs.define

@@ -17,9 +17,12 @@ module starts with ``_`` is private and may change in any release.
 - for steps of a host's own: :class:`BaseStep` (``as_async_pipeline()`` may be overridden to
   give the host's pipeline class), :class:`TaskKind` (``AsyncPythonTask.function_kind``: what
   kind of callable a task calls), and, for the signature of the overridable
-  ``AsyncPythonTask._execute(ctx, scope, path, log)``, :class:`RunContext` and :class:`Scope`.
+  ``AsyncPythonTask._execute(ctx, scope, path, log)``, :class:`RunContext` and :class:`Scope`;
+- :class:`EventLogSink`: what a run's stream uses of its event log (``PreparedRun.event_log``),
+  for a host that logs on its own consumer's side.
 """
 
+from ._eventlog import EventLogSink as EventLogSink
 from ._options import RETRY_KEYWORDS as RETRY_KEYWORDS
 from ._options import RUN_KEYWORDS as RUN_KEYWORDS
 from ._options import RunOptions as RunOptions
@@ -40,6 +43,7 @@ __all__ = [
     "RETRY_KEYWORDS",
     "RUN_KEYWORDS",
     "BaseStep",
+    "EventLogSink",
     "EventStream",
     "PreparedRun",
     "RunContext",

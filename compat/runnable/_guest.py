@@ -40,9 +40,10 @@ import outcome
 import trio
 
 from runnable_trio import ExecutionFailedError
+from runnable_trio.hosting import EventLogSink
 
 from ._handoff import AsyncioWaiter, HandOff, TrioWaiter
-from ._received import EventLogSink, ReceivedLog
+from ._received import ReceivedLog
 
 __all__ = ["HostStream", "host_loop"]
 

@@ -19,39 +19,16 @@ run on one thread, taking turns, so no lock is needed.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from runnable_trio import RunLog
+from runnable_trio.hosting import EventLogSink
 
 from ._handoff import HandOff
 
-__all__ = ["EventLogSink", "ReceivedLog"]
-
-
-class EventLogSink(Protocol):
-    """What runnable_trio's stream uses of a run's event log (``PreparedRun.event_log``)."""
-
-    @property
-    def start_seq(self) -> int: ...
-
-    def start(self) -> None: ...
-
-    @property
-    def closed(self) -> bool: ...
-
-    @property
-    def pending(self) -> bool: ...
-
-    @property
-    def full(self) -> bool: ...
-
-    def append(self, seq: int, event: dict[str, Any]) -> None: ...
-
-    async def flush(self) -> None: ...
-
-    async def close(self, run_log: RunLog) -> None: ...
+__all__ = ["ReceivedLog"]
 
 
 class ReceivedLog:
