@@ -626,6 +626,63 @@ def test_two_tasks_waiting_on_one_stream_is_an_error() -> None:
     run_asyncio(main)
 
 
+def test_a_second_task_cannot_take_the_event_a_waiting_task_was_woken_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The event reaches the hand-off and wakes the parked task; a second task that runs
+    # before the woken one resumes (forced here: it runs inside the hand-off's put) must be
+    # refused, not take the event: the woken task would then find nothing and end its
+    # iteration as if the run were over.
+    from runnable._handoff import HandOff
+
+    stolen: list[BaseException | object] = []
+    steal: list[Callable[[], None]] = []
+    real_put = HandOff.put
+
+    def put(self: HandOff[Any], item: Any) -> bool:
+        must_wait = real_put(self, item)
+        # The consumer's hand-off carries (seq, event); an asyncio generator's, its events.
+        while steal and isinstance(item, tuple):
+            steal.pop()()
+        return must_wait
+
+    monkeypatch.setattr(HandOff, "put", put)
+
+    async def main() -> None:
+        go = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def gated() -> AsyncIterator[dict[str, Any]]:
+            entered.set()
+            await go.wait()
+            yield {"type": "tick"}
+
+        run = AsyncPythonTask("gated", gated).as_async_pipeline().execute_streaming()
+        first = asyncio.create_task(anext(run))
+        await wait_for(entered)
+
+        def second_task_runs_now() -> None:
+            attempt = run.__anext__()
+            try:
+                attempt.send(None)
+            except StopIteration as taken:
+                stolen.append(taken.value)
+            except BaseException as exc:
+                stolen.append(exc)
+            finally:
+                attempt.close()
+
+        steal.append(second_task_runs_now)
+        go.set()
+        assert await first == {"type": "tick"}
+        (refused,) = stolen
+        assert isinstance(refused, RuntimeError), refused
+        assert "another task is already waiting" in str(refused)
+        await run.aclose()
+
+    run_asyncio(main)
+
+
 def test_replay_from_asyncio() -> None:
     async def main() -> None:
         run = LLM_THEN_SHOUT.execute_streaming(parameters={"prompt": "a b c"}, event_log=True)

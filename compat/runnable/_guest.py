@@ -332,7 +332,9 @@ class HostStream:
 
     async def __anext__(self) -> Event:
         bridge = self._bridge
-        if bridge is not None and bridge.events.items:  # the usual case: no await at all
+        # The usual case: no await at all. Not while a task waits: an event that has woken
+        # it is that task's, and a second consumer is refused below.
+        if bridge is not None and bridge.events.items and not self._waiting:
             self.last_seq, event = item = bridge.events.take()
             if bridge.log is not None:
                 bridge.log.taken(*item)
