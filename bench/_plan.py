@@ -238,25 +238,33 @@ def _w5(warm_runs: int) -> Case:
     )
 
 
-def _w6(branches: int) -> Case:
+def _w6(branches: int, warm_runs: int) -> Case:
     key = f"W6 cancel {branches} live branches"
-    metric = Metric(
-        "cancel_s", "leave → last branch ended", "s", none_text="not ended 1 s after leaving"
+    none_text = "not ended 1 s after leaving"
+    first = Metric("cancel_s", "leave → last branch ended, first run", "s", none_text=none_text)
+    warm = Metric(
+        "warm_cancel_s",
+        f"leave → last branch ended, warm (median of {warm_runs})",
+        "s",
+        none_text=none_text,
     )
-    within = (Target("≤ 1.1x plain Trio", _of(key, TRIO, metric.key, 1.1)),)
+    # The target is the steady state (as W3 and W4 measure after a warm-up run); the first
+    # run of a process also pays one-off costs (imports, the first code-identity probe),
+    # shown on its own row.
+    within = (Target("≤ 1.1x plain Trio", _of(key, TRIO, warm.key, 1.1)),)
     return Case(
         key,
         "W6",
-        {"branches": branches},
+        {"branches": branches, "warm_runs": warm_runs},
         (
             Impl("execute_streaming, break", "ours", {"api": "execute_streaming"}),
             Impl("stream(), leave block", "ours", {"api": "stream"}),
             *_ALL,
         ),
-        (metric,),
+        (first, warm),
         {
-            ("execute_streaming, break", metric.key): within,
-            ("stream(), leave block", metric.key): within,
+            ("execute_streaming, break", warm.key): within,
+            ("stream(), leave block", warm.key): within,
         },
     )
 
@@ -341,7 +349,7 @@ def plan(quick: bool) -> list[Case]:
         cases += [_w2(k, store, steps[0] if k != steps[0] else None) for k in steps]
     cases += [_w3(b) for b in branches]
     cases += [_w4(items, limit) for items, limit in maps]
-    cases += [_w5(10 if quick else 20), _w6(100)]
+    cases += [_w5(10 if quick else 20), _w6(100, 5 if quick else 10)]
     cases += [_w7(n, slow_n[0] if n != slow_n[0] else None) for n in slow_n]
     cases += [_w8_stream(stream_n)] + [_w8_parallel(b) for b in w8_branches]
     if quick:

@@ -9,7 +9,15 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-__all__ = ["marginal", "median", "now", "peak_rss_mib", "reset_peak_rss", "rss_mib"]
+__all__ = [
+    "first_and_warm",
+    "marginal",
+    "median",
+    "now",
+    "peak_rss_mib",
+    "reset_peak_rss",
+    "rss_mib",
+]
 
 now: Callable[[], float] = time.perf_counter
 
@@ -58,3 +66,24 @@ async def marginal(
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(values)
+
+
+async def first_and_warm(
+    measure: Callable[[], Awaitable[float | None]], warm_runs: int, *, prefix: str
+) -> dict[str, float | None]:
+    """``measure()`` in the process's first run, then the median of ``warm_runs`` more.
+
+    ``None`` (nothing happened: the figure does not exist) ends the measuring: the warm
+    figure is then ``None`` too. Keys: ``{prefix}_s`` and ``warm_{prefix}_s``.
+    """
+    first = await measure()
+    warm: list[float] = []
+    while first is not None and len(warm) < warm_runs:
+        figure = await measure()
+        if figure is None:
+            break
+        warm.append(figure)
+    return {
+        f"{prefix}_s": first,
+        f"warm_{prefix}_s": statistics.median(warm) if len(warm) == warm_runs else None,
+    }
