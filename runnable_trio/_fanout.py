@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 import trio
 
-from ._groups import leaves, raise_without_context, reraise_single
+from ._groups import leaves, raise_without_context, reraise_if_cancelled, reraise_single
 from ._pipeline import AsyncPipeline, BaseStep
 from ._runlog import BranchLog
 from ._runner import join_path, run_branch
@@ -233,6 +233,7 @@ async def fan_out(
 
 def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
     """Raise what a fan-out nursery's group means: one failure, several, or a cancellation."""
+    reraise_if_cancelled(group)  # every branch cancelled (a run left): the usual group here
     _, failed = group.split(trio.Cancelled)
     if failed is None or any(not isinstance(exc, Exception) for exc in leaves(failed)):
         reraise_single(group)  # a cancellation, KeyboardInterrupt or SystemExit: not ours

@@ -7,7 +7,13 @@ from typing import NoReturn
 
 import trio
 
-__all__ = ["leaves", "only_cancelled", "raise_without_context", "reraise_single"]
+__all__ = [
+    "leaves",
+    "only_cancelled",
+    "raise_without_context",
+    "reraise_if_cancelled",
+    "reraise_single",
+]
 
 
 def raise_without_context(exc: BaseException) -> NoReturn:
@@ -28,6 +34,7 @@ def reraise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     raises its first, so the enclosing cancel scope catches it as usual.
     ``KeyboardInterrupt`` and ``SystemExit``, at any depth, always win.
     """
+    reraise_if_cancelled(group)
     for exc in leaves(group):
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise_without_context(exc)
@@ -37,6 +44,22 @@ def reraise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     if not real:
         raise_without_context(next(leaves(group)))
     raise group
+
+
+def reraise_if_cancelled(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the first member of ``group`` if every member is a ``Cancelled``; else return.
+
+    The group of a nursery cancelled from outside (every task of a left run's fan-out) holds
+    one ``Cancelled`` per task: one pass over it, by exact type (``Cancelled`` cannot be
+    subclassed), instead of the walks, ``split`` and lists of the general case. What it
+    raises is what :func:`reraise_single` raises for such a group.
+    """
+    exceptions = group.exceptions
+    cancelled = trio.Cancelled
+    for exc in exceptions:
+        if type(exc) is not cancelled:
+            return
+    raise_without_context(exceptions[0])
 
 
 def only_cancelled(exc: BaseException) -> bool:

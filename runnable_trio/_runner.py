@@ -372,7 +372,10 @@ async def run_step(
                 )
                 await trio.sleep(delay)
             except BaseException:
-                _end_attempt(attempt, span, Status.CANCELLED)
+                # Inline, not through _end_attempt: every live step of a left run comes here.
+                attempt.end(Status.CANCELLED)
+                if span is not None:
+                    span.end(Status.CANCELLED)
                 raise
             else:
                 _end_attempt(attempt, span, Status.SUCCESS)

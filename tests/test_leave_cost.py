@@ -1,0 +1,173 @@
+"""What leaving a run of many live branches costs: work the cancellation path must not do.
+
+Leaving a run (``break``, the end of a ``stream()`` block) cancels every live branch at once,
+and each branch unwinds before the next one's ``finally`` runs, so each object a live branch
+holds and each step of the unwinding is paid once per branch (W6). These tests pin what was
+taken off that path; what the user sees (records, events, exceptions) is tested with the
+modules themselves (test_stream, test_parallel, test_groups' users).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Parallel
+from runnable_trio._fanout import _raise_branch_failures
+from runnable_trio._groups import reraise_if_cancelled, reraise_single
+
+SIZES = (100, 300)
+
+#: Tracked objects a live streaming branch (a Parallel branch whose generator is parked after
+#: its first event) may hold beyond a plain Trio task iterating the same generator: three
+#: more frames (the branch's, the step's, ``_execute``'s; ``_stream``'s stands for the plain
+#: task's), the branch's scope, its records and their containers, the ``send_nowait`` the
+#: stream's hot loop holds, and the branch's own pipeline (this test builds one per branch).
+#: 16 when ``_stream`` also held the sink's ``emit``, needed only when the buffer is full.
+EXTRA_PER_LIVE_BRANCH = 15
+
+
+async def _cancelled_group(tasks: int) -> BaseExceptionGroup[BaseException]:
+    """The group a nursery of ``tasks`` parked tasks raises when cancelled from outside."""
+    caught: list[BaseExceptionGroup[BaseException]] = []
+    with trio.CancelScope() as outer:
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(tasks):
+                    nursery.start_soon(trio.sleep_forever)
+                await trio.testing.wait_all_tasks_blocked()
+                outer.cancel()
+                await trio.sleep_forever()
+        except BaseExceptionGroup as group:
+            caught.append(group)
+            raise
+    (group,) = caught
+    assert all(isinstance(exc, trio.Cancelled) for exc in group.exceptions)
+    return group
+
+
+class _Watched(BaseExceptionGroup[BaseException]):
+    """A group that records the group operations called on it."""
+
+    calls: list[str]
+
+    def __new__(cls, message: str, exceptions: Any) -> _Watched:
+        self = super().__new__(cls, message, exceptions)
+        self.calls = []
+        return self
+
+    def split(self, *args: Any) -> Any:
+        self.calls.append("split")
+        return super().split(*args)
+
+    def subgroup(self, *args: Any) -> Any:
+        self.calls.append("subgroup")
+        return super().subgroup(*args)
+
+    def derive(self, excs: Any) -> Any:
+        self.calls.append("derive")
+        return BaseExceptionGroup(self.message, excs)
+
+
+async def test_a_left_fan_outs_cancellations_are_raised_as_the_first_without_splitting() -> None:
+    group = await _cancelled_group(20)
+    watched = _Watched("cancelled", list(group.exceptions))
+    with pytest.raises(trio.Cancelled) as raised:
+        _raise_branch_failures(watched, "fan")
+    assert raised.value is group.exceptions[0]
+    assert watched.calls == []  # one pass over the members, no new groups
+    assert raised.value.__context__ is None  # not the group it was raised from
+
+
+async def test_reraise_if_cancelled_returns_when_a_member_is_not_a_cancellation() -> None:
+    group = await _cancelled_group(3)
+    error = ValueError("boom")
+    mixed = BaseExceptionGroup("mixed", [*group.exceptions, error])
+    reraise_if_cancelled(mixed)  # returns: not only cancellations
+    nested = BaseExceptionGroup("nested", [BaseExceptionGroup("inner", list(group.exceptions))])
+    reraise_if_cancelled(nested)  # a nested group is left to the general case
+    with pytest.raises(trio.Cancelled) as raised:
+        reraise_single(nested)
+    assert raised.value is group.exceptions[0]
+
+
+async def test_a_failure_or_an_interrupt_among_cancellations_still_wins() -> None:
+    group = await _cancelled_group(5)
+    error = ValueError("boom")
+    with pytest.raises(ValueError, match="boom") as failed:
+        _raise_branch_failures(BaseExceptionGroup("x", [*group.exceptions, error]), "fan")
+    assert failed.value is error
+    interrupt = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        _raise_branch_failures(BaseExceptionGroup("x", [*group.exceptions, interrupt]), "fan")
+    assert interrupted.value is interrupt
+
+
+def _tracked() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def _plain_tasks_parked_in_a_generator(tasks: int) -> int:
+    arrived = 0
+    release = trio.Event()
+    count: list[int] = []
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        nonlocal arrived
+        yield {"type": "live"}
+        arrived += 1
+        if arrived == tasks:
+            count.append(_tracked())
+            release.set()
+        await release.wait()
+
+    async def consume() -> None:
+        async for _ in events():
+            pass
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(tasks):
+            nursery.start_soon(consume)
+    return count[0]
+
+
+async def _live_branches_parked(branches: int) -> int:
+    arrived = 0
+    release = trio.Event()
+    count: list[int] = []
+
+    async def live() -> AsyncIterator[dict[str, str]]:
+        nonlocal arrived
+        yield {"type": "live"}
+        arrived += 1
+        if arrived == branches:
+            count.append(_tracked())
+            release.set()
+        await release.wait()
+
+    task = AsyncPythonTask(name="live", function=live)
+    pipeline = AsyncPipeline(
+        [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(branches)})]
+    )
+    async with pipeline.stream() as events:
+        async for _ in events:
+            pass
+    return count[0]
+
+
+async def test_a_live_streaming_branch_holds_few_more_tracked_objects_than_a_plain_task() -> None:
+    def slope(counts: list[int]) -> float:
+        return (counts[1] - counts[0]) / (SIZES[1] - SIZES[0])
+
+    plain = slope([await _plain_tasks_parked_in_a_generator(n) for n in SIZES])
+    ours = slope([await _live_branches_parked(n) for n in SIZES])
+    # Rounded: events the consumer has not taken yet are a fraction of an object per branch.
+    assert round(ours - plain) <= EXTRA_PER_LIVE_BRANCH, (
+        f"a live streaming branch holds {ours:.2f} tracked objects, a plain task {plain:.2f}"
+    )
