@@ -281,6 +281,8 @@ class AsyncPythonTask(BaseStep):
                 except BaseException:
                     await generator.aclose()
                     raise
+            if ctx.sink.first_pending:
+                await ctx.sink.hand_over()  # the first events out before the step's record
             return end
         async with aclosing(generator):
             with trio.CancelScope(deadline=trio.current_time() + idle) as silence:

@@ -14,6 +14,7 @@ import pytest
 import trio.testing
 
 from runnable_trio import (
+    AsyncPipeline,
     AsyncPythonTask,
     ExecutionFailedError,
     MemoryRunLogStore,
@@ -169,3 +170,37 @@ def test_a_new_run_id_has_the_second_it_was_made_in(monkeypatch: pytest.MonkeyPa
     made = [_runid.new_run_id()[:22] for _ in instants]
     assert made == [stamp(ns) for ns in instants]
     assert made[0][:15] != made[1][:15]  # the second formatted once moved on
+
+
+@pytest.mark.parametrize("surface", ["execute_streaming", "stream"])
+async def test_a_generator_s_first_event_is_taken_before_its_step_is_recorded(
+    surface: str,
+) -> None:
+    # A generator that never waits hands its events over without a checkpoint: its consumer
+    # has them before the step's end is recorded (a journal line, for the file store).
+    received: list[str] = []
+    at_step: list[list[str]] = []
+
+    class Store(MemoryRunLogStore):
+        async def step_finished(self, run_log: RunLog, step: Any) -> None:
+            at_step.append(list(received))
+            await super().step_finished(run_log, step)
+
+    async def second() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "two"}
+
+    store = Store()
+    pipeline = AsyncPipeline([AsyncPythonTask("one", _one), AsyncPythonTask("two", second)])
+    for _ in range(10):  # Trio runs a batch's tasks in a random order
+        received.clear()
+        if surface == "stream":
+            async with pipeline.stream(store=store) as events:
+                async for event in events:
+                    received.append(event["type"])
+        else:
+            async for event in pipeline.execute_streaming(store=store):
+                received.append(event["type"])
+        assert received == ["one", "two"]
+    # The first step's record after its event was taken; a later step's as before (once
+    # per run: a scheduling round per step would cost long runs).
+    assert at_step == [["one"], ["one"]] * 10
