@@ -68,9 +68,14 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
     """
     values = load_parameters(options.parameters, options.parameters_file)
     configuration, store = configured(options)
-    run_id = validate_run_id(options.run_id) if options.run_id else new_run_id()
-    if store.exists(run_id):
-        raise RunConfigurationError(f"a run with id {run_id!r} already exists")
+    if options.run_id:
+        run_id = validate_run_id(options.run_id)
+        if store.exists(run_id):
+            raise RunConfigurationError(f"a run with id {run_id!r} already exists")
+    else:
+        # Unique per run: no store holds it, so none is asked (two look-ups of names not
+        # there, on a file store). The store's create claims it all the same.
+        run_id = new_run_id()
     definition, definition_hash = definition_of(pipeline)
     run_log = RunLog(
         run_id=run_id,

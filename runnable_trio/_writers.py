@@ -63,6 +63,9 @@ _LOCK = ".lock"
 _SPARE = ".spare"
 TEMPORARY = ".tmp"  # a writer's temporary file: ``<token>.<hex>.tmp``
 _TOKEN = re.compile(r"[0-9]+-[0-9a-f]{12}")
+#: This process's id, for the keys of its state by process (a forked child's own, set again
+#: at the fork: ``os.getpid`` is a system call, and a run's start asks for it several times).
+_pid = os.getpid()
 
 
 class AppendPool:
@@ -130,7 +133,7 @@ class AppendPool:
         key = str(path)
         with self._lock:
             self._close(key)
-            spare = self._spares.pop((os.getpid(), str(path.parent)), None)
+            spare = self._spares.pop((_pid, str(path.parent)), None)
             if spare is not None:
                 with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
                     return self._from_spare(spare, path, data)
@@ -142,7 +145,7 @@ class AppendPool:
 
         For a worker thread: creating a file is what takes long.
         """
-        key = (os.getpid(), str(folder))
+        key = (_pid, str(folder))
         with self._lock:
             linked = self._linked.pop(key, [])
         if key in self._spares:
@@ -159,7 +162,7 @@ class AppendPool:
     def drop_spare(self, folder: Path) -> None:
         """Delete this process's spare of ``folder`` and the names of those linked (its
         lock let go)."""
-        key = (os.getpid(), str(folder))
+        key = (_pid, str(folder))
         with self._lock:
             spare = self._spares.pop(key, None)
             names = self._linked.pop(key, [])
@@ -179,7 +182,7 @@ class AppendPool:
             FileExistsError: ``path`` is taken, or the spare is not the file made (a
                 symlink planted at ``.writers``, or at its name as it was linked).
         """
-        key = (os.getpid(), str(path.parent))
+        key = (_pid, str(path.parent))
         name, made = spare
         where = path.parent / WRITERS_FOLDER / name  # NOFOLLOW at the last part; checked
         try:
@@ -394,7 +397,7 @@ def _lock_of(folder: Path) -> WriterLock:
 
 
 def _get_lock(folder: Path) -> WriterLock:
-    key = (os.getpid(), str(folder))  # a forked child takes a lock of its own
+    key = (_pid, str(folder))  # a forked child takes a lock of its own
     lock = _locks.get(key)
     if lock is None or not lock.held():
         # Never taken, or its file deleted (the folder removed and made again): a lock
@@ -474,7 +477,8 @@ def _after_fork_in_child() -> None:
     at the fork would be held in the child for ever). The descriptor reserve does the same
     for itself (``_files``).
     """
-    global _locks_guard
+    global _locks_guard, _pid
+    _pid = os.getpid()
     for lock in _locks.values():
         with contextlib.suppress(OSError):
             lock.close()

@@ -204,3 +204,29 @@ async def test_a_generator_s_first_event_is_taken_before_its_step_is_recorded(
     # The first step's record after its event was taken; a later step's as before (once
     # per run: a scheduling round per step would cost long runs).
     assert at_step == [["one"], ["one"]] * 10
+
+
+async def test_a_generated_run_id_is_not_looked_up_a_given_one_is() -> None:
+    asked: list[str] = []
+
+    class Store(MemoryRunLogStore):
+        def exists(self, run_id: str) -> bool:
+            asked.append(run_id)
+            return super().exists(run_id)
+
+    store = Store()
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    # Unique per run: no store can hold it (a file store would look two names up for it).
+    async with pipeline.stream(store=store) as events:
+        async for _ in events:
+            pass
+    assert asked == []
+    async for _ in pipeline.execute_streaming(store=store, run_id="given"):
+        pass
+    assert asked == ["given"]
+    # A given id is still refused at the call when a run has it.
+    from runnable_trio import RunConfigurationError
+
+    with pytest.raises(RunConfigurationError, match="'given' already exists"):
+        pipeline.execute_streaming(store=store, run_id="given")
+    assert store.load(events.run_id).run_id == events.run_id  # the generated id's record
