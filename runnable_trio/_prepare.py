@@ -86,7 +86,10 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
         definition_hash=definition_hash,
     )
     catalog = catalog_of(configuration, run_id)
-    catalog.check_new()  # a new run's files are created new: nothing may be there yet
+    if options.run_id:
+        # A new run's files are created new: nothing may be there yet. (Nothing can be for
+        # a generated id, unique per run: no look-up for it.)
+        catalog.check_new()
     return assemble(pipeline, options, configuration, store, run_log, values, catalog)
 
 

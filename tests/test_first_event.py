@@ -206,8 +206,19 @@ async def test_a_generator_s_first_event_is_taken_before_its_step_is_recorded(
     assert at_step == [["one"], ["one"]] * 10
 
 
-async def test_a_generated_run_id_is_not_looked_up_a_given_one_is() -> None:
+async def test_a_generated_run_id_is_not_looked_up_a_given_one_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runnable_trio._catalog import RunCatalog
+
     asked: list[str] = []
+    checked = RunCatalog.check_new
+
+    def check_new(catalog: RunCatalog) -> None:
+        asked.append(f"catalog {catalog.root.name}")
+        checked(catalog)
+
+    monkeypatch.setattr(RunCatalog, "check_new", check_new)
 
     class Store(MemoryRunLogStore):
         def exists(self, run_id: str) -> bool:
@@ -216,17 +227,24 @@ async def test_a_generated_run_id_is_not_looked_up_a_given_one_is() -> None:
 
     store = Store()
     pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
-    # Unique per run: no store can hold it (a file store would look two names up for it).
+    # Unique per run: no store can hold it (a file store would look two names up for it),
+    # and nothing can be at its catalog folder.
     async with pipeline.stream(store=store) as events:
         async for _ in events:
             pass
     assert asked == []
     async for _ in pipeline.execute_streaming(store=store, run_id="given"):
         pass
-    assert asked == ["given"]
+    assert asked == ["given", "catalog given"]
     # A given id is still refused at the call when a run has it.
     from runnable_trio import RunConfigurationError
 
     with pytest.raises(RunConfigurationError, match="'given' already exists"):
         pipeline.execute_streaming(store=store, run_id="given")
     assert store.load(events.run_id).run_id == events.run_id  # the generated id's record
+
+
+def test_the_default_configuration_is_made_once() -> None:
+    from runnable_trio._config import load_configuration
+
+    assert load_configuration("") is load_configuration("")  # immutable: shared by every run
