@@ -190,7 +190,9 @@ class EventSink:
         an event, runs in the next batch, and this task's next step after the second
         checkpoint is in the batch after it; the second is left out when the consumer has
         already taken its events and waits again. Once per run: scheduling rounds per step
-        would cost the steps of a long run. Not cancellation points.
+        would cost the steps of a long run. For a step that runs alone (the caller's check):
+        a sibling branch would go on meanwhile, where fail-fast would have cancelled it.
+        Not cancellation points.
         """
         self.first_pending = False
         taken = self.taken

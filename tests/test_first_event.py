@@ -248,3 +248,23 @@ def test_the_default_configuration_is_made_once() -> None:
     from runnable_trio._config import load_configuration
 
     assert load_configuration("") is load_configuration("")  # immutable: shared by every run
+
+
+async def test_branches_ending_at_once_fail_fast_as_before() -> None:
+    # The hand-over is for a step that runs alone: in a Parallel, the first branch to fail
+    # cancels its sibling before that one can fail too (one error, not a group of two).
+    from runnable_trio import Parallel, ReturnsError
+
+    async def no_end() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "token"}
+
+    branches = {
+        name: AsyncPythonTask("llm", no_end, returns=["text"]).as_async_pipeline()
+        for name in ("a", "b")
+    }
+    pipeline = AsyncPipeline([Parallel("both", branches)])
+    for _ in range(10):  # Trio runs a batch's tasks in a random order
+        with pytest.raises(ExecutionFailedError) as failed:
+            async for _ in pipeline.execute_streaming(store=MemoryRunLogStore()):
+                pass
+        assert isinstance(failed.value.__cause__, ReturnsError)
