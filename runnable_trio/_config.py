@@ -174,6 +174,10 @@ _KEPT = 32
 _RACY_NS = 2_000_000_000
 
 
+#: The configuration of an empty path (immutable: one for every run).
+_DEFAULTS = Configuration()
+
+
 def _identity(path: str) -> tuple[int, int, int, int, int] | None:
     try:
         found = os.stat(path)
@@ -203,7 +207,7 @@ def load_configuration(path: str) -> Configuration:
     """
     check_path(path, "configuration_file")
     if not path:
-        return Configuration()
+        return _DEFAULTS
     identity = _identity(path)
     text = _texts.get(identity) if identity is not None else None
     if text is None:

@@ -167,12 +167,51 @@ LifecycleEvent = (
 class EventSink:
     """The producer side of one run's event channel."""
 
-    __slots__ = ("_send", "attribution", "run_id")
+    __slots__ = ("_send", "attribution", "first_pending", "run_id", "taken")
 
     def __init__(self, send: EventSend, run_id: str, attribution: bool) -> None:
         self._send = send
         self.run_id = run_id
         self.attribution = attribution
+        #: No streaming step of the run has ended yet (:meth:`hand_over`).
+        self.first_pending = True
+        #: How many times the consumer has waited again after taking events (counted by
+        #: the consumer's side, ``_run.PreparedRun.event_taken``).
+        self.taken = 0
+
+    async def hand_over(self) -> None:
+        """The run's first streaming step has ended: its consumer takes the events it
+        handed over before the step's record is written.
+
+        A generator that never waits hands its events over without a checkpoint, so
+        without this the consumer would have its first event only once the step's end
+        (its record, its journal line) is done. Up to two checkpoints, as Trio runs the
+        tasks of a batch of its scheduler in either order: the consumer, made runnable by
+        an event, runs in the next batch, and this task's next step after the second
+        checkpoint is in the batch after it; the second is left out when the consumer has
+        already taken its events and waits again. Once per run: scheduling rounds per step
+        would cost the steps of a long run. For a step that runs alone (the caller's check):
+        a sibling branch would go on meanwhile, where fail-fast would have cancelled it.
+        Not cancellation points.
+        """
+        self.first_pending = False
+        taken = self.taken
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if self.taken == taken:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def consumer_first(self) -> None:
+        """Let a consumer woken by the run's last events take them before the run ends.
+
+        Ending a run finishes its record, which a store may do in a worker thread,
+        competing for the GIL with the consumer. Two checkpoints, as in :meth:`hand_over`;
+        none where the consumer already waits for an event (it has taken every event).
+        Not cancellation points: a pipeline that ended ends as it did.
+        """
+        if self._send.statistics().tasks_waiting_receive:
+            return
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def unattributed_send(self) -> Callable[[Event], None] | None:
         """The channel's ``send_nowait``, when events go in as they are (no attribution).

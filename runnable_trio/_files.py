@@ -351,7 +351,7 @@ def is_at(fd: int, path: Path | str, *, dir_fd: int | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def locked(path: Path, *, create: bool = True, reserve: bool = False) -> Iterator[int]:
+def locked(path: Path | str, *, create: bool = True, reserve: bool = False) -> Iterator[int]:
     """``path`` (never followed; created if missing and ``create``) open and exclusively
     locked in the block, and the file at ``path`` for as long as the lock is held.
 

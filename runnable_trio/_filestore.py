@@ -306,7 +306,7 @@ class FileRunLogStore:
     def _create_files(self, run_log: RunLog) -> _Journal:
         """The run's journal, made (see :meth:`create`)."""
         run_id = run_log.run_id
-        journal = self.journal_path(run_id)
+        journal = f"{self._prefix}{run_id}{_JOURNAL}"  # as text: see AppendPool.create
         try:
             reserve_descriptor()  # at the limit already: the run fails here, at its start
             # (The folder is made with the writer's lock, and again with a spare if need be.)
@@ -426,7 +426,7 @@ def _whole(folder: Path, data: bytes, writer: WriterLock) -> Iterator[Callable[[
                     os.unlink(name, dir_fd=writers)
 
 
-def _delete_own(path: Path, made: tuple[int, int]) -> None:
+def _delete_own(path: Path | str, made: tuple[int, int]) -> None:
     """Delete the file at ``path`` if it is still the one made (identity ``made``)."""
     with contextlib.suppress(FileNotFoundError), locked(path, create=False, reserve=True) as fd:
         if file_id(fd) == made:
@@ -475,7 +475,7 @@ class _Journal:
     lock its record names, the composite records written in it, and the texts of the steps
     written (encoded once: its final record reuses them)."""
 
-    path: Path
+    path: Path | str
     made: tuple[int, int] | None
     writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)

@@ -160,7 +160,7 @@ def check_positional_arguments(**given: object) -> None:
     positional argument is ``configuration_file``, as in the reference.
     """
     for field, value in given.items():
-        if isinstance(value, Mapping):
+        if type(value) is not str and isinstance(value, Mapping):  # a str: at once
             raise RunConfigurationError(
                 f"execute_streaming(): {field!r} must be a str (got a mapping, "
                 f"{short_repr(value)}); parameters are keyword-only: "

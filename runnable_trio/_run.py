@@ -68,6 +68,8 @@ class PreparedRun:
     running: set[str] = attrs.field(factory=set)
     #: The code identity being taken while the pipeline runs (``_codeid``).
     _code: Recording | None = attrs.field(default=None, init=False)
+    #: The producer side of the run's events, once it has started.
+    _sink: EventSink | None = attrs.field(default=None, init=False)
 
     @property
     def run_id(self) -> str:
@@ -84,7 +86,7 @@ class PreparedRun:
         ``Cancelled`` propagates. So does a ``KeyboardInterrupt`` or ``SystemExit`` a task
         raised, which is also kept in ``interrupt`` (the run ends ``CANCELLED`` too).
         """
-        sink = EventSink(send, self.run_id, self.attribution)
+        sink = self._sink = EventSink(send, self.run_id, self.attribution)
         run_log = self.run_log
         ctx = RunContext(
             self.run_id,
@@ -128,7 +130,7 @@ class PreparedRun:
             async with recording_code_identity(run_log, self.code_identity) as self._code:
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
-            await _consumer_first()
+            await sink.consumer_first()
             self.error = exc
             run_log.step = ctx.failure_origin(exc) or getattr(exc, "step", None)
             run_log.parameters_out = dict(scope.values)
@@ -149,7 +151,7 @@ class PreparedRun:
                 self.interrupt = exc
             raise
         else:
-            await _consumer_first()
+            await sink.consumer_first()
             run_log.parameters_out = dict(scope.values)
             run_log.end(Status.SUCCESS)
             if attribution:
@@ -175,11 +177,14 @@ class PreparedRun:
         send.close()
 
     def event_taken(self) -> None:
-        """The consumer has had an event of this run: the code identity's probe may start.
+        """The consumer has had events of this run and waits for more: the code identity's
+        probe may start, and the producers know their events are taken.
 
         Starting it holds the event loop (a thread, ``git``), so a process's first run does
         it once its first event is out, not before (``_codeid``).
         """
+        if self._sink is not None:
+            self._sink.taken += 1
         if self._code is not None:
             self._code.start()
 
@@ -216,18 +221,6 @@ class PreparedRun:
         )
         failure.__cause__ = self.error
         return failure
-
-
-async def _consumer_first() -> None:
-    """Let a consumer woken by the run's last events take them before the run ends.
-
-    Ending a run finishes its record, which a store may do in a worker thread, competing for
-    the GIL with the consumer. Two checkpoints, as Trio runs a task made runnable before the
-    first in the next batch of its scheduler, while the second puts this task's next step in
-    the batch after. Not cancellation points: a pipeline that ended ends as it did.
-    """
-    await trio.lowlevel.cancel_shielded_checkpoint()
-    await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 def innermost(paths: set[str]) -> list[str]:

@@ -63,6 +63,9 @@ _LOCK = ".lock"
 _SPARE = ".spare"
 TEMPORARY = ".tmp"  # a writer's temporary file: ``<token>.<hex>.tmp``
 _TOKEN = re.compile(r"[0-9]+-[0-9a-f]{12}")
+#: This process's id, for the keys of its state by process (a forked child's own, set again
+#: at the fork: ``os.getpid`` is a system call, and a run's start asks for it several times).
+_pid = os.getpid()
 
 
 class AppendPool:
@@ -97,7 +100,7 @@ class AppendPool:
         self._spares: dict[tuple[int, str], tuple[str, tuple[int, int]]] = {}
         self._linked: dict[tuple[int, str], list[str]] = {}
 
-    def append(self, path: Path, data: bytes) -> None:
+    def append(self, path: Path | str, data: bytes) -> None:
         """Append ``data`` to the existing file ``path`` (never created, never followed)."""
         key = str(path)
         with self._lock:
@@ -112,7 +115,7 @@ class AppendPool:
                 self._close(key)
                 raise
 
-    def create(self, path: Path, data: bytes) -> tuple[int, int]:
+    def create(self, path: Path | str, data: bytes) -> tuple[int, int]:
         """Create ``path`` new holding ``data`` (a run's journal, as the run starts), open in
         the pool; this claims the name. ``data`` goes into the folder's spare (made now if
         there is none), which is then linked to ``path``: a reader never sees it partly
@@ -127,14 +130,17 @@ class AppendPool:
             OSError: out of descriptors (the reserve is not used: a run starts only with
                 descriptors to spare).
         """
+        # As text: made into Path objects, the few names a run's start needs cost more than
+        # the system calls that use them.
         key = str(path)
+        folder = os.path.dirname(key) or os.curdir
         with self._lock:
             self._close(key)
-            spare = self._spares.pop((os.getpid(), str(path.parent)), None)
+            spare = self._spares.pop((_pid, folder), None)
             if spare is not None:
                 with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
-                    return self._from_spare(spare, path, data)
-            return self._from_spare(_new_spare(path.parent, []), path, data)
+                    return self._from_spare(spare, key, folder, data)
+            return self._from_spare(_new_spare(Path(folder), []), key, folder, data)
 
     def make_spare(self, folder: Path) -> None:
         """Make the spare of ``folder`` for a later :meth:`create`, unless there is one, and
@@ -142,7 +148,7 @@ class AppendPool:
 
         For a worker thread: creating a file is what takes long.
         """
-        key = (os.getpid(), str(folder))
+        key = (_pid, str(folder))
         with self._lock:
             linked = self._linked.pop(key, [])
         if key in self._spares:
@@ -159,7 +165,7 @@ class AppendPool:
     def drop_spare(self, folder: Path) -> None:
         """Delete this process's spare of ``folder`` and the names of those linked (its
         lock let go)."""
-        key = (os.getpid(), str(folder))
+        key = (_pid, str(folder))
         with self._lock:
             spare = self._spares.pop(key, None)
             names = self._linked.pop(key, [])
@@ -169,19 +175,19 @@ class AppendPool:
             _unlink_spares(folder, names)
 
     def _from_spare(
-        self, spare: tuple[str, tuple[int, int]], path: Path, data: bytes
+        self, spare: tuple[str, tuple[int, int]], path: str, folder: str, data: bytes
     ) -> tuple[int, int]:
         """The identity of the spare, kept open in the pool once it holds ``data`` under the
-        name ``path``.
+        name ``path`` (in ``folder``).
 
         Raises:
             FileNotFoundError: the spare is gone.
             FileExistsError: ``path`` is taken, or the spare is not the file made (a
                 symlink planted at ``.writers``, or at its name as it was linked).
         """
-        key = (os.getpid(), str(path.parent))
+        key = (_pid, folder)
         name, made = spare
-        where = path.parent / WRITERS_FOLDER / name  # NOFOLLOW at the last part; checked
+        where = os.path.join(folder, WRITERS_FOLDER, name)  # NOFOLLOW at the last part; checked
         try:
             fd = open_file(where, APPEND_FLAGS)
         except OSError as exc:
@@ -192,8 +198,8 @@ class AppendPool:
             os.close(fd)  # not the spare (forgotten): nothing written
             raise FileExistsError(
                 errno.EEXIST,
-                f"{str(where)!r} is not the spare this process made (is "
-                f"{str(path.parent / WRITERS_FOLDER)!r} a symlink?): a run never writes "
+                f"{where!r} is not the spare this process made (is "
+                f"{os.path.join(folder, WRITERS_FOLDER)!r} a symlink?): a run never writes "
                 "through one",
             )
         try:
@@ -216,11 +222,11 @@ class AppendPool:
                 os.unlink(path)
             raise FileExistsError(
                 errno.EEXIST,
-                f"{str(where)!r} was replaced as it was linked to {str(path)!r}: a run never "
+                f"{where!r} was replaced as it was linked to {path!r}: a run never "
                 "writes through a symlink",
             )
         self._linked.setdefault(key, []).append(name)
-        self._keep(str(path), fd)
+        self._keep(path, fd)
         return made
 
     def take(self, path: Path) -> int | None:
@@ -228,7 +234,7 @@ class AppendPool:
         with self._lock:
             return self._fds.pop(str(path), None)
 
-    def forget(self, path: Path) -> None:
+    def forget(self, path: Path | str) -> None:
         """Close the descriptor of ``path``, if one is open (before it is deleted, replaced)."""
         with self._lock:
             self._close(str(path))
@@ -254,7 +260,7 @@ class AppendPool:
             self._close(next(iter(self._fds)))
             return True
 
-    def _open(self, path: Path, extra: int = 0, *, reserve: bool = True) -> int:
+    def _open(self, path: Path | str, extra: int = 0, *, reserve: bool = True) -> int:
         # Appends of a started run may use the reserve; creating a journal (a run's start)
         # may not.
         try:
@@ -297,7 +303,7 @@ def _unlink_spares(folder: Path, names: list[str]) -> None:
                 os.unlink(name, dir_fd=w)
 
 
-def _taken(path: Path) -> FileExistsError:
+def _taken(path: Path | str) -> FileExistsError:
     link = os.path.islink(path)
     what = "is a symlink: a run never writes through one" if link else "already exists"
     return FileExistsError(errno.EEXIST, f"{str(path)!r} {what}; a run's files are created new")
@@ -394,7 +400,7 @@ def _lock_of(folder: Path) -> WriterLock:
 
 
 def _get_lock(folder: Path) -> WriterLock:
-    key = (os.getpid(), str(folder))  # a forked child takes a lock of its own
+    key = (_pid, str(folder))  # a forked child takes a lock of its own
     lock = _locks.get(key)
     if lock is None or not lock.held():
         # Never taken, or its file deleted (the folder removed and made again): a lock
@@ -474,7 +480,8 @@ def _after_fork_in_child() -> None:
     at the fork would be held in the child for ever). The descriptor reserve does the same
     for itself (``_files``).
     """
-    global _locks_guard
+    global _locks_guard, _pid
+    _pid = os.getpid()
     for lock in _locks.values():
         with contextlib.suppress(OSError):
             lock.close()

@@ -135,12 +135,13 @@ def test_a_file_at_the_journal_that_is_no_run_is_no_run(tmp_path: Path) -> None:
 
 _KILLED_AT_FIRST_EVENT = textwrap.dedent(
     """
-    import os, signal, trio
+    import os, signal, sys, trio
     from runnable_trio import AsyncPythonTask
 
     async def first():
         yield {"type": "first"}
-        await trio.sleep_forever()
+        if sys.argv[1] == "waits":
+            await trio.sleep_forever()
 
     async def main():
         pipeline = AsyncPythonTask("first", first).as_async_pipeline()
@@ -154,13 +155,16 @@ _KILLED_AT_FIRST_EVENT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("step", ["waits", "ends"])
 def test_a_run_killed_at_its_first_event_has_a_record_the_readers_parse(
-    tmp_path: Path,
+    tmp_path: Path, step: str
 ) -> None:
+    # "ends": the step ends right after its event, which its consumer has before the step's
+    # end is recorded (_events.EventSink.hand_over): the run's record is there all the same.
     (tmp_path / "victim.py").write_text(_KILLED_AT_FIRST_EVENT)
     # No git probe: a git child forked at that moment holds the writer's lock until its exec.
     (tmp_path / "config.yaml").write_text("code_identity: false\n")
-    done = subprocess.run([sys.executable, "victim.py"], cwd=tmp_path, check=False)
+    done = subprocess.run([sys.executable, "victim.py", step], cwd=tmp_path, check=False)
     assert done.returncode == -9
     folder = tmp_path / ".run_log_store"
     assert files_in(folder) == [".writers", "k.journal.jsonl"]

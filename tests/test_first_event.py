@@ -14,6 +14,7 @@ import pytest
 import trio.testing
 
 from runnable_trio import (
+    AsyncPipeline,
     AsyncPythonTask,
     ExecutionFailedError,
     MemoryRunLogStore,
@@ -169,3 +170,101 @@ def test_a_new_run_id_has_the_second_it_was_made_in(monkeypatch: pytest.MonkeyPa
     made = [_runid.new_run_id()[:22] for _ in instants]
     assert made == [stamp(ns) for ns in instants]
     assert made[0][:15] != made[1][:15]  # the second formatted once moved on
+
+
+@pytest.mark.parametrize("surface", ["execute_streaming", "stream"])
+async def test_a_generator_s_first_event_is_taken_before_its_step_is_recorded(
+    surface: str,
+) -> None:
+    # A generator that never waits hands its events over without a checkpoint: its consumer
+    # has them before the step's end is recorded (a journal line, for the file store).
+    received: list[str] = []
+    at_step: list[list[str]] = []
+
+    class Store(MemoryRunLogStore):
+        async def step_finished(self, run_log: RunLog, step: Any) -> None:
+            at_step.append(list(received))
+            await super().step_finished(run_log, step)
+
+    async def second() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "two"}
+
+    store = Store()
+    pipeline = AsyncPipeline([AsyncPythonTask("one", _one), AsyncPythonTask("two", second)])
+    for _ in range(10):  # Trio runs a batch's tasks in a random order
+        received.clear()
+        if surface == "stream":
+            async with pipeline.stream(store=store) as events:
+                async for event in events:
+                    received.append(event["type"])
+        else:
+            async for event in pipeline.execute_streaming(store=store):
+                received.append(event["type"])
+        assert received == ["one", "two"]
+    # The first step's record after its event was taken; a later step's as before (once
+    # per run: a scheduling round per step would cost long runs).
+    assert at_step == [["one"], ["one"]] * 10
+
+
+async def test_a_generated_run_id_is_not_looked_up_a_given_one_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runnable_trio._catalog import RunCatalog
+
+    asked: list[str] = []
+    checked = RunCatalog.check_new
+
+    def check_new(catalog: RunCatalog) -> None:
+        asked.append(f"catalog {catalog.root.name}")
+        checked(catalog)
+
+    monkeypatch.setattr(RunCatalog, "check_new", check_new)
+
+    class Store(MemoryRunLogStore):
+        def exists(self, run_id: str) -> bool:
+            asked.append(run_id)
+            return super().exists(run_id)
+
+    store = Store()
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    # Unique per run: no store can hold it (a file store would look two names up for it),
+    # and nothing can be at its catalog folder.
+    async with pipeline.stream(store=store) as events:
+        async for _ in events:
+            pass
+    assert asked == []
+    async for _ in pipeline.execute_streaming(store=store, run_id="given"):
+        pass
+    assert asked == ["given", "catalog given"]
+    # A given id is still refused at the call when a run has it.
+    from runnable_trio import RunConfigurationError
+
+    with pytest.raises(RunConfigurationError, match="'given' already exists"):
+        pipeline.execute_streaming(store=store, run_id="given")
+    assert store.load(events.run_id).run_id == events.run_id  # the generated id's record
+
+
+def test_the_default_configuration_is_made_once() -> None:
+    from runnable_trio._config import load_configuration
+
+    assert load_configuration("") is load_configuration("")  # immutable: shared by every run
+
+
+async def test_branches_ending_at_once_fail_fast_as_before() -> None:
+    # The hand-over is for a step that runs alone: in a Parallel, the first branch to fail
+    # cancels its sibling before that one can fail too (one error, not a group of two).
+    from runnable_trio import Parallel, ReturnsError
+
+    async def no_end() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "token"}
+
+    branches = {
+        name: AsyncPythonTask("llm", no_end, returns=["text"]).as_async_pipeline()
+        for name in ("a", "b")
+    }
+    pipeline = AsyncPipeline([Parallel("both", branches)])
+    for _ in range(10):  # Trio runs a batch's tasks in a random order
+        with pytest.raises(ExecutionFailedError) as failed:
+            async for _ in pipeline.execute_streaming(store=MemoryRunLogStore()):
+                pass
+        assert isinstance(failed.value.__cause__, ReturnsError)
