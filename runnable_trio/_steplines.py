@@ -156,7 +156,7 @@ def _status(status: str) -> str:
 
 
 #: Each status's JSON (a look-up rather than the escaper: three per step).
-_STATUSES = {status: _quote(status) for status in Status}
+_STATUSES: dict[str, str] = {status: _quote(status) for status in Status}
 
 
 def _attempt(attempt: Attempt) -> str:
