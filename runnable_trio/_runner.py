@@ -148,7 +148,10 @@ class _ItemScope(Scope):
     __slots__ = ("_item", "_name", "_parent")
 
     def __init__(self, parent: Mapping[str, Any], name: str, item: Any) -> None:
-        Scope.__init__(self, _UNSET, shared=True)
+        # Scope.__init__(self, _UNSET, shared=True), inline: one per Map item.
+        self._values = _UNSET
+        self._shared = True
+        self.assigned = {}
         self._parent = parent
         self._name = name
         self._item = item
