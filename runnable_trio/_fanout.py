@@ -27,7 +27,7 @@ import trio
 from ._groups import leaves, raise_without_context, reraise_if_cancelled, reraise_single
 from ._pipeline import AsyncPipeline, BaseStep
 from ._runlog import BranchLog
-from ._runner import join_path, run_branch
+from ._runner import run_branch
 from ._validators import definition_error
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ async def fan_out(
                     # alive and starts items in input order.
                     await limiter.acquire_on_behalf_of(index)
                 record = log.branches[key] = BranchLog(key)
-                prefix = join_path(path, key)
+                prefix = f"{path}.{key}" if path else key  # join_path, inline: one per branch
                 assigned.append(scope.assigned)
                 if wrapped:
                     nursery.start_soon(

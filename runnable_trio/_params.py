@@ -188,8 +188,15 @@ class Binder:
         """
         kwargs: dict[str, Any] = {}
         for argument in self.arguments:
-            if argument.name in values:
-                kwargs[argument.name] = self._convert(argument, values[argument.name], step)
+            name = argument.name
+            if name in values:
+                value = values[name]
+                target = argument.annotation
+                # Checked inline: a call per argument and step otherwise (a value already
+                # of its annotation's type, or none to convert to, is the usual case).
+                if target is not None and type(value) is not target:
+                    value = self._convert(argument, value, step)
+                kwargs[name] = value
             elif argument.required:
                 raise ParameterError(
                     step,

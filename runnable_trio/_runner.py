@@ -47,6 +47,7 @@ logger = logging.getLogger("runnable_trio")
 
 ON_FAILURE = "%on_failure"
 _INFO = logging.INFO
+_SUCCESS = Status.SUCCESS
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -147,7 +148,10 @@ class _ItemScope(Scope):
     __slots__ = ("_item", "_name", "_parent")
 
     def __init__(self, parent: Mapping[str, Any], name: str, item: Any) -> None:
-        Scope.__init__(self, _UNSET, shared=True)
+        # Scope.__init__(self, _UNSET, shared=True), inline: one per Map item.
+        self._values = _UNSET
+        self._shared = True
+        self.assigned = {}
         self._parent = parent
         self._name = name
         self._item = item
@@ -311,7 +315,8 @@ async def run_step(
     # Steps whose functions never wait would otherwise run a whole pipeline without one
     # chance to notice a cancellation.
     await trio.lowlevel.checkpoint_if_cancelled()
-    path = join_path(prefix, step.name)
+    name = step.name
+    path = f"{prefix}.{name}" if prefix else name  # join_path, inline: a call per step
     earlier = ctx.reuse.get(path)
     if earlier is not None:
         steps[step.name] = earlier
@@ -345,7 +350,9 @@ async def run_step(
         # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
         while True:
             number += 1
-            attempt = log.new_attempt()
+            attempts = log.attempts  # log.new_attempt(), inline
+            attempt = Attempt(len(attempts) + 1)
+            attempts.append(attempt)
             span = None
             if telemetry is not None:
                 span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
@@ -378,7 +385,10 @@ async def run_step(
                     span.end(Status.CANCELLED)
                 raise
             else:
-                _end_attempt(attempt, span, Status.SUCCESS)
+                if span is None:
+                    attempt.end(_SUCCESS)
+                else:
+                    _end_attempt(attempt, span, _SUCCESS)
                 break
     except Exception as exc:
         try:
@@ -410,7 +420,7 @@ async def run_step(
             ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
         raise
     running.discard(path)
-    log.status = Status.SUCCESS
+    log.status = _SUCCESS
     if ctx.log_level <= _INFO:
         ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:

@@ -155,6 +155,11 @@ class AsyncPythonTask(BaseStep):
     idle_timeout: float | None = attrs.field(default=None, validator=check_seconds)
     _binder: Binder = attrs.field(init=False, repr=False, eq=False)
     _kind: TaskKind = attrs.field(init=False, repr=False, eq=False)
+    #: The return's name when there is exactly one (else None), and the names of the
+    #: ``pickled`` and ``metric`` returns: read once per step, not found per step.
+    _single: str | None = attrs.field(init=False, repr=False, eq=False)
+    _pickled: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    _metrics: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -162,6 +167,12 @@ class AsyncPythonTask(BaseStep):
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_binder", self._make_binder())
+        returns = self.returns
+        object.__setattr__(self, "_single", returns[0].name if len(returns) == 1 else None)
+        pickled = tuple(r.name for r in returns if r.kind is ReturnKind.PICKLED)
+        object.__setattr__(self, "_pickled", pickled)
+        metrics = tuple(r.name for r in returns if r.kind is ReturnKind.METRIC)
+        object.__setattr__(self, "_metrics", metrics)
 
     def assigned_names(self) -> tuple[str, ...]:
         """The names of the task's ``returns``."""
@@ -201,7 +212,8 @@ class AsyncPythonTask(BaseStep):
         if catalog is not None and catalog.get:
             log.add_catalog(await ctx.catalog.get(catalog.get, path))
         kwargs = self._binder.bind(scope.values, path)
-        log.attempts[-1].parameters_in.update(kwargs)
+        attempt = log.attempts[-1]
+        attempt.parameters_in.update(kwargs)
         if self._kind is TaskKind.GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
@@ -211,21 +223,21 @@ class AsyncPythonTask(BaseStep):
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
             result = await (call if faults is None else faults.call(call))
-            values = self._positional_values(result, path)
+            single = self._single
+            values = (
+                {single: result} if single is not None else self._positional_values(result, path)
+            )
         # Files and pickled values are stored before the results are published: a failure
         # to store them fails the step.
         if catalog is not None and catalog.put:
             log.add_catalog(await ctx.catalog.put(catalog.put, path, store_copy=catalog.store_copy))
-        for kept in self.returns:
-            if kept.kind is ReturnKind.PICKLED:
-                log.add_catalog([await ctx.catalog.put_object(path, kept.name, values[kept.name])])
+        for name in self._pickled:
+            log.add_catalog([await ctx.catalog.put_object(path, name, values[name])])
         scope.publish(values, log)
         # A loop, not a comprehension: one would make ``values`` a closure cell, an object
         # the cyclic GC tracks for as long as the task runs (one per Map item).
-        metrics = log.attempts[-1].metrics
-        for kept in self.returns:
-            if kept.kind is ReturnKind.METRIC:
-                metrics[kept.name] = values[kept.name]
+        for name in self._metrics:
+            attempt.metrics[name] = values[name]
 
     # Extension points: how the user's function is driven. The asyncio layer (compat/)
     # overrides these to run asyncio-flavoured functions on the host loop.

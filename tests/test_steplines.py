@@ -10,6 +10,8 @@ from typing import Any
 import attrs
 import cattrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runnable_trio import _steplines as steplines
 from runnable_trio._filestore import FileRunLogStore, _encode
@@ -256,3 +258,53 @@ def test_the_direct_reader_knows_every_field_of_every_record(
     # A field added to a record class and not to the reader's table would make every record
     # holding it unreadable: one schema, held in step by this test.
     assert set(table) == {field.name for field in attrs.fields(cls) if field.init}
+
+
+_TIMES = st.datetimes(
+    min_value=dt.datetime(1, 1, 1),
+    max_value=dt.datetime(9999, 12, 31, 23, 59),
+    timezones=st.just(dt.UTC),
+)
+
+
+@given(st.lists(st.one_of(_TIMES, _TIMES.map(lambda t: t.replace(microsecond=0))), max_size=8))
+def test_a_time_is_written_as_its_isoformat(times: list[dt.datetime]) -> None:
+    # One after another, as a run writes them: the minute kept from the time before is
+    # used only for times within it.
+    for time in times:
+        assert steplines._time(time) == json.dumps(time.isoformat())
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        dt.datetime(2026, 1, 2, 3, 4, 5, 6),  # naive
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=dt.timezone(dt.timedelta(0), "Z")),
+        dt.datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 0, tzinfo=dt.UTC),
+    ],
+)
+def test_other_times_are_written_as_their_isoformat(time: dt.datetime) -> None:
+    steplines._time(dt.datetime(2026, 1, 2, 3, 4, 30, tzinfo=dt.UTC))  # that minute kept
+    assert steplines._time(time) == json.dumps(time.isoformat())
+
+
+def test_a_kept_text_serves_only_its_step_as_it_was() -> None:
+    texts = steplines.StepTexts()
+    step = _task("ok")
+    texts.keep(step, "text")
+    assert texts.get(step) == "text"
+    assert texts.get(_task("ok")) is None  # another record at that path
+    step.status = Status.FAIL
+    assert texts.get(step) is None
+    step.status = Status.SUCCESS
+    step.new_attempt()
+    assert texts.get(step) is None
+    step.attempts.pop()
+    step.add_catalog([CatalogEntry("a", "ab" * 32, "put")])
+    assert texts.get(step) is None
+    odd = _task("odd")
+    odd.status = "DONE"  # type: ignore[assignment]  # not a Status: never kept
+    texts.keep(odd, "odd text")
+    assert texts.get(odd) is None
