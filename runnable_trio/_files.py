@@ -26,6 +26,7 @@ import secrets
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def open_file(
     reserve: bool = False,
 ) -> int:
     """``os.open``, with clear errors; ``reserve``: out of descriptors, use the reserve."""
+    waited_since = None
     while True:
         try:
             return os.open(path, flags | _CLOEXEC, mode, dir_fd=dir_fd)
@@ -112,8 +114,27 @@ def open_file(
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 if reserve and _give_back():
                     continue
+                if reserve:
+                    # Nothing left to give back: another write of a started run holds what
+                    # the reserve gave (a record's replacement takes two descriptors, its
+                    # folder's and its file's, while the event log appends in another
+                    # thread). Such writes are short and close what they open: wait for one.
+                    now = time.monotonic()
+                    waited_since = now if waited_since is None else waited_since
+                    if now - waited_since < RESERVE_PATIENCE:
+                        _wait_for_a_descriptor()
+                        continue
                 raise describe_os_error(exc, f"cannot open {str(path)!r}") from exc
             raise
+
+
+#: Seconds a write that may use the reserve waits, out of descriptors with none to give back,
+#: for another such write to close one. Generous: only a process at its limit waits at all.
+RESERVE_PATIENCE = 5.0
+
+
+def _wait_for_a_descriptor() -> None:
+    time.sleep(0.001)  # in a worker thread or, inline, on the loop: releases the GIL
 
 
 # The reserve. A run that has started must be able to write its next line and its final

@@ -219,6 +219,86 @@ def test_a_process_at_its_limit_fails_new_runs_at_their_start_not_running_ones(
     assert result["after"] == "ok"
 
 
+
+_TWO_WRITES_ONE_RESERVE = textwrap.dedent(
+    """
+    import json, os, resource, sys, threading
+    from runnable_trio import _files
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    _files.RESERVE_PATIENCE = float(sys.argv[1])
+    waiting = threading.Event()
+    real_wait = _files._wait_for_a_descriptor
+
+    def wait():
+        waiting.set()
+        real_wait()
+
+    _files._wait_for_a_descriptor = wait
+    _files.reserve_descriptor()
+    hog = []
+    while True:
+        try:
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    # The first write takes what the reserve gives, and holds it until told.
+    first = _files.open_file(os.devnull, os.O_RDONLY, reserve=True)
+    done = threading.Event()
+    outcome = {}
+
+    def second():
+        try:
+            os.close(_files.open_file(os.devnull, os.O_RDONLY, reserve=True))
+            outcome["second"] = "ok"
+        except OSError as exc:
+            outcome["second"] = [exc.errno, str(exc)]
+        done.set()
+
+    threading.Thread(target=second).start()
+    outcome["waited"] = waiting.wait(30)
+    if sys.argv[2] == "hold":
+        done.wait(30)  # the first write does not end while the second waits
+    os.close(first)  # the first write ends
+    done.wait(30)
+    for fd in hog:
+        os.close(fd)
+    print(json.dumps(outcome))
+    """
+)
+
+
+def _two_writes(tmp_path: Path, patience: float, first: str) -> dict[str, Any]:
+    (tmp_path / "script.py").write_text(_TWO_WRITES_ONE_RESERVE)
+    done = subprocess.run(
+        [sys.executable, "script.py", str(patience), first], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_second_write_out_of_descriptors_waits_for_the_first_to_close_its_own(
+    tmp_path: Path,
+) -> None:
+    # Two writes of started runs at once, the process out of descriptors and the reserve
+    # already given to the first: the second waits for the first to close, it does not fail
+    # (a run's end replaces its record, two descriptors, while its event log appends).
+    assert _two_writes(tmp_path, 60.0, "close") == {"waited": True, "second": "ok"}
+
+
+def test_a_write_out_of_descriptors_fails_naming_the_limit_once_nothing_is_closed(
+    tmp_path: Path,
+) -> None:
+    result = _two_writes(tmp_path, 0.05, "hold")
+    assert result["waited"]
+    number, message = result["second"]
+    assert number == errno.EMFILE
+    assert "RLIMIT_NOFILE is 64" in message
+
+
 _COMPAT = textwrap.dedent(
     """
     import asyncio, json, os, resource, sys
