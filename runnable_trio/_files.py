@@ -252,7 +252,6 @@ def replace_atomically(
     data: bytes | Iterable[bytes],
     *,
     dir_fd: int | None = None,
-    reserve: bool = False,
 ) -> None:
     """Write ``path`` whole or not at all: a new temporary file beside it, then a rename.
 
@@ -261,7 +260,7 @@ def replace_atomically(
     """
     name = path.name if dir_fd is not None else str(path)
     temporary = str(Path(name).with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
-    create_new(Path(temporary), data, dir_fd=dir_fd, reserve=reserve)
+    create_new(Path(temporary), data, dir_fd=dir_fd)
     try:
         os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:

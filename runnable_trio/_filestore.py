@@ -113,6 +113,10 @@ class FileRunLogStore:
             the store is made.
     """
 
+    #: ``exists`` only looks the id up (nothing else is checked at a first contact): a run
+    #: with a generated id, unique, does not ask it (``_prepare``).
+    exists_only_looks = True
+
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
         self.folder, self._prefix = _absolute(folder)
         self._journals: dict[str, _Journal] = {}  # of the runs this store is writing

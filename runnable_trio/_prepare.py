@@ -19,20 +19,16 @@ from ._config import Configuration, load_configuration
 from ._definition import definition_of
 from ._errors import RunConfigurationError
 from ._eventlog import open_event_log
-from ._filestore import FileRunLogStore
 from ._options import RunOptions
 from ._params import load_parameters
 from ._run import PreparedRun
 from ._runid import new_run_id, validate_run_id
 from ._runlog import RunLog, StepLog
-from ._store import MemoryRunLogStore, RunLogStore
+from ._store import RunLogStore
 from ._stores import store_from_configuration
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
-
-#: The stores whose ``exists`` is only a look-up.
-_LOOK_UPS_ONLY = (FileRunLogStore, MemoryRunLogStore)
 
 __all__ = ["assemble", "catalog_of", "check_called_from_trio", "configured", "prepare_run"]
 
@@ -73,11 +69,12 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
     values = load_parameters(options.parameters, options.parameters_file)
     configuration, store = configured(options)
     run_id = validate_run_id(options.run_id) if options.run_id else new_run_id()
-    # A generated id is unique per run: no store holds it, so the file and memory stores
-    # are not asked (two look-ups of names not there, on a file store); their create claims
-    # it all the same. Other stores are: PostgreSQL's first contact checks its schema, at
-    # the call.
-    if (options.run_id or not isinstance(store, _LOOK_UPS_ONLY)) and store.exists(run_id):
+    # A generated id is unique per run: no store holds it, so a store whose ``exists`` is
+    # only a look-up is not asked (two names not there, on a file store); its create claims
+    # the id all the same. Any other store is (PostgreSQL's first contact checks its schema,
+    # at the call).
+    looks_only = getattr(store, "exists_only_looks", False)
+    if (options.run_id or not looks_only) and store.exists(run_id):
         raise RunConfigurationError(f"a run with id {run_id!r} already exists")
     definition, definition_hash = definition_of(pipeline)
     run_log = RunLog(

@@ -385,10 +385,9 @@ async def run_step(
                     span.end(Status.CANCELLED)
                 raise
             else:
-                if span is None:
-                    attempt.end(_SUCCESS)
-                else:
-                    _end_attempt(attempt, span, _SUCCESS)
+                attempt.end(_SUCCESS)  # inline, as above: every step comes here
+                if span is not None:
+                    span.end(_SUCCESS)
                 break
     except Exception as exc:
         try:

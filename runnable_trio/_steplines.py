@@ -186,10 +186,7 @@ def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
 
 
 def _step(step: StepLog, texts: StepTexts | None = None) -> str:
-    attempts = step.attempts
-    attempts_text = (
-        _attempt(attempts[0]) if len(attempts) == 1 else ",".join(map(_attempt, attempts))
-    )
+    attempts = ",".join(map(_attempt, step.attempts))
     branches = (
         ",".join(f"{_quote(name)}:{_branch(b, texts)}" for name, b in step.branches.items())
         if step.branches
@@ -198,7 +195,7 @@ def _step(step: StepLog, texts: StepTexts | None = None) -> str:
     catalog = ",".join(map(_entry, step.catalog)) if step.catalog else ""
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
-        f'"status":{_status(step.status)},"attempts":[{attempts_text}],"branches":{{{branches}}},'
+        f'"status":{_status(step.status)},"attempts":[{attempts}],"branches":{{{branches}}},'
         f'"catalog":[{catalog}],"assigned":{_values(step.assigned)}}}'
     )
 

@@ -91,6 +91,10 @@ class MemoryRunLogStore:
     for as long as the store does (none is evicted): not a store for a long-running server.
     """
 
+    #: ``exists`` only looks the id up (nothing else is checked at a first contact): a run
+    #: with a generated id, unique, does not ask it (``_prepare``).
+    exists_only_looks = True
+
     def __init__(self) -> None:
         self._runs: dict[str, RunLog] = {}
         self._writing: set[str] = set()

@@ -295,10 +295,10 @@ class AsyncPythonTask(BaseStep):
                 except BaseException:
                     await generator.aclose()
                     raise
-            if ctx.sink.first_pending and len(ctx.running) == 1:
+            if sink.first_pending and len(ctx.running) == 1:
                 # The first events out before the step's record; only where no other step
                 # runs (a sibling branch would go on meanwhile: fail-fast would not be).
-                await ctx.sink.hand_over()
+                await sink.hand_over()
             return end
         async with aclosing(generator):
             with trio.CancelScope(deadline=trio.current_time() + idle) as silence:

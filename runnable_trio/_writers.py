@@ -229,11 +229,6 @@ class AppendPool:
         self._keep(path, fd)
         return made
 
-    def take(self, path: Path) -> int | None:
-        """The pooled descriptor of ``path``, no longer the pool's (the caller closes it)."""
-        with self._lock:
-            return self._fds.pop(str(path), None)
-
     def forget(self, path: Path | str) -> None:
         """Close the descriptor of ``path``, if one is open (before it is deleted, replaced)."""
         with self._lock:

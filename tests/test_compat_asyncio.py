@@ -603,20 +603,26 @@ def test_importing_runnable_leaves_asyncio_alone() -> None:
     assert result.stdout.strip() == "asyncio.unix_events"
 
 
+async def first_task_waiting() -> tuple[Any, asyncio.Event, asyncio.Task[Any]]:
+    """A run whose one event waits for ``go``, and a first task parked in ``anext()`` on it
+    (it started the run: nothing is produced yet)."""
+    go = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def gated() -> AsyncIterator[dict[str, Any]]:
+        entered.set()
+        await go.wait()
+        yield {"type": "tick"}
+
+    run = AsyncPythonTask("gated", gated).as_async_pipeline().execute_streaming()
+    first = asyncio.create_task(anext(run))
+    await wait_for(entered)
+    return run, go, first
+
+
 def test_two_tasks_waiting_on_one_stream_is_an_error() -> None:
     async def main() -> None:
-        go = asyncio.Event()
-
-        entered = asyncio.Event()
-
-        async def gated() -> AsyncIterator[dict[str, Any]]:
-            entered.set()
-            await go.wait()
-            yield {"type": "tick"}
-
-        run = AsyncPythonTask("gated", gated).as_async_pipeline().execute_streaming()
-        first = asyncio.create_task(anext(run))
-        await wait_for(entered)  # the first task started the run and waits: nothing produced
+        run, go, first = await first_task_waiting()
         with pytest.raises(RuntimeError, match="another task is already waiting"):
             await anext(run)
         go.set()
@@ -649,17 +655,7 @@ def test_a_second_task_cannot_take_the_event_a_waiting_task_was_woken_for(
     monkeypatch.setattr(HandOff, "put", put)
 
     async def main() -> None:
-        go = asyncio.Event()
-        entered = asyncio.Event()
-
-        async def gated() -> AsyncIterator[dict[str, Any]]:
-            entered.set()
-            await go.wait()
-            yield {"type": "tick"}
-
-        run = AsyncPythonTask("gated", gated).as_async_pipeline().execute_streaming()
-        first = asyncio.create_task(anext(run))
-        await wait_for(entered)
+        run, go, first = await first_task_waiting()
 
         def second_task_runs_now() -> None:
             attempt = run.__anext__()

@@ -335,9 +335,7 @@ class HostStream:
         # The usual case: no await at all. Not while a task waits: an event that has woken
         # it is that task's, and a second consumer is refused below.
         if bridge is not None and bridge.events.items and not self._waiting:
-            self.last_seq, event = item = bridge.events.take()
-            if bridge.log is not None:
-                bridge.log.taken(*item)
+            self.last_seq, event = bridge.take()
             return event
         if self._waiting:
             raise RuntimeError("anext(): another task is already waiting on this stream")
