@@ -250,6 +250,45 @@ def test_the_default_configuration_is_made_once() -> None:
     assert load_configuration("") is load_configuration("")  # immutable: shared by every run
 
 
+def test_the_default_run_options_are_made_once_and_any_other_is_still_checked() -> None:
+    from runnable_trio import RunConfigurationError
+    from runnable_trio._options import RunOptions
+
+    default = RunOptions.check()
+    assert RunOptions.check(run_id=None, log_level=30) is default  # stream()'s defaults too
+    assert default == RunOptions()
+    assert RunOptions.check(tag="t") == RunOptions(tag="t")
+    assert RunOptions.check(log_level="ERROR").log_level == 40
+    with pytest.raises(RunConfigurationError, match="log_level"):
+        RunOptions.check(log_level="loud")
+    with pytest.raises(RunConfigurationError, match="tag must be a str"):
+        RunOptions.check(tag=b"")  # falsy, yet not the default
+    with pytest.raises(RunConfigurationError, match="run_id must be a str"):
+        RunOptions.check(run_id=0)  # type: ignore[arg-type]
+
+
+def test_a_run_s_catalog_folder_is_joined_only_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import PurePath
+
+    from runnable_trio._catalog import RunCatalog
+
+    RunCatalog.for_run("warm")  # the folders, resolved once per working folder
+    expected = Path(".catalog").resolve() / "r-1"
+    joins: list[object] = []
+    joined = PurePath.__truediv__
+
+    def counted(self: PurePath, key: str) -> PurePath:
+        joins.append(key)
+        return joined(self, key)
+
+    monkeypatch.setattr(PurePath, "__truediv__", counted)
+    catalog = RunCatalog.for_run("r-1")
+    assert joins == []  # not on the way to the first event
+    assert catalog.root == expected
+    assert catalog.root is catalog.root
+    assert joins == ["r-1"]  # once, when first used
+
+
 async def test_branches_ending_at_once_fail_fast_as_before() -> None:
     # The hand-over is for a step that runs alone: in a Parallel, the first branch to fail
     # cancels its sibling before that one can fail too (one error, not a group of two).
