@@ -61,6 +61,26 @@ async def test_a_known_code_identity_is_recorded_without_a_checkpoint(
     assert run_log.code is known
 
 
+async def test_a_known_code_identity_makes_no_event_to_wait_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    known = CodeIdentity(commit="abc", dirty=False)
+    monkeypatch.setitem(_codeid._taken, os.getcwd(), known)
+
+    def no_event() -> None:
+        raise AssertionError("an answered probe made an event")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_codeid.trio, "Event", no_event)
+        recording = _codeid.recording_code_identity(RunLog("r"), True)
+    probe = recording._probe
+    assert probe is not None
+    assert probe.result_so_far() is known  # what a cancelled run records
+    async with recording:
+        pass
+    assert recording._run_log.code is known
+
+
 async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
