@@ -24,6 +24,7 @@ File work runs in a worker thread; cancelling a step waits for the file in hand.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -100,15 +101,25 @@ class RunCatalog:
     """One run's catalog folder and the working folder files move between.
 
     Attributes:
+        folder: the catalog folder the run's folder is in (absolute).
+        run_id: the run's id, the name of its folder there.
         root: the run's catalog folder (absolute; created when first written).
         workdir: the working folder (absolute).
         excluded: folders whose files a ``put`` never takes (the catalog and run-log
             folders).
     """
 
-    root: Path
+    folder: Path
+    run_id: str
     workdir: Path
     excluded: tuple[Path, ...] = ()
+
+    @functools.cached_property
+    def root(self) -> Path:
+        # Made when first needed: a Path joined costs more than the rest of the catalog
+        # (~17k instructions), on the way to every run's first event, and most runs never
+        # touch their catalog.
+        return self.folder / self.run_id
 
     @classmethod
     def for_run(
@@ -129,7 +140,7 @@ class RunCatalog:
                 _roots.clear()
             roots = _roots[key] = (workdir, excluded)
         workdir, excluded = roots
-        return cls(excluded[0] / run_id, workdir, excluded)
+        return cls(excluded[0], run_id, workdir, excluded)
 
     def check_new(self) -> None:
         """Refuse a new run whose catalog folder is already there (a planted symlink too).

@@ -76,13 +76,16 @@ class _Probe:
     _result: CodeIdentity  # set when the probe answers (``_done``)
 
     def __init__(self, folder: str) -> None:
-        self._done = trio.Event()
         self._folder = folder
         known = _taken.get(folder)
         self.started = known is not None
+        # None: answered already (the folder's identity was taken by an earlier run), no
+        # event to make and set, on the way to every later run's first event.
+        self._done: trio.Event | None = None
         if known is not None:
             self._result = known
-            self._done.set()
+        else:
+            self._done = trio.Event()
 
     def start(self) -> None:
         """Start the probe, if not started yet (it answers at once under an autojump clock)."""
@@ -109,6 +112,7 @@ class _Probe:
             self._result = CodeIdentity(error=f"cannot take the code identity: {result.error!r}")
         else:
             self._result = _taken[self._folder] = result.unwrap()
+        assert self._done is not None, "a probe answered already is not started again"
         self._done.set()
 
     async def taken(self) -> CodeIdentity:
@@ -117,15 +121,16 @@ class _Probe:
         Cancellation: shielded; no checkpoint when the probe has answered already.
         """
         self.start()
-        if not self._done.is_set():
+        done = self._done
+        if done is not None and not done.is_set():
             # A run that ended by itself has its record finished: git takes milliseconds.
             with trio.CancelScope(shield=True):
-                await self._done.wait()
+                await done.wait()
         return self._result
 
     def result_so_far(self) -> CodeIdentity:
         """The identity if the probe has answered, else an identity saying it was not taken."""
-        if self._done.is_set():
+        if self._done is None or self._done.is_set():
             return self._result
         return CodeIdentity(error="not taken: the run was cancelled before git answered")
 

@@ -110,6 +110,20 @@ class RunOptions:
         Raises:
             RunConfigurationError: naming the keyword, what it must be and what was given.
         """
+        if (
+            type(configuration_file) is type(tag) is type(parameters_file) is str
+            and not (configuration_file or tag or parameters_file)
+            and (run_id is None or (type(run_id) is str and not run_id))
+            and parameters is None
+            and attribution is False
+            and buffer_size is None
+            and event_log is None
+            and store is None
+            and log_level_number(log_level) == logging.WARNING  # checked: raises if unusable
+        ):
+            # Every keyword as it defaults (``execute_streaming()``, ``stream()``): the one
+            # frozen instance of those, not ~20k instructions to build it again.
+            return _DEFAULTS
         _check_text("tag", tag)
         if run_id is None:
             run_id = ""
@@ -126,6 +140,10 @@ class RunOptions:
             event_log=None if event_log is None else bool(event_log),
             store=store,
         )
+
+
+#: The options of a run given no keyword (immutable: shared by those runs).
+_DEFAULTS = RunOptions()
 
 
 def _check_text(keyword: str, value: object) -> None:

@@ -61,6 +61,26 @@ async def test_a_known_code_identity_is_recorded_without_a_checkpoint(
     assert run_log.code is known
 
 
+async def test_a_known_code_identity_makes_no_event_to_wait_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    known = CodeIdentity(commit="abc", dirty=False)
+    monkeypatch.setitem(_codeid._taken, os.getcwd(), known)
+
+    def no_event() -> None:
+        raise AssertionError("an answered probe made an event")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_codeid.trio, "Event", no_event)
+        recording = _codeid.recording_code_identity(RunLog("r"), True)
+    probe = recording._probe
+    assert probe is not None
+    assert probe.result_so_far() is known  # what a cancelled run records
+    async with recording:
+        pass
+    assert recording._run_log.code is known
+
+
 async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -248,6 +268,45 @@ def test_the_default_configuration_is_made_once() -> None:
     from runnable_trio._config import load_configuration
 
     assert load_configuration("") is load_configuration("")  # immutable: shared by every run
+
+
+def test_the_default_run_options_are_made_once_and_any_other_is_still_checked() -> None:
+    from runnable_trio import RunConfigurationError
+    from runnable_trio._options import RunOptions
+
+    default = RunOptions.check()
+    assert RunOptions.check(run_id=None, log_level=30) is default  # stream()'s defaults too
+    assert default == RunOptions()
+    assert RunOptions.check(tag="t") == RunOptions(tag="t")
+    assert RunOptions.check(log_level="ERROR").log_level == 40
+    with pytest.raises(RunConfigurationError, match="log_level"):
+        RunOptions.check(log_level="loud")
+    with pytest.raises(RunConfigurationError, match="tag must be a str"):
+        RunOptions.check(tag=b"")  # falsy, yet not the default
+    with pytest.raises(RunConfigurationError, match="run_id must be a str"):
+        RunOptions.check(run_id=0)  # type: ignore[arg-type]
+
+
+def test_a_run_s_catalog_folder_is_joined_only_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import PurePath
+
+    from runnable_trio._catalog import RunCatalog
+
+    RunCatalog.for_run("warm")  # the folders, resolved once per working folder
+    expected = Path(".catalog").resolve() / "r-1"
+    joins: list[object] = []
+    joined = PurePath.__truediv__
+
+    def counted(self: PurePath, key: str) -> PurePath:
+        joins.append(key)
+        return joined(self, key)
+
+    monkeypatch.setattr(PurePath, "__truediv__", counted)
+    catalog = RunCatalog.for_run("r-1")
+    assert joins == []  # not on the way to the first event
+    assert catalog.root == expected
+    assert catalog.root is catalog.root
+    assert joins == ["r-1"]  # once, when first used
 
 
 async def test_branches_ending_at_once_fail_fast_as_before() -> None:
