@@ -27,7 +27,7 @@ import trio
 from ._groups import leaves, raise_without_context, reraise_if_cancelled, reraise_single
 from ._pipeline import AsyncPipeline, BaseStep
 from ._runlog import BranchLog
-from ._runner import run_branch
+from ._runner import cut_short_branches, run_branch
 from ._validators import definition_error
 
 if TYPE_CHECKING:
@@ -223,8 +223,13 @@ async def fan_out(
                 if limiter is None and index % SPAWN_CHUNK == SPAWN_CHUNK - 1:
                     # Not a cancellation point: every branch is spawned (and recorded).
                     await trio.lowlevel.cancel_shielded_checkpoint()
-    except BaseExceptionGroup as group:
-        _raise_branch_failures(group, path)
+    except BaseException as exc:
+        # The branches a failure or a cancellation cut short are marked here, all at once,
+        # once every branch has ended: their steps' handlers leave them to this sweep.
+        cut_short_branches(ctx, log)
+        if isinstance(exc, BaseExceptionGroup):
+            _raise_branch_failures(exc, path)
+        raise
     if failures:
         failures.sort(key=lambda failure: failure[0])
         _raise_collected([exc for _, exc in failures], path)

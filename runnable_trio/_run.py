@@ -23,7 +23,14 @@ from ._eventlog import EventLogSink
 from ._events import EventSend, EventSink, Lifecycle
 from ._groups import only_cancelled
 from ._runlog import RunLog, Status, StepLog, describe_error
-from ._runner import RunContext, Scope, close_abandoned, run_pipeline
+from ._runner import (
+    RunContext,
+    Scope,
+    close_abandoned,
+    cut_short,
+    live_steps,
+    run_pipeline,
+)
 from ._store import RunLogStore
 from ._telemetry import run_telemetry
 
@@ -130,6 +137,7 @@ class PreparedRun:
             async with recording_code_identity(run_log, self.code_identity) as self._code:
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
+            cut_short(ctx, run_log.steps)  # what the failure cut short and no step marked
             await sink.consumer_first()
             self.error = exc
             run_log.step = ctx.failure_origin(exc) or getattr(exc, "step", None)
@@ -144,6 +152,7 @@ class PreparedRun:
                     error_message=str(exc),
                 )
         except BaseException as exc:
+            cut_short(ctx, run_log.steps)  # the steps cancelled leave their records to it
             run_log.end(Status.CANCELLED)
             if attribution:
                 sink.lifecycle_nowait(Lifecycle.RUN_CANCELLED, "")
@@ -202,13 +211,14 @@ class PreparedRun:
                 await self.ended.wait()
                 return
             if self.log_level <= logging.WARNING:
+                stuck = innermost(live_steps(self.running))
                 logger.warning(
                     "run %s was cancelled %g s ago and has not ended: step%s %s still "
                     "running (a task that catches trio.Cancelled must re-raise it)",
                     self.run_id,
                     self.cancel_warning,
-                    "s" if len(innermost(self.running)) > 1 else "",
-                    ", ".join(repr(path) for path in innermost(self.running)),
+                    "s" if len(stuck) > 1 else "",
+                    ", ".join(repr(path) for path in stuck),
                 )
             await self.ended.wait()
 

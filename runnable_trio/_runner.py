@@ -15,7 +15,7 @@ Cancellation and ``KeyboardInterrupt`` are recorded as ``CANCELLED`` and never s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,10 @@ __all__ = [
     "RunContext",
     "Scope",
     "close_abandoned",
+    "cut_short",
+    "cut_short_branches",
     "join_path",
+    "live_steps",
     "run_branch",
     "run_pipeline",
     "run_step",
@@ -48,6 +51,10 @@ logger = logging.getLogger("runnable_trio")
 ON_FAILURE = "%on_failure"
 _INFO = logging.INFO
 _SUCCESS = Status.SUCCESS
+#: Looked up once: an Enum member read from its class costs a call of the metaclass's
+#: ``__getattr__`` hook, and a sweep reads these for every record of a left run.
+_PROCESSING = Status.PROCESSING
+_CANCELLED = Status.CANCELLED
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -270,6 +277,63 @@ def close_abandoned(steps: Mapping[str, StepLog]) -> None:
             close_abandoned(branch.steps)
 
 
+def cut_short(ctx: RunContext, steps: Mapping[str, StepLog]) -> None:
+    """Mark ``CANCELLED`` every record in ``steps`` that a cancellation left ``PROCESSING``.
+
+    A cancelled step's records are finalised here, in one sweep by whoever stops or ends the
+    cancellation (a fan-out's nursery, a step's timeout, the run), not in handlers of each
+    step the ``Cancelled`` passes through: leaving a run unwinds every live branch at once,
+    and each handler entered costs every branch a few thousand instructions before the next
+    branch's ``finally`` runs. Inner records first, as the unwinding reached them; each
+    attempt cut short gets its end time. Only memory is changed: what the store holds is
+    replaced whole by its next write, so a sweep cut short leaves a readable record.
+    """
+    sink = ctx.sink
+    running = ctx.running
+    for log in steps.values():
+        if log.branches:
+            cut_short_branches(ctx, log)
+        if log.status is _PROCESSING:
+            for attempt in log.attempts:
+                if attempt.status is _PROCESSING:
+                    attempt.end(_CANCELLED)
+            log.status = _CANCELLED
+            running.discard(log.path)
+            if sink.attribution:
+                sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, log.path, kind=log.kind)
+
+
+def cut_short_branches(ctx: RunContext, log: StepLog) -> None:
+    """:func:`cut_short` for the branches of ``log`` (a composite step's record)."""
+    for branch in log.branches.values():
+        if branch.status is _PROCESSING:
+            cut_short(ctx, branch.steps)
+            branch.status = _CANCELLED
+
+
+def live_steps(running: set[str]) -> set[str]:
+    """The paths of ``running`` whose step is still on a task's stack (a stuck run's warning).
+
+    A cancelled step's path stays in ``running`` until the sweep that marks its record
+    (:func:`cut_short`), which a fan-out does once all its branches have ended: while one
+    branch does not end, its siblings that have are told apart by their tasks' stacks.
+    Walked only when that warning is due.
+    """
+    code = run_step.__code__
+    found: set[str] = set()
+    tasks = [trio.lowlevel.current_root_task()]
+    while tasks:
+        task = tasks.pop()
+        if task is None:
+            continue
+        for frame, _ in task.iter_await_frames():
+            if frame.f_code is code and frame.f_locals.get("running") is running:
+                found.add(frame.f_locals["path"])
+        for nursery in task.child_nurseries:
+            tasks.extend(nursery.child_tasks)
+    return found & running
+
+
 async def run_pipeline(
     ctx: RunContext, pipeline: AsyncPipeline, scope: Scope, prefix: str, steps: dict[str, StepLog]
 ) -> None:
@@ -299,9 +363,7 @@ async def run_branch(
     except Exception:
         branch.status = Status.FAIL
         raise
-    except BaseException:
-        branch.status = Status.CANCELLED
-        raise
+    # A cancellation leaves the branch PROCESSING, for the sweep (cut_short) to mark.
     branch.status = Status.SUCCESS
 
 
@@ -358,12 +420,10 @@ async def run_step(
                 span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
             try:
                 if timeout is None:
-                    await step._execute(ctx, scope, path, log)
+                    execute = step._execute(ctx, scope, path, log)
                 else:
-                    with trio.move_on_after(timeout) as cancel_scope:
-                        await step._execute(ctx, scope, path, log)
-                    if cancel_scope.cancelled_caught:
-                        raise StepTimeoutError(path, "timeout", timeout)
+                    execute = _timed(ctx, step, scope, path, log, timeout)
+                await (execute if span is None else _traced(span, execute))
             except Exception as exc:
                 _end_attempt(attempt, span, Status.FAIL, exc)
                 if number >= policy.attempts:
@@ -378,12 +438,8 @@ async def run_step(
                     delay=delay,
                 )
                 await trio.sleep(delay)
-            except BaseException:
-                # Inline, not through _end_attempt: every live step of a left run comes here.
-                attempt.end(Status.CANCELLED)
-                if span is not None:
-                    span.end(Status.CANCELLED)
-                raise
+            # A cancellation leaves the attempt and the record PROCESSING: whoever stops or
+            # ends it marks them (cut_short).
             else:
                 attempt.end(_SUCCESS)  # inline, as above: every step comes here
                 if span is not None:
@@ -410,14 +466,6 @@ async def run_step(
             return False  # recovered: the rest of this pipeline is skipped
         finally:
             running.discard(path)
-    except BaseException:
-        # Not a `finally` of the whole block: leaving a run unwinds every live step at once,
-        # and each handler a Cancelled enters costs a few thousand instructions per step.
-        running.discard(path)
-        log.status = Status.CANCELLED
-        if ctx.sink.attribution:
-            ctx.sink.lifecycle_nowait(Lifecycle.STEP_CANCELLED, path, kind=step.kind)
-        raise
     running.discard(path)
     log.status = _SUCCESS
     if ctx.log_level <= _INFO:
@@ -426,6 +474,28 @@ async def run_step(
         await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
     await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
+
+
+async def _timed(
+    ctx: RunContext, step: BaseStep, scope: Scope, path: str, log: StepLog, seconds: float
+) -> None:
+    """An attempt in a cancel scope of its own: ``StepTimeoutError`` once ``seconds`` are up."""
+    with trio.move_on_after(seconds) as cancel_scope:
+        await step._execute(ctx, scope, path, log)
+    if cancel_scope.cancelled_caught:
+        cut_short_branches(ctx, log)  # what the timeout cut short inside the step
+        raise StepTimeoutError(path, "timeout", seconds)
+
+
+async def _traced(span: StepSpan, execute: Awaitable[None]) -> None:
+    """Await an attempt whose span must end in its task, however the attempt ends."""
+    try:
+        await execute
+    except Exception:
+        raise  # ended by run_step, with the error
+    except BaseException:
+        span.end(Status.CANCELLED)
+        raise
 
 
 def _end_attempt(

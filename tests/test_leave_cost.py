@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Parallel
+from runnable_trio import AsyncPipeline, AsyncPythonTask, ExecutionFailedError, Parallel
 from runnable_trio._fanout import _raise_branch_failures
 from runnable_trio._groups import reraise_if_cancelled, reraise_single
 
@@ -171,3 +171,111 @@ async def test_a_live_streaming_branch_holds_few_more_tracked_objects_than_a_pla
     assert round(ours - plain) <= EXTRA_PER_LIVE_BRANCH, (
         f"a live streaming branch holds {ours:.2f} tracked objects, a plain task {plain:.2f}"
     )
+
+
+def _statuses(run_log: Any, fan: str = "fan") -> list[tuple[Any, Any, Any]]:
+    """(branch, step, attempt) status of each branch of ``fan``, in order."""
+    return [
+        (branch.status, branch.steps["live"].status, branch.steps["live"].attempts[-1].status)
+        for branch in run_log.steps[fan].branches.values()
+    ]
+
+
+@pytest.mark.parametrize("surface", ["stream", "execute_streaming"])
+async def test_a_left_runs_records_are_marked_once_every_branch_has_unwound(surface: str) -> None:
+    # Each branch's unwinding goes on until its task ends before the next branch's `finally`
+    # runs: the records a left run cut short are marked in one sweep afterwards, not by each
+    # step the Cancelled passes through, so no branch's `finally` finds a sibling marked yet.
+    from runnable_trio import Status
+
+    branches = 20
+    seen_in_finally: list[list[tuple[Any, Any, Any]]] = []
+    holder: list[Any] = []
+
+    async def live() -> AsyncIterator[dict[str, str]]:
+        yield {"type": "live"}
+        try:
+            await trio.sleep_forever()
+        finally:
+            seen_in_finally.append(_statuses(holder[0].run_log))
+
+    task = AsyncPythonTask(name="live", function=live)
+    pipeline = AsyncPipeline(
+        [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(branches)})]
+    )
+    seen = 0
+    if surface == "stream":
+        async with pipeline.stream(attribution=True) as events:
+            holder.append(events)
+            async for event in events:
+                seen += event["type"] == "live"
+                if seen == branches:
+                    break
+    else:
+        run = pipeline.execute_streaming()
+        holder.append(run)
+        async for event in run:
+            seen += event["type"] == "live"
+            if seen == branches:
+                break
+        await run.aclose()
+    processing = [(Status.PROCESSING,) * 3] * branches
+    assert seen_in_finally == [processing] * branches
+    run_log = holder[0].run_log
+    assert run_log.status is Status.CANCELLED
+    assert _statuses(run_log) == [(Status.CANCELLED,) * 3] * branches
+    assert run_log.steps["fan"].status is Status.CANCELLED
+    attempts = [b.steps["live"].attempts[-1] for b in run_log.steps["fan"].branches.values()]
+    assert all(attempt.ended_at is not None for attempt in attempts)
+
+
+async def test_fail_fast_reports_the_siblings_cut_short_before_the_composite_fails() -> None:
+    # The sweep at the fan-out's exit, not the siblings' own handlers, marks them: their
+    # step.cancelled events still come before the composite's step.failed, and the one
+    # error is the failing branch's.
+    from runnable_trio import Status
+
+    async def live() -> AsyncIterator[dict[str, str]]:
+        yield {"type": "live"}
+        await trio.sleep_forever()
+
+    async def boom() -> AsyncIterator[dict[str, str]]:
+        await trio.testing.wait_all_tasks_blocked()
+        yield {"type": "boom"}
+        raise ValueError("boom")
+
+    live_task = AsyncPythonTask(name="live", function=live).as_async_pipeline()
+    pipeline = AsyncPipeline(
+        [
+            Parallel(
+                "fan",
+                branches={
+                    "a": live_task,
+                    "b": live_task,
+                    "bad": AsyncPythonTask(name="boom", function=boom).as_async_pipeline(),
+                },
+            )
+        ]
+    )
+    received: list[dict[str, Any]] = []
+    with pytest.raises(ExecutionFailedError) as failed:
+        async with pipeline.stream(attribution=True) as events:
+            async for event in events:
+                received.append(event)
+    assert isinstance(failed.value.__cause__, ValueError)
+    ends = [(e["type"], e["_meta"]["step"]) for e in received if e["type"].startswith("step.")]
+    ends = [end for end in ends if end[0] in ("step.cancelled", "step.failed")]
+    assert ends[0] == ("step.failed", "fan.bad.boom")
+    assert sorted(ends[1:3]) == [("step.cancelled", "fan.a.live"), ("step.cancelled", "fan.b.live")]
+    assert ends[3:] == [("step.failed", "fan")]
+    run_log = events.run_log
+    fan = run_log.steps["fan"]
+    assert [fan.branches[k].status for k in ("a", "b", "bad")] == [
+        Status.CANCELLED,
+        Status.CANCELLED,
+        Status.FAIL,
+    ]
+    for key in ("a", "b"):
+        (attempt,) = fan.branches[key].steps["live"].attempts
+        assert attempt.status is Status.CANCELLED
+        assert attempt.ended_at is not None
