@@ -484,8 +484,12 @@ def journal_lines(
     reader keeps the steps it has placed (``place_step``).
     """
     lines = []
-    if "." in step.path:  # inside a composite step
-        for parent in _enclosing(run_log, step.path):
+    path = step.path
+    # Inside a composite step whose record is not written yet. Once the innermost one is
+    # (its path is the step's without its branch and name), every one around it is too:
+    # they go in outermost first, so the steps of a Map after its first do not walk them.
+    if "." in path and path.rsplit(".", 2)[0] not in parents_written:
+        for parent in _enclosing(run_log, path):
             if parent.path not in parents_written:
                 parents_written.add(parent.path)
                 lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
