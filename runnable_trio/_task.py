@@ -13,6 +13,7 @@ yields; time spent waiting for a slow consumer does not count against it.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import functools
 import inspect
@@ -31,13 +32,12 @@ from ._params import Binder
 from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
-from ._runlog import Attempt, Status, StepLog
+from ._runlog import Attempt, BranchLog, Status, StepLog, utc_now
 from ._runner import run_branch
 from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
-    from ._runlog import BranchLog
     from ._runner import RunContext, Scope
 
 __all__ = ["AsyncPythonTask", "TaskKind"]
@@ -51,6 +51,23 @@ fault_hook: Callable[[AsyncPythonTask, str, StepLog], Any] | None = None
 _SUCCESS = Status.SUCCESS
 _FAIL = Status.FAIL
 _CANCELLED = Status.CANCELLED
+
+
+def _records(
+    branch: BranchLog,
+    name: str,
+    kind: str,
+    path: str,
+    started: dt.datetime,
+    kwargs: dict[str, Any] | None,
+) -> tuple[StepLog, Attempt]:
+    """The records of a task's first attempt, in ``branch``, as ``run_step`` makes them."""
+    log = StepLog(name, kind, path)
+    branch.steps[name] = log
+    # The arguments' dict, not a copy: the call unpacked it, and nothing else holds it.
+    attempt = Attempt(1, started) if kwargs is None else Attempt(1, started, parameters_in=kwargs)
+    log.attempts.append(attempt)
+    return log, attempt
 
 
 class TaskKind(enum.Enum):
@@ -294,15 +311,20 @@ class AsyncPythonTask(BaseStep):
             await trio.lowlevel.checkpoint_if_cancelled()
             name = self.name
             path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
-            log = StepLog(name, self.kind, path)
-            branch.steps[name] = log
             running = ctx.running
             running.add(path)
-            attempt = Attempt(1)
-            log.attempts.append(attempt)
+            started = utc_now()
+            kwargs: dict[str, Any] | None = None
+            # Where the store reads the live record (the memory store), it is in the tree
+            # from the start, as run_step puts it; elsewhere it is made as the attempt ends
+            # (each way out makes it), from these locals: fewer objects while the item runs.
+            log = attempt = None
+            if getattr(ctx.store, "reads_live_record", True):
+                log, attempt = _records(branch, name, self.kind, path, started, None)
             try:
                 kwargs = self._binder.bind(scope.values, path)
-                attempt.parameters_in.update(kwargs)
+                if attempt is not None:
+                    attempt.parameters_in.update(kwargs)
                 if self._kind is TaskKind.COROUTINE:
                     result = await self._call_coroutine(kwargs)
                 else:
@@ -315,13 +337,9 @@ class AsyncPythonTask(BaseStep):
                     if single is not None
                     else self._positional_values(result, path)
                 )
-                if values:  # Scope.publish, without the copy nobody reads (see above)
-                    scope.assigned.update(values)
-                    log.assigned.update(values)
-                    attempt.parameters_out.update(values)
-                for key in self._metrics:
-                    attempt.metrics[key] = values[key]
             except Exception as exc:
+                if log is None or attempt is None:
+                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
                 attempt.end(_FAIL, exc)
                 try:  # run_step's handler, without the events attribution would send
                     log.status = _FAIL
@@ -332,10 +350,20 @@ class AsyncPythonTask(BaseStep):
                 finally:
                     running.discard(path)
             except BaseException:
+                if log is None or attempt is None:
+                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
                 attempt.end(_CANCELLED)
                 running.discard(path)
                 log.status = _CANCELLED
                 raise
+            if log is None or attempt is None:
+                log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+            if values:  # Scope.publish, without the copy nobody reads (see above)
+                scope.assigned.update(values)
+                log.assigned.update(values)
+                attempt.parameters_out.update(values)
+            for key in self._metrics:
+                attempt.metrics[key] = values[key]
             attempt.end(_SUCCESS)
             running.discard(path)
             log.status = _SUCCESS

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel, metric
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore, Parallel, metric
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._runlog import run_log_to_dict
 from runnable_trio.testing import run_to_end
@@ -220,3 +220,43 @@ async def test_a_run_left_while_items_wait_records_them_cancelled(
         step = each["branches"][key]["steps"]["wait"]
         assert step["status"] == "CANCELLED"
         assert step["attempts"][0]["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("memory", [True, False])
+async def test_a_running_items_record_is_live_where_the_store_reads_the_live_record(
+    memory: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The memory store's live record is what its readers see: a running item's step is in
+    it, PROCESSING, as run_step puts it. The file store's readers see the journal: there the
+    record is made as the item ends, and the final record is the same."""
+    seen: list[Any] = []
+    store = MemoryRunLogStore() if memory else FileRunLogStore()
+
+    async def look(item: int) -> None:
+        await trio.sleep(1)
+        if item == 0:
+            run_id = next(iter(store._runs)) if memory else None  # type: ignore[attr-defined]
+            if run_id is not None:
+                each = store.load(run_id).steps["each"]
+                steps = {key: b.steps["look"] for key, b in each.branches.items()}
+                seen.append(
+                    {k: (v.status, dict(v.attempts[0].parameters_in)) for k, v in steps.items()}
+                )
+            else:
+                seen.append(None)
+        await trio.sleep(1)
+
+    task = AsyncPythonTask("look", look)
+    pipeline = AsyncPipeline(
+        [Map("each", iterate_on="items", iterate_as="item", branch=task.as_async_pipeline())]
+    )
+    result = await run_to_end(pipeline, parameters={"items": [0, 1]}, store=store)
+    assert result.error is None
+    if memory:
+        (live,) = seen
+        assert live == {"0": ("PROCESSING", {"item": 0}), "1": ("PROCESSING", {"item": 1})}
+    final = store.load(result.run_log.run_id).steps["each"]
+    for key in "01":
+        step = final.branches[key].steps["look"]
+        assert step.status == "SUCCESS"
+        assert step.attempts[0].parameters_in == {"item": int(key)}
