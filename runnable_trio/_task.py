@@ -322,7 +322,7 @@ class AsyncPythonTask(BaseStep):
             if getattr(ctx.store, "reads_live_record", True):
                 log, attempt = _records(branch, name, self.kind, path, started, None)
             try:
-                kwargs = self._binder.bind(scope.values, path)
+                kwargs = scope.arguments(self._binder, path)
                 if attempt is not None:
                     attempt.parameters_in.update(kwargs)
                 if self._kind is TaskKind.COROUTINE:
