@@ -18,7 +18,8 @@ group stays a member, never flattened), so ``ExecutionFailedError.__cause__`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
@@ -188,12 +189,28 @@ async def fan_out(
     # coroutine frame per branch, and every context switch of a branch passes through each
     # frame of its stack.
     wrapped = limiter is not None or not fail_fast
+    # A branch that is one plain task runs as that task's run_alone, which does what
+    # run_branch would in one frame, where the run asks for nothing it leaves out.
+    alone_here = (
+        not ctx.sink.attribution
+        and ctx.telemetry is None
+        and not ctx.reuse
+        and not ctx.resume
+        and ctx.log_level > logging.INFO
+    )
+    runner: Runner = run_branch
+    last: AsyncPipeline | None = None  # a Map's items share one pipeline: looked at once
 
     async def run_wrapped(
-        index: int, pipeline: AsyncPipeline, scope: Scope, prefix: str, record: BranchLog
+        index: int,
+        pipeline: AsyncPipeline,
+        scope: Scope,
+        prefix: str,
+        record: BranchLog,
+        runner: Runner,
     ) -> None:
         try:
-            await run_branch(ctx, pipeline, scope, prefix, record)
+            await runner(ctx, pipeline, scope, prefix, record)
         except Exception as exc:
             if fail_fast:
                 raise
@@ -212,14 +229,15 @@ async def fan_out(
                 record = log.branches[key] = BranchLog(key)
                 prefix = f"{path}.{key}" if path else key  # join_path, inline: one per branch
                 assigned.append(scope.assigned)
+                if pipeline is not last:
+                    last = pipeline
+                    runner = _runner_of(pipeline) if alone_here else run_branch
                 if wrapped:
                     nursery.start_soon(
-                        run_wrapped, index, pipeline, scope, prefix, record, name=prefix
+                        run_wrapped, index, pipeline, scope, prefix, record, runner, name=prefix
                     )
                 else:
-                    nursery.start_soon(
-                        run_branch, ctx, pipeline, scope, prefix, record, name=prefix
-                    )
+                    nursery.start_soon(runner, ctx, pipeline, scope, prefix, record, name=prefix)
                 if limiter is None and index % SPAWN_CHUNK == SPAWN_CHUNK - 1:
                     # Not a cancellation point: every branch is spawned (and recorded).
                     await trio.lowlevel.cancel_shielded_checkpoint()
@@ -234,6 +252,19 @@ async def fan_out(
         failures.sort(key=lambda failure: failure[0])
         _raise_collected([exc for _, exc in failures], path)
     return assigned
+
+
+Runner = Callable[["RunContext", AsyncPipeline, "Scope", str, BranchLog], Coroutine[Any, Any, None]]
+
+
+def _runner_of(pipeline: AsyncPipeline) -> Runner:
+    """What runs a branch of ``pipeline``: its one step's ``run_alone`` where the step has
+    one and may (``runs_alone``, a plain task's), else :func:`run_branch`."""
+    steps = pipeline.steps
+    if len(steps) == 1 and getattr(steps[0], "runs_alone", False):
+        alone: Runner = steps[0].run_alone  # type: ignore[attr-defined]
+        return alone
+    return run_branch
 
 
 def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:

@@ -117,6 +117,11 @@ class FileRunLogStore:
     #: with a generated id, unique, does not ask it (``_prepare``).
     exists_only_looks = True
 
+    #: What a reader sees of a live run is the journal, never the live record: a step's
+    #: record may be made as it ends (``AsyncPythonTask.run_alone``; a store that does not
+    #: say is taken to read it).
+    reads_live_record = False
+
     def __init__(self, folder: str | os.PathLike[str] = DEFAULT_FOLDER) -> None:
         self.folder, self._prefix = _absolute(folder)
         self._journals: dict[str, _Journal] = {}  # of the runs this store is writing

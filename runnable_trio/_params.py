@@ -208,6 +208,35 @@ class Binder:
                 kwargs.setdefault(name, value)
         return kwargs
 
+    def bind_item(
+        self, parent: Mapping[str, Any], name: str, item: Any, step: str
+    ) -> dict[str, Any] | None:
+        """:meth:`bind` over ``parent`` with ``name`` bound to ``item``, without a mapping
+        made of them (a Map item's arguments); None where ``bind`` must say more (a required
+        argument without a parameter, a ``**kwargs``): the caller binds the usual way then.
+
+        Raises:
+            ParameterError: a value cannot be converted to its argument's annotation.
+        """
+        if self.takes_rest:
+            return None
+        kwargs: dict[str, Any] = {}
+        for argument in self.arguments:
+            key = argument.name
+            if key == name:
+                value = item
+            elif key in parent:
+                value = parent[key]
+            elif argument.required:
+                return None
+            else:
+                continue
+            target = argument.annotation
+            if target is not None and type(value) is not target:
+                value = self._convert(argument, value, step)
+            kwargs[key] = value
+        return kwargs
+
     @staticmethod
     def _convert(argument: _Argument, value: Any, step: str) -> Any:
         target = argument.annotation

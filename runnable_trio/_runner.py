@@ -30,6 +30,7 @@ from ._runlog import Attempt, BranchLog, RunLog, Status, StepLog
 from ._store import RunLogStore
 
 if TYPE_CHECKING:
+    from ._params import Binder
     from ._pipeline import AsyncPipeline, BaseStep
     from ._telemetry import RunTelemetry, StepSpan
 
@@ -122,6 +123,10 @@ class Scope:
         """A scope for a branch that sees ``name`` bound to ``item`` over these values."""
         return _ItemScope(self.values, name, item)
 
+    def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
+        """``binder.bind(self.values, step)``: a step's keyword arguments from this scope."""
+        return binder.bind(self.values, step)
+
     def writable(self) -> dict[str, Any]:
         """The values as a dict this scope owns (copied now if it was shared)."""
         if self._shared:
@@ -173,6 +178,13 @@ class _ItemScope(Scope):
         if self._shared:  # the branch sees the item too, still without a copy
             return _ItemScope(self._parent, self._name, self._item)
         return Scope(self._values, shared=True)
+
+    def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
+        if self._shared:  # without the view values would make
+            kwargs = binder.bind_item(self._parent, self._name, self._item, step)
+            if kwargs is not None:
+                return kwargs
+        return binder.bind(self.values, step)
 
     def writable(self) -> dict[str, Any]:
         if self._shared:

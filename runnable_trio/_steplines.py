@@ -205,17 +205,21 @@ def _leaf(step: StepLog, attempt: Attempt) -> str:
     every step, a Map's every item), written in one piece: the same text, with fewer calls
     and joins (the file store's cost per step is mostly this text)."""
     error_type, error_message, metrics = attempt.error_type, attempt.error_message, attempt.metrics
+    out, assigned, statuses = attempt.parameters_out, step.assigned, _STATUSES
+    # Empty mappings and known statuses inline: a call each otherwise (a Map item that
+    # assigns nothing has three empty mappings).
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
-        f'"status":{_status(step.status)},"attempts":[{{"number":{int(attempt.number)},'
+        f'"status":{statuses.get(step.status) or _status(step.status)},'
+        f'"attempts":[{{"number":{int(attempt.number)},'
         f'"started_at":{_time(attempt.started_at)},"ended_at":{_time(attempt.ended_at)},'
-        f'"status":{_status(attempt.status)},'
+        f'"status":{statuses.get(attempt.status) or _status(attempt.status)},'
         f'"error_type":{"null" if error_type is None else _quote(error_type)},'
         f'"error_message":{"null" if error_message is None else _quote(error_message)},'
         f'"parameters_in":{_values(attempt.parameters_in)},'
-        f'"parameters_out":{_values(attempt.parameters_out)},'
+        f'"parameters_out":{_values(out) if out else "{}"},'
         f'"metrics":{_values(metrics) if metrics else "{}"}}}],"branches":{{}},"catalog":[],'
-        f'"assigned":{_values(step.assigned)}}}'
+        f'"assigned":{_values(assigned) if assigned else "{}"}}}'
     )
 
 
@@ -484,8 +488,12 @@ def journal_lines(
     reader keeps the steps it has placed (``place_step``).
     """
     lines = []
-    if "." in step.path:  # inside a composite step
-        for parent in _enclosing(run_log, step.path):
+    path = step.path
+    # Inside a composite step whose record is not written yet. Once the innermost one is
+    # (its path is the step's without its branch and name), every one around it is too:
+    # they go in outermost first, so the steps of a Map after its first do not walk them.
+    if "." in path and path.rsplit(".", 2)[0] not in parents_written:
+        for parent in _enclosing(run_log, path):
             if parent.path not in parents_written:
                 parents_written.add(parent.path)
                 lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))

@@ -95,6 +95,10 @@ class MemoryRunLogStore:
     #: with a generated id, unique, does not ask it (``_prepare``).
     exists_only_looks = True
 
+    #: A reader of a live run sees the live record itself: every running step's record is
+    #: in it from the step's start (``AsyncPythonTask.run_alone``).
+    reads_live_record = True
+
     def __init__(self) -> None:
         self._runs: dict[str, RunLog] = {}
         self._writing: set[str] = set()

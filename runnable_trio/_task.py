@@ -13,9 +13,11 @@ yields; time spent waiting for a slow consumer does not count against it.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import functools
 import inspect
+import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -30,10 +32,12 @@ from ._params import Binder
 from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
+from ._runlog import Attempt, BranchLog, Status, StepLog, utc_now
+from ._runner import run_branch
 from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
-    from ._runlog import StepLog
+    from ._pipeline import AsyncPipeline
     from ._runner import RunContext, Scope
 
 __all__ = ["AsyncPythonTask", "TaskKind"]
@@ -42,6 +46,28 @@ __all__ = ["AsyncPythonTask", "TaskKind"]
 #: ``(task, path, log)``, it returns the faults to apply (``call``/``stream`` wrappers) or None.
 #: None (the default) costs one check per attempt.
 fault_hook: Callable[[AsyncPythonTask, str, StepLog], Any] | None = None
+
+
+_SUCCESS = Status.SUCCESS
+_FAIL = Status.FAIL
+_CANCELLED = Status.CANCELLED
+
+
+def _records(
+    branch: BranchLog,
+    name: str,
+    kind: str,
+    path: str,
+    started: dt.datetime,
+    kwargs: dict[str, Any] | None,
+) -> tuple[StepLog, Attempt]:
+    """The records of a task's first attempt, in ``branch``, as ``run_step`` makes them."""
+    log = StepLog(name, kind, path)
+    branch.steps[name] = log
+    # The arguments' dict, not a copy: the call unpacked it, and nothing else holds it.
+    attempt = Attempt(1, started) if kwargs is None else Attempt(1, started, parameters_in=kwargs)
+    log.attempts.append(attempt)
+    return log, attempt
 
 
 class TaskKind(enum.Enum):
@@ -160,6 +186,8 @@ class AsyncPythonTask(BaseStep):
     _single: str | None = attrs.field(init=False, repr=False, eq=False)
     _pickled: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     _metrics: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    #: Whether a branch of this task alone may run as :meth:`run_alone` (see there).
+    runs_alone: bool = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -173,6 +201,21 @@ class AsyncPythonTask(BaseStep):
         object.__setattr__(self, "_pickled", pickled)
         metrics = tuple(r.name for r in returns if r.kind is ReturnKind.METRIC)
         object.__setattr__(self, "_metrics", metrics)
+        cls = type(self)
+        alone = (
+            kind is not TaskKind.GENERATOR
+            and self.retry is None
+            and self.timeout is None
+            and self.on_failure is None
+            and self.catalog is None
+            and not pickled
+            and not self.terminate_with_success
+            and not self.terminate_with_failure
+            # A subclass running its function its own way (compat's) keeps the general path.
+            and cls._execute is AsyncPythonTask._execute
+            and cls.run_alone is AsyncPythonTask.run_alone
+        )
+        object.__setattr__(self, "runs_alone", alone)
 
     def assigned_names(self) -> tuple[str, ...]:
         """The names of the task's ``returns``."""
@@ -238,6 +281,100 @@ class AsyncPythonTask(BaseStep):
         # the cyclic GC tracks for as long as the task runs (one per Map item).
         for name in self._metrics:
             attempt.metrics[name] = values[name]
+
+    async def run_alone(
+        self,
+        ctx: RunContext,
+        pipeline: AsyncPipeline,
+        scope: Scope,
+        prefix: str,
+        branch: BranchLog,
+    ) -> None:
+        """``run_branch(ctx, pipeline, scope, prefix, branch)`` for a branch that is this
+        task alone (``pipeline``), in a run without attribution, telemetry, INFO logging or
+        steps of an earlier attempt (``fan_out`` checks them): the same records, at the same
+        moments, and the same errors, from one coroutine frame instead of three.
+
+        A Map over n items holds n such stacks while they run: each frame is an object the
+        cyclic GC walks, and each switch of the item's task passes through every frame. Only
+        what such a task does is here: one attempt, no timeout, no ``on_failure``, no catalog
+        or ``pickled`` return, no ``terminate_with_*`` (``runs_alone``). The branch's scope
+        is not written: the branch has no step after this one to read it, and ``fan_out``
+        takes only its ``assigned`` names.
+
+        Cancellation: as ``run_step``: the record says ``CANCELLED``, the branch too.
+        """
+        if fault_hook is not None:  # a fault plan (testing) wraps the attempt: the general way
+            await run_branch(ctx, pipeline, scope, prefix, branch)
+            return
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            name = self.name
+            path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
+            running = ctx.running
+            running.add(path)
+            started = utc_now()
+            kwargs: dict[str, Any] | None = None
+            # Where the store reads the live record (the memory store), it is in the tree
+            # from the start, as run_step puts it; elsewhere it is made as the attempt ends
+            # (each way out makes it), from these locals: fewer objects while the item runs.
+            log = attempt = None
+            if getattr(ctx.store, "reads_live_record", True):
+                log, attempt = _records(branch, name, self.kind, path, started, None)
+            try:
+                kwargs = scope.arguments(self._binder, path)
+                if attempt is not None:
+                    attempt.parameters_in.update(kwargs)
+                if self._kind is TaskKind.COROUTINE:
+                    result = await self._call_coroutine(kwargs)
+                else:
+                    result = await trio.to_thread.run_sync(
+                        functools.partial(self.function, **kwargs)
+                    )
+                single = self._single
+                values = (
+                    {single: result}
+                    if single is not None
+                    else self._positional_values(result, path)
+                )
+            except Exception as exc:
+                if log is None or attempt is None:
+                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+                attempt.end(_FAIL, exc)
+                try:  # run_step's handler, without the events attribution would send
+                    log.status = _FAIL
+                    ctx.note_failure(exc, path)
+                    ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
+                    await ctx.store.step_finished(ctx.run_log, log)
+                    raise
+                finally:
+                    running.discard(path)
+            except BaseException:
+                if log is None or attempt is None:
+                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+                attempt.end(_CANCELLED)
+                running.discard(path)
+                log.status = _CANCELLED
+                raise
+            if log is None or attempt is None:
+                log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+            if values:  # Scope.publish, without the copy nobody reads (see above)
+                scope.assigned.update(values)
+                log.assigned.update(values)
+                attempt.parameters_out.update(values)
+            for key in self._metrics:
+                attempt.metrics[key] = values[key]
+            attempt.end(_SUCCESS)
+            running.discard(path)
+            log.status = _SUCCESS
+            await ctx.store.step_finished(ctx.run_log, log)
+        except Exception:
+            branch.status = _FAIL
+            raise
+        except BaseException:
+            branch.status = _CANCELLED
+            raise
+        branch.status = _SUCCESS
 
     # Extension points: how the user's function is driven. The asyncio layer (compat/)
     # overrides these to run asyncio-flavoured functions on the host loop.

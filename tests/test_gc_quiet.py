@@ -23,11 +23,12 @@ from tests.helpers import run
 SIZES = (200, 600)
 
 #: Tracked objects a running Map item may hold beyond what a plain Trio task parked on the
-#: same event holds: three frames (the branch's, the step's, the task's ``_execute``), the
-#: child scope (no dict: it reads its parent's values), and the item's records (branch,
-#: step, attempt, the branch's dict of steps and the step's list of attempts; an empty
-#: catalog is one list shared by every step).
-EXTRA_WHILE_RUNNING = 9
+#: same event holds: one frame (a branch of one plain task runs as its ``run_alone``, not as
+#: the branch's, the step's and ``_execute``'s three), the child scope (no dict: it reads its
+#: parent's values) and the branch's record. On the file store the step's record and its
+#: attempt are made as the attempt ends (the journal is what a reader sees of a live run),
+#: so the branch's dict of steps is still empty (an empty dict is not tracked).
+EXTRA_WHILE_RUNNING = 3
 #: Tracked objects an ended item's records may hold: its BranchLog and the dict of its steps,
 #: its StepLog with its list of attempts, and its Attempt.
 AFTER_THE_ITEM = 5

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from runnable_trio import AsyncPythonTask, RunConfigurationError
-from runnable_trio._params import load_parameters
+from runnable_trio._errors import ParameterError
+from runnable_trio._params import Binder, load_parameters
 
 
 def test_precedence_parameters_over_environment_over_file(tmp_path: Path) -> None:
@@ -216,3 +217,65 @@ def test_an_unchanged_process_environment_is_not_decoded_again(
     assert load_parameters(None, "")["seen"] == 2
     monkeypatch.delenv("RUNNABLE_PRM_seen")
     assert "seen" not in load_parameters(None, "")
+
+
+def _binder_cases() -> list[Any]:
+    def plain(item: int, other: str) -> None: ...
+
+    def optional(item: int, other: str = "x") -> None: ...
+
+    def converted(item: float, other: str) -> None: ...
+
+    def rest(item: int, **more: Any) -> None: ...
+
+    def unnamed(other: str) -> None: ...
+
+    def missing(item: int, nowhere: str) -> None: ...
+
+    return [plain, optional, converted, rest, unnamed, missing]
+
+
+@pytest.mark.parametrize("function", _binder_cases())
+@pytest.mark.parametrize("parent", [{"other": "o"}, {}, {"item": 9, "other": "o"}])
+def test_an_items_arguments_are_bound_as_over_the_view_of_parent_and_item(
+    function: Any, parent: dict[str, Any]
+) -> None:
+    from runnable_trio._runner import _WithItem
+
+    binder = Binder.of(function)
+    view = _WithItem(parent, "item", 3)
+    try:
+        expected: Any = binder.bind(view, "step")
+    except ParameterError as exc:
+        expected = str(exc)
+    found = binder.bind_item(parent, "item", 3, "step")
+    if found is None:  # the caller binds over the view then
+        assert isinstance(expected, str) or binder.takes_rest
+    else:
+        assert found == expected
+
+
+async def test_a_map_items_arguments_are_bound_without_a_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, _runner
+    from tests.helpers import run
+
+    views = 0
+    real = _runner._WithItem
+
+    def counted(*args: Any) -> Any:
+        nonlocal views
+        views += 1
+        return real(*args)
+
+    monkeypatch.setattr(_runner, "_WithItem", counted)
+    seen: list[tuple[int, str]] = []
+
+    async def work(item: int, other: str) -> None:
+        seen.append((item, other))
+
+    each = Map("each", "items", "item", AsyncPythonTask("work", work).as_async_pipeline())
+    await run(AsyncPipeline([each]), parameters={"items": [1, 2], "other": "o"})
+    assert sorted(seen) == [(1, "o"), (2, "o")]
+    assert views == 0

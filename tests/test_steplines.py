@@ -308,3 +308,35 @@ def test_a_kept_text_serves_only_its_step_as_it_was() -> None:
     odd.status = "DONE"  # type: ignore[assignment]  # not a Status: never kept
     texts.keep(odd, "odd text")
     assert texts.get(odd) is None
+
+
+async def test_the_composites_around_a_step_are_looked_for_until_they_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Map's items after the first find their enclosing records written (the innermost
+    one's path is in the set): no walk of the record tree per item."""
+    from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel
+    from tests.helpers import run
+
+    walks: list[str] = []
+    enclosing = steplines._enclosing
+
+    def counted(run_log: RunLog, path: str) -> list[StepLog]:
+        walks.append(path)
+        return enclosing(run_log, path)
+
+    monkeypatch.setattr(steplines, "_enclosing", counted)
+
+    async def item(item: int) -> None:
+        pass
+
+    each = Map("each", "items", "item", AsyncPythonTask("work", item).as_async_pipeline())
+    inner = AsyncPipeline([each])
+    pipeline = AsyncPipeline([Parallel("fan", branches={"a": inner, "b": inner})])
+    run_log = await run(pipeline, parameters={"items": list(range(5))})
+    # One walk per Map, at the first of its items to end; the Map's own line finds the
+    # Parallel around it written by then.
+    assert sorted(path.split(".")[1] for path in walks) == ["a", "b"]
+    assert all(path.endswith(".work") for path in walks)
+    journal = FileRunLogStore().load(run_log.run_id)
+    assert journal.steps["fan"].branches["b"].steps["each"].branches["4"].steps["work"].status
