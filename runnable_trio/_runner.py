@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Iterator, Mapping
-from types import MappingProxyType
+from types import CodeType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._telemetry import RunTelemetry, StepSpan
 
 __all__ = [
+    "STEP_FRAMES",
     "RunContext",
     "Scope",
     "close_abandoned",
@@ -329,9 +330,9 @@ def live_steps(running: set[str]) -> set[str]:
     A cancelled step's path stays in ``running`` until the sweep that marks its record
     (:func:`cut_short`), which a fan-out does once all its branches have ended: while one
     branch does not end, its siblings that have are told apart by their tasks' stacks.
-    Walked only when that warning is due.
+    Walked only when that warning is due. A step is recognised by its frame: one of
+    :data:`STEP_FRAMES`' functions, holding this run's ``running`` and its own ``path``.
     """
-    code = run_step.__code__
     found: set[str] = set()
     tasks = [trio.lowlevel.current_root_task()]
     while tasks:
@@ -339,7 +340,7 @@ def live_steps(running: set[str]) -> set[str]:
         if task is None:
             continue
         for frame, _ in task.iter_await_frames():
-            if frame.f_code is code and frame.f_locals.get("running") is running:
+            if frame.f_code in STEP_FRAMES and frame.f_locals.get("running") is running:
                 found.add(frame.f_locals["path"])
         for nursery in task.child_nurseries:
             tasks.extend(nursery.child_tasks)
@@ -486,6 +487,11 @@ async def run_step(
         await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
     await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
+
+
+#: The code of the functions that run a step (their locals ``running`` and ``path`` say
+#: which): run_step's, and any a higher layer adds (``AsyncPythonTask.run_alone``).
+STEP_FRAMES: set[CodeType] = {run_step.__code__}
 
 
 async def _timed(

@@ -33,7 +33,7 @@ from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
 from ._runlog import Attempt, BranchLog, Status, StepLog, utc_now
-from ._runner import run_branch
+from ._runner import STEP_FRAMES, run_branch
 from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
@@ -491,3 +491,6 @@ class AsyncPythonTask(BaseStep):
                 f"({', '.join(r.name for r in self.returns)}) but the function returned {got}",
             )
         return {r.name: value for r, value in zip(self.returns, result, strict=True)}
+
+
+STEP_FRAMES.add(AsyncPythonTask.run_alone.__code__)  # a stuck run's warning names its steps
