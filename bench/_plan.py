@@ -248,6 +248,12 @@ def _w6(branches: int, warm_runs: int) -> Case:
         "s",
         none_text=none_text,
     )
+    # Where the surface has a point at which every task has ended (a nursery's exit, the
+    # stream() block's): the last user `finally` comes before it, and how long before
+    # differs (plain Trio's tasks each pass one more checkpoint after theirs).
+    exited = Metric(
+        "warm_exit_s", f"leave → block exited (every task ended), warm (median of {warm_runs})", "s"
+    )
     # The target is the steady state (as W3 and W4 measure after a warm-up run); the first
     # run of a process also pays one-off costs (imports, the first code-identity probe),
     # shown on its own row.
@@ -261,7 +267,7 @@ def _w6(branches: int, warm_runs: int) -> Case:
             Impl("stream(), leave block", "ours", {"api": "stream"}),
             *_ALL,
         ),
-        (first, warm),
+        (first, warm, exited),
         {
             ("execute_streaming, break", warm.key): within,
             ("stream(), leave block", warm.key): within,

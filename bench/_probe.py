@@ -64,6 +64,12 @@ async def marginal(
     return (statistics.median(larges) - small_s) / (large - small), small_s
 
 
+def warm_of(figures: list[float], warm_runs: int) -> float | None:
+    """The median of what :func:`first_and_warm`'s warm runs took (every figure after the
+    first), or ``None`` unless each of them gave one."""
+    return statistics.median(figures[1:]) if len(figures) == warm_runs + 1 else None
+
+
 def median(values: Iterable[float]) -> float:
     return statistics.median(values)
 

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from _probe import first_and_warm, marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import (
+    first_and_warm,
+    marginal,
+    median,
+    now,
+    peak_rss_mib,
+    reset_peak_rss,
+    rss_mib,
+    warm_of,
+)
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask
 
@@ -183,6 +192,8 @@ def w6_cancel(branches: int, api: str, warm_runs: int = 10) -> dict[str, float |
     """
     from runnable_trio import Parallel
 
+    exits: list[float] = []  # stream(): leave -> the block exited, every task ended
+
     async def leave_once() -> float | None:
         finished: list[float] = []
         all_finished = trio.Event()
@@ -208,6 +219,7 @@ def w6_cancel(branches: int, api: str, warm_runs: int = 10) -> dict[str, float |
                     if seen == branches:
                         left = now()
                         break
+            exits.append(now() - left)
         else:
             async for _ in pipeline.execute_streaming():
                 seen += 1
@@ -221,7 +233,10 @@ def w6_cancel(branches: int, api: str, warm_runs: int = 10) -> dict[str, float |
         return max(finished) - left
 
     async def main() -> dict[str, float | None]:
-        return await first_and_warm(leave_once, warm_runs, prefix="cancel")
+        figures = await first_and_warm(leave_once, warm_runs, prefix="cancel")
+        if api == "stream":
+            figures["warm_exit_s"] = warm_of(exits, warm_runs)
+        return figures
 
     return trio.run(main)
 

@@ -10,7 +10,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
-from _probe import first_and_warm, marginal, median, now, peak_rss_mib, reset_peak_rss, rss_mib
+from _probe import (
+    first_and_warm,
+    marginal,
+    median,
+    now,
+    peak_rss_mib,
+    reset_peak_rss,
+    rss_mib,
+    warm_of,
+)
 
 __all__ = ["WORKLOADS"]
 
@@ -148,6 +157,8 @@ def w6_cancel(branches: int, warm_runs: int = 10) -> dict[str, float | None]:
     In the process's first run, then the median of ``warm_runs`` more.
     """
 
+    exits: list[float] = []  # leave -> the nursery exited: every task has ended
+
     async def leave_once() -> float:
         finished: list[float] = []
         send, receive = trio.open_memory_channel[Event](BUFFER)
@@ -171,10 +182,12 @@ def w6_cancel(branches: int, warm_runs: int = 10) -> dict[str, float | None]:
                     left = now()
                     nursery.cancel_scope.cancel()
                     break
+        exits.append(now() - left)
         return max(finished) - left
 
     async def main() -> dict[str, float | None]:
-        return await first_and_warm(leave_once, warm_runs, prefix="cancel")
+        figures = await first_and_warm(leave_once, warm_runs, prefix="cancel")
+        return {**figures, "warm_exit_s": warm_of(exits, warm_runs)}
 
     return trio.run(main)
 
