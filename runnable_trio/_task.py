@@ -254,7 +254,7 @@ class AsyncPythonTask(BaseStep):
         catalog = self.catalog
         if catalog is not None and catalog.get:
             log.add_catalog(await ctx.catalog.get(catalog.get, path))
-        kwargs = self._binder.bind(scope.values, path)
+        kwargs = scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
         attempt.parameters_in.update(kwargs)
         if self._kind is TaskKind.GENERATOR:
