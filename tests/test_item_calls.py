@@ -1,0 +1,81 @@
+"""A Map item costs few calls of the library's own functions, on either store.
+
+A Map over 100,000 items runs each of these calls 100,000 times, and each Python-level call
+is a frame made and dropped (a thousand instructions or so, before its body): a change that
+adds one per item (a helper, a property, a generator resumed) fails here rather than in a
+benchmark. The figure is a slope (the calls at two sizes), so what a run does once, whatever
+its size, does not blur it; only frames of ``runnable_trio`` are counted (Trio's own work is
+a plain Trio task's too).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import runnable_trio
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore
+from runnable_trio.testing import run_to_end
+
+SIZES = (100, 300)
+#: Where the library's frames come from: its modules, and the methods attrs generates for
+#: its classes (an ``__init__`` per record).
+_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
+
+#: The library's calls per item of a Map of one plain task returning nothing, on the file
+#: store: run_alone (started and resumed: 2), the item's scope made and its arguments bound
+#: (4), its three records (_records and their three attrs __init__: 4), the attempt's end
+#: (1), the call of the function (1), the journal line (step_finished, journal_lines, _leaf,
+#: two times, the arguments' values, the append: 7), the text kept for the final record and
+#: its state (2), and the item's part of the final record (its branch, the Map's join: 2).
+FILE_STORE_CALLS = 23
+#: The same without the journal line, the kept text and the final record (11 of them), with
+#: the memory store's step_finished (1).
+MEMORY_STORE_CALLS = 13
+
+
+async def _item(item: int) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
+    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
+            calls[0] += 1
+
+    return profile
+
+
+async def _calls_per_item(store: Any) -> float:
+    branch = AsyncPythonTask("each_item", _item).as_async_pipeline()
+    pipeline = AsyncPipeline([Map("each", iterate_on="items", iterate_as="item", branch=branch)])
+    counts = []
+    for items in SIZES:
+        calls = [0]
+        sys.setprofile(_counting(calls))
+        try:
+            result = await run_to_end(
+                pipeline,
+                parameters={"items": list(range(items))},
+                **({} if store is None else {"store": store}),
+            )
+        finally:
+            sys.setprofile(None)
+        assert result.cause is None
+        counts.append(calls[0])
+    small, big = counts
+    return (big - small) / (SIZES[1] - SIZES[0])
+
+
+@pytest.mark.parametrize(
+    ("store", "most"), [(None, FILE_STORE_CALLS), (MemoryRunLogStore(), MEMORY_STORE_CALLS)]
+)
+async def test_a_map_item_makes_few_calls_of_the_library(store: Any, most: int) -> None:
+    per_item = await _calls_per_item(store)
+    assert round(per_item) <= most, f"a Map item makes {per_item:.2f} calls of runnable_trio"
