@@ -136,7 +136,9 @@ class Scope:
 
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
         """``binder.bind(self.values, step)``: a step's keyword arguments from this scope."""
-        return binder.bind(self.values, step)
+        # Over the dict itself, shared or not: binding only reads it, and the read-only view
+        # (a property's call and a proxy, per step) guards against writers.
+        return binder.bind(self._values, step)
 
     def writable(self) -> dict[str, Any]:
         """The values as a dict this scope owns (copied now if it was shared)."""

@@ -1,4 +1,4 @@
-"""A Map item costs few calls of the library's own functions, on either store.
+"""A Map item and a Parallel branch cost few calls of the library's own functions.
 
 A Map over 100,000 items runs each of these calls 100,000 times, and each Python-level call
 is a frame made and dropped (a thousand instructions or so, before its body): a change that
@@ -10,9 +10,10 @@ a plain Trio task's too).
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import pytest
 import trio
 
 import runnable_trio
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore
-from runnable_trio.testing import run_to_end
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore, Parallel
+from runnable_trio.testing import RunResult, run_to_end
 
 SIZES = (100, 300)
 #: Where the library's frames come from: its modules, and the methods attrs generates for
@@ -38,6 +39,10 @@ FILE_STORE_CALLS = 23
 #: The same without the journal line, the kept text and the final record (11 of them), with
 #: the memory store's step_finished (1).
 MEMORY_STORE_CALLS = 13
+#: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
+#: (the branch's genexpr, Scope.branch and its __init__: 3) and its arguments (bound over
+#: the parent's values: 2), and the fan-out asking what runs it (_runner_of: 1).
+PARALLEL_BRANCH_CALLS = 25
 
 
 async def _item(item: int) -> None:
@@ -52,25 +57,36 @@ def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
     return profile
 
 
+async def _calls(run: Callable[[], Awaitable[RunResult]]) -> int:
+    calls = [0]
+    sys.setprofile(_counting(calls))
+    try:
+        result = await run()
+    finally:
+        sys.setprofile(None)
+    assert result.cause is None
+    return calls[0]
+
+
+def _slope(counts: list[int]) -> float:
+    small, big = counts
+    return (big - small) / (SIZES[1] - SIZES[0])
+
+
 async def _calls_per_item(store: Any) -> float:
     branch = AsyncPythonTask("each_item", _item).as_async_pipeline()
     pipeline = AsyncPipeline([Map("each", iterate_on="items", iterate_as="item", branch=branch)])
-    counts = []
-    for items in SIZES:
-        calls = [0]
-        sys.setprofile(_counting(calls))
-        try:
-            result = await run_to_end(
-                pipeline,
-                parameters={"items": list(range(items))},
-                **({} if store is None else {"store": store}),
+    extra = {} if store is None else {"store": store}
+    return _slope(
+        [
+            await _calls(
+                functools.partial(
+                    run_to_end, pipeline, parameters={"items": list(range(items))}, **extra
+                )
             )
-        finally:
-            sys.setprofile(None)
-        assert result.cause is None
-        counts.append(calls[0])
-    small, big = counts
-    return (big - small) / (SIZES[1] - SIZES[0])
+            for items in SIZES
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,3 +95,21 @@ async def _calls_per_item(store: Any) -> float:
 async def test_a_map_item_makes_few_calls_of_the_library(store: Any, most: int) -> None:
     per_item = await _calls_per_item(store)
     assert round(per_item) <= most, f"a Map item makes {per_item:.2f} calls of runnable_trio"
+
+
+async def test_a_parallel_branch_makes_few_calls_of_the_library() -> None:
+    async def branch() -> None:
+        await trio.lowlevel.checkpoint()
+
+    task = AsyncPythonTask("one", branch)
+    counts = []
+    for width in SIZES:
+        pipeline = AsyncPipeline(
+            [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(width)})]
+        )
+        await run_to_end(pipeline)  # the pipeline's definition is described on its first run
+        counts.append(await _calls(functools.partial(run_to_end, pipeline)))
+    per_branch = _slope(counts)
+    assert round(per_branch) <= PARALLEL_BRANCH_CALLS, (
+        f"a Parallel branch makes {per_branch:.2f} calls of runnable_trio"
+    )
