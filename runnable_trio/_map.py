@@ -18,6 +18,7 @@ otherwise write the whole list once per item.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -99,13 +100,17 @@ class Map(CompositeStep):
         is given back.
         """
         items = self._items(scope, path)
-        bind_as = self.iterate_as
-        branch = self.branch
+        # Built of iterators in C but for the scopes': one frame resumed per item, not two.
+        branches = zip(
+            map(str, range(len(items))),
+            repeat(self.branch),
+            scope.with_items(self.iterate_as, items),
+        )
         results = await fan_out(
             ctx,
             log,
             path,
-            ((str(i), branch, scope.with_item(bind_as, item)) for i, item in enumerate(items)),
+            branches,
             fail_fast=self.fail_fast,
             max_concurrency=self.max_concurrency,
         )

@@ -15,7 +15,7 @@ Cancellation and ``KeyboardInterrupt`` are recorded as ``CANCELLED`` and never s
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from types import CodeType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -124,9 +124,21 @@ class Scope:
         """A scope for a branch that sees ``name`` bound to ``item`` over these values."""
         return _ItemScope(self.values, name, item)
 
+    def with_items(self, name: str, items: Iterable[Any]) -> Iterator[Scope]:
+        """:meth:`with_item` for each of ``items``, in order, each made as it is asked for.
+
+        One generator for a Map's items: the values are read once, not once per item (a
+        property, a call), and no call of ``with_item`` per item.
+        """
+        parent = self.values
+        for item in items:
+            yield _ItemScope(parent, name, item)
+
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
         """``binder.bind(self.values, step)``: a step's keyword arguments from this scope."""
-        return binder.bind(self.values, step)
+        # Over the dict itself, shared or not: binding only reads it, and the read-only view
+        # (a property's call and a proxy, per step) guards against writers.
+        return binder.bind(self._values, step)
 
     def writable(self) -> dict[str, Any]:
         """The values as a dict this scope owns (copied now if it was shared)."""
@@ -250,6 +262,14 @@ class RunContext:
     running: set[str] = attrs.field(factory=set)
     #: The run's OpenTelemetry spans; None without a tracer provider (``_telemetry``).
     telemetry: RunTelemetry | None = None
+    #: Whether the store's readers see the live record (``reads_live_record``, true where a
+    #: store does not say), so a running step's record must be in the tree from its start:
+    #: asked once per run, not once per Map item.
+    live_records: bool = attrs.field(
+        default=attrs.Factory(
+            lambda self: getattr(self.store, "reads_live_record", True), takes_self=True
+        )
+    )
 
     def note_failure(self, exc: BaseException, path: str) -> None:
         """Remember the innermost step an exception was recorded at."""

@@ -179,9 +179,16 @@ def _entry(entry: CatalogEntry) -> str:
 
 
 def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
-    steps = ",".join(
-        f"{_quote(name)}:{_step_of(step, texts)}" for name, step in branch.steps.items()
-    )
+    records = branch.steps
+    if not records or texts is _ENDS_ONLY:
+        steps = ""
+    elif len(records) == 1:  # a Map item's, usually: no generator made and run per item
+        [(name, step)] = records.items()
+        steps = f"{_quote(name)}:{_step_of(step, texts)}"
+    else:
+        steps = ",".join(
+            f"{_quote(name)}:{_step_of(step, texts)}" for name, step in records.items()
+        )
     return f'{{"name":{_quote(branch.name)},"status":{_quote(branch.status)},"steps":{{{steps}}}}}'
 
 
@@ -263,6 +270,11 @@ class StepTexts:
         self._steps.clear()
         self._states.clear()
         self._texts.clear()
+
+
+#: Passed as ``texts``: each branch as it ended, without its steps (a composite step's own
+#: journal line: the steps inside are in the journal already).
+_ENDS_ONLY = StepTexts()
 
 
 def _state(step: StepLog) -> int | None:
@@ -498,10 +510,9 @@ def journal_lines(
                 parents_written.add(parent.path)
                 lines.append(step_line(attrs.evolve(parent, branches={}), "parent"))
     if step.branches:
-        step = attrs.evolve(
-            step, branches={k: BranchLog(k, b.status) for k, b in step.branches.items()}
-        )
-        lines.append(step_line(step))
+        # Written from the live record, its branches' steps left out: not from a copy with
+        # a new BranchLog per branch (a Map of n items: n records made and dropped).
+        lines.append(f'{{"step":{_step(step, _ENDS_ONLY)}}}')
         return lines
     attempts = step.attempts
     text = _leaf(step, attempts[0]) if len(attempts) == 1 and not step.catalog else _step(step)

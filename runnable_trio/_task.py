@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +52,8 @@ fault_hook: Callable[[AsyncPythonTask, str, StepLog], Any] | None = None
 _SUCCESS = Status.SUCCESS
 _FAIL = Status.FAIL
 _CANCELLED = Status.CANCELLED
+#: What a task that returns nothing gives back (never written to: ``if values`` guards).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _records(
@@ -319,7 +322,7 @@ class AsyncPythonTask(BaseStep):
             # from the start, as run_step puts it; elsewhere it is made as the attempt ends
             # (each way out makes it), from these locals: fewer objects while the item runs.
             log = attempt = None
-            if getattr(ctx.store, "reads_live_record", True):
+            if ctx.live_records:
                 log, attempt = _records(branch, name, self.kind, path, started, None)
             try:
                 kwargs = scope.arguments(self._binder, path)
@@ -332,11 +335,13 @@ class AsyncPythonTask(BaseStep):
                         functools.partial(self.function, **kwargs)
                     )
                 single = self._single
-                values = (
-                    {single: result}
-                    if single is not None
-                    else self._positional_values(result, path)
-                )
+                values: Mapping[str, Any]
+                if single is not None:
+                    values = {single: result}
+                elif self.returns:
+                    values = self._positional_values(result, path)
+                else:  # no call for a task that returns nothing (a Map item, often)
+                    values = _NOTHING
             except Exception as exc:
                 if log is None or attempt is None:
                     log, attempt = _records(branch, name, self.kind, path, started, kwargs)

@@ -110,7 +110,11 @@ class AppendPool:
             else:
                 self._fds.move_to_end(key)
             try:
-                write_all(fd, data)
+                # One write, as a journal line's usually is; write_all only for what a
+                # partial write left (its view and slices cost a line ~1,500 instructions).
+                written = os.write(fd, data)
+                if written < len(data):
+                    write_all(fd, data[written:])
             except BaseException:
                 self._close(key)
                 raise

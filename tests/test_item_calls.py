@@ -1,0 +1,115 @@
+"""A Map item and a Parallel branch cost few calls of the library's own functions.
+
+A Map over 100,000 items runs each of these calls 100,000 times, and each Python-level call
+is a frame made and dropped (a thousand instructions or so, before its body): a change that
+adds one per item (a helper, a property, a generator resumed) fails here rather than in a
+benchmark. The figure is a slope (the calls at two sizes), so what a run does once, whatever
+its size, does not blur it; only frames of ``runnable_trio`` are counted (Trio's own work is
+a plain Trio task's too).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import runnable_trio
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore, Parallel
+from runnable_trio.testing import RunResult, run_to_end
+
+SIZES = (100, 300)
+#: Where the library's frames come from: its modules, and the methods attrs generates for
+#: its classes (an ``__init__`` per record).
+_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
+
+#: The library's calls per item of a Map of one plain task returning nothing, on the file
+#: store: run_alone (started and resumed: 2), the item's scope made and its arguments bound
+#: (4), its three records (_records and their three attrs __init__: 4), the attempt's end
+#: (1), the call of the function (1), the journal line (step_finished, journal_lines, _leaf,
+#: two times, the arguments' values, the append: 7), the text kept for the final record and
+#: its state (2), and the item's part of the final record (its branch, the Map's join: 2).
+FILE_STORE_CALLS = 23
+#: The same without the journal line, the kept text and the final record (11 of them), with
+#: the memory store's step_finished (1).
+MEMORY_STORE_CALLS = 13
+#: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
+#: (the branch's genexpr, Scope.branch and its __init__: 3) and its arguments (bound over
+#: the parent's values: 2), and the fan-out asking what runs it (_runner_of: 1).
+PARALLEL_BRANCH_CALLS = 25
+
+
+async def _item(item: int) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
+    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
+            calls[0] += 1
+
+    return profile
+
+
+async def _calls(run: Callable[[], Awaitable[RunResult]]) -> int:
+    calls = [0]
+    sys.setprofile(_counting(calls))
+    try:
+        result = await run()
+    finally:
+        sys.setprofile(None)
+    assert result.cause is None
+    return calls[0]
+
+
+def _slope(counts: list[int]) -> float:
+    small, big = counts
+    return (big - small) / (SIZES[1] - SIZES[0])
+
+
+async def _calls_per_item(store: Any) -> float:
+    branch = AsyncPythonTask("each_item", _item).as_async_pipeline()
+    pipeline = AsyncPipeline([Map("each", iterate_on="items", iterate_as="item", branch=branch)])
+    extra = {} if store is None else {"store": store}
+    return _slope(
+        [
+            await _calls(
+                functools.partial(
+                    run_to_end, pipeline, parameters={"items": list(range(items))}, **extra
+                )
+            )
+            for items in SIZES
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("store", "most"), [(None, FILE_STORE_CALLS), (MemoryRunLogStore(), MEMORY_STORE_CALLS)]
+)
+async def test_a_map_item_makes_few_calls_of_the_library(store: Any, most: int) -> None:
+    per_item = await _calls_per_item(store)
+    assert round(per_item) <= most, f"a Map item makes {per_item:.2f} calls of runnable_trio"
+
+
+async def test_a_parallel_branch_makes_few_calls_of_the_library() -> None:
+    async def branch() -> None:
+        await trio.lowlevel.checkpoint()
+
+    task = AsyncPythonTask("one", branch)
+    counts = []
+    for width in SIZES:
+        pipeline = AsyncPipeline(
+            [Parallel("fan", branches={f"b{i}": task.as_async_pipeline() for i in range(width)})]
+        )
+        await run_to_end(pipeline)  # the pipeline's definition is described on its first run
+        counts.append(await _calls(functools.partial(run_to_end, pipeline)))
+    per_branch = _slope(counts)
+    assert round(per_branch) <= PARALLEL_BRANCH_CALLS, (
+        f"a Parallel branch makes {per_branch:.2f} calls of runnable_trio"
+    )
