@@ -8,16 +8,18 @@ How a step runs is the business of its own module (``_task.py``, ``_parallel.py`
 step class implements ``_execute``; the shared policy around it (records, lifecycle events,
 timeouts, ``on_failure``, ``terminate_with_*``) lives in ``_runner.py``. ``AsyncPipeline``'s
 streaming methods check their keywords into a ``RunOptions`` and import the run layer
-(``_prepare``, ``_stream``, ``_streaming``) when called: running a pipeline is that layer's
-job, and nothing it imports at module level imports this module back. The build-time checks
-are ``_validators``'; a definition as data is ``_definition``'s (``describe()``).
+(``_prepare``, ``_stream``, ``_streaming``) when first called (:func:`_run_layer`): running a
+pipeline is that layer's job, and nothing it imports at module level imports this module back.
+The build-time checks are ``_validators``'; a definition as data is ``_definition``'s
+(``describe()``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 
@@ -27,6 +29,7 @@ from ._options import RunOptions, check_positional_arguments
 from ._validators import check_bool, check_seconds, checked_init, definition_error, describe_owner
 
 if TYPE_CHECKING:
+    from ._run import PreparedRun
     from ._runlog import StepLog
     from ._runner import RunContext, Scope
     from ._store import RunLogStore
@@ -121,6 +124,28 @@ def _check_steps(instance: AsyncPipeline, attribute: attrs.Attribute[Any], value
         seen.add(step.name)
 
 
+class _RunLayer(NamedTuple):
+    """What the streaming methods call in the run layer."""
+
+    check_called_from_trio: Callable[[str], None]
+    prepare_run: Callable[[AsyncPipeline, RunOptions], PreparedRun]
+    start_streaming: Callable[[PreparedRun], StreamingRun]
+    open_stream: Callable[[PreparedRun], AbstractAsyncContextManager[EventStream]]
+
+
+@functools.cache
+def _run_layer() -> _RunLayer:
+    """The run layer, imported at the first run and kept: an import statement of a module
+    already imported still costs ~8,000 instructions, two of them on the way to every run's
+    first event. (Imported at module level, the graph and the run layer would import each
+    other, and ``import runnable_trio`` would take the whole run layer.)"""
+    from ._prepare import check_called_from_trio, prepare_run
+    from ._stream import open_stream
+    from ._streaming import start_streaming
+
+    return _RunLayer(check_called_from_trio, prepare_run, start_streaming, open_stream)
+
+
 def _check_text(instance: AsyncPipeline, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str):
         raise definition_error(instance, attribute.name, "a str", value)
@@ -190,16 +215,19 @@ class AsyncPipeline(Described):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._prepare import check_called_from_trio, prepare_run
-        from ._streaming import start_streaming
-
-        check_called_from_trio("execute_streaming()")
-        check_positional_arguments(
-            configuration_file=configuration_file,
-            run_id=run_id,
-            tag=tag,
-            parameters_file=parameters_file,
-        )
+        run_layer = _run_layer()
+        run_layer.check_called_from_trio("execute_streaming()")
+        if not (
+            type(configuration_file) is type(run_id) is type(tag) is type(parameters_file) is str
+        ):
+            # Four str (the usual call) hold no mapping: not the ~4,000 instructions of a
+            # call with keywords to find that out.
+            check_positional_arguments(
+                configuration_file=configuration_file,
+                run_id=run_id,
+                tag=tag,
+                parameters_file=parameters_file,
+            )
         options = RunOptions.check(
             configuration_file=configuration_file,
             run_id=run_id,
@@ -212,7 +240,7 @@ class AsyncPipeline(Described):
             event_log=event_log,
             store=store,
         )
-        return start_streaming(prepare_run(self, options))
+        return run_layer.start_streaming(run_layer.prepare_run(self, options))
 
     def stream(
         self,
@@ -241,10 +269,8 @@ class AsyncPipeline(Described):
             ExecutionFailedError: from the iteration, after the last event, if the run
                 failed.
         """
-        from ._prepare import check_called_from_trio, prepare_run
-        from ._stream import open_stream
-
-        check_called_from_trio("stream()")
+        run_layer = _run_layer()
+        run_layer.check_called_from_trio("stream()")
         options = RunOptions.check(
             configuration_file=configuration_file,
             run_id=run_id,
@@ -257,7 +283,7 @@ class AsyncPipeline(Described):
             event_log=event_log,
             store=store,
         )
-        return open_stream(prepare_run(self, options))
+        return run_layer.open_stream(run_layer.prepare_run(self, options))
 
     def to_mermaid(self) -> str:
         """The pipeline as a Mermaid flowchart (what ``runnable-trio graph`` prints)."""
