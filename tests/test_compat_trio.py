@@ -7,6 +7,7 @@ that calls ``execute_streaming()``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ from runnable.exceptions import CommandCallError
 from runnable_trio import Status, StreamingRun
 
 flavours: list[str] = []
+
+TRIO_SOURCE = os.path.dirname(trio.__file__)
 
 
 async def llm(prompt: str) -> AsyncIterator[dict[str, Any]]:
@@ -229,3 +232,34 @@ async def test_the_reference_surface_holds_on_a_trio_host(monkeypatch: pytest.Mo
         with pytest.raises(exceptions.RetryValidationError, match="succeeded"):
             retry_streaming(pipeline, "trio-env-id")
     assert read_run_log("trio-env-id").status is Status.SUCCESS
+
+
+async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> None:
+    # Every switch of a step's Trio task passes through each frame of its stack, and a
+    # Parallel or Map holds one stack per branch: from compat's _execute down, the task waits
+    # in runnable_trio's _execute, await_on_loop and the wait itself (then Trio's own).
+    release = asyncio.Event()
+
+    async def waiting() -> None:
+        await release.wait()
+
+    pipeline = AsyncPythonTask("w", waiting).as_async_pipeline()
+    stacks: list[list[str]] = []
+    with trio.fail_after(30):
+        async with trio_asyncio.open_loop(), pipeline.stream() as events:
+            await trio.testing.wait_all_tasks_blocked()
+            tasks = [trio.lowlevel.current_root_task()]
+            while tasks:
+                task = tasks.pop()
+                assert task is not None
+                codes = [frame.f_code for frame, _ in task.iter_await_frames()]
+                if AsyncPythonTask._execute.__code__ in codes:
+                    below = codes[codes.index(AsyncPythonTask._execute.__code__) :]
+                    ours = [c for c in below if not c.co_filename.startswith(TRIO_SOURCE)]
+                    stacks.append([code.co_name for code in ours])
+                tasks.extend(child for n in task.child_nurseries for child in n.child_tasks)
+            release.set()
+            async for _ in events:
+                pass
+    assert stacks == [["_execute", "_execute", "await_on_loop", "_wait_until_done"]]
+    assert events.run_log.status is Status.SUCCESS

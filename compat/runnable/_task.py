@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import runnable_trio
@@ -54,11 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncPythonTask"]
 
 logger = logging.getLogger("runnable")
-
-
-async def _call(function: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any]) -> Any:
-    # Called inside the asyncio task, so the function itself starts in asyncio context.
-    return await function(**kwargs)
 
 
 def _trio_asyncio_loop() -> asyncio.AbstractEventLoop | None:
@@ -97,21 +92,25 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
 
     async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
         try:
-            await self._execute_here(ctx, scope, path, log)
+            # A plain def runs in a worker thread either way: no asyncio loop to open for it.
+            # Inline, not a coroutine of its own: every switch of a branch's task passes
+            # through each frame of its stack, and a Parallel holds one stack per branch.
+            if (
+                self.function_kind is TaskKind.SYNC
+                or host_loop() is not None
+                or _trio_asyncio_loop() is not None
+            ):
+                await super()._execute(ctx, scope, path, log)
+            else:
+                await self._execute_in_new_loop(ctx, scope, path, log)
         except runnable_trio.RunnableError:
             raise  # the framework's own (parameters, returns, timeouts, cancelled host tasks)
         except Exception as exc:
             raise CommandCallError(path, f"{type(exc).__name__}: {exc}") from exc
 
-    async def _execute_here(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
-        # A plain def runs in a worker thread either way: no asyncio loop to open for it.
-        if (
-            self.function_kind is TaskKind.SYNC
-            or host_loop() is not None
-            or _trio_asyncio_loop() is not None
-        ):
-            await super()._execute(ctx, scope, path, log)
-            return
+    async def _execute_in_new_loop(
+        self, ctx: RunContext, scope: Scope, path: str, log: StepLog
+    ) -> None:
         import trio_asyncio
 
         # A Trio host with no asyncio loop: open one around the step. The step's own error
@@ -125,8 +124,9 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
         if failure is not None:
             raise failure
 
-    async def _call_coroutine(self, kwargs: dict[str, Any]) -> Any:
-        return await await_on_loop(_current_loop(), _call(self.function, kwargs))
+    def _call_coroutine(self, kwargs: dict[str, Any]) -> Awaitable[Any]:
+        # The coroutine itself, not awaited here: one frame less for each step's task.
+        return await_on_loop(_current_loop(), self.function, kwargs)
 
     def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
         return iterate_on_loop(_current_loop(), self.function(**kwargs))
