@@ -181,5 +181,5 @@ async def test_a_started_iterator_dropped_is_freed_and_its_run_cancelled() -> No
         assert dropped() is None
         with trio.fail_after(5):
             while run_log.status is Status.PROCESSING:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
     assert run_log.status is Status.CANCELLED
