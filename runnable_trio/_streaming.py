@@ -6,6 +6,12 @@ cancel scope (the trap trio's ``as_safe_channel`` exists to avoid). The run neve
 iterator: it is cancelled and awaited when ``__anext__`` is cancelled or raises (the run's
 ``EventStream``, whose ``__anext__`` is this iterator's, knows the task) and on ``aclose()``.
 
+``__anext__`` is an instance slot, so ``async for`` calls what it holds with no frame of this
+iterator's per event: a starter until the run has started, the stream's own bound
+``__anext__`` from then on (``_exhausted`` once closed before it started). The starter holds
+the iterator weakly: a bound method of its own would make a reference cycle, and a dropped
+iterator would then wait for the cyclic GC rather than be freed at once.
+
 ``__del__`` is a safety net, not a way to end a run: it is what the reference's drop-in form
 ``async for ...: break`` (no ``aclose()``, nobody left to wait) falls back on. It cannot await,
 so it has the Trio loop cancel the run soon and a system task do what ``aclose()`` would
@@ -19,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
+import weakref
 from collections.abc import Awaitable
-from typing import NoReturn, final
+from typing import NoReturn, Protocol, final
 
 import trio
 
@@ -35,6 +43,11 @@ from ._stream import EventStream
 __all__ = ["StreamingRun", "start_streaming"]
 
 logger = logging.getLogger("runnable_trio")
+
+
+class _NextEvent(Protocol):
+    # A callable held by an instance (not a method: nothing binds it to the iterator).
+    def __call__(self) -> Awaitable[Event]: ...
 
 
 @final
@@ -51,13 +64,26 @@ class StreamingRun(metaclass=NoPublicConstructor):
 
     _built_by = "execute_streaming() (and runnable_trio.hosting.start_streaming)"
 
+    __slots__ = (
+        "__anext__",
+        "__weakref__",
+        "_cancel_scope",
+        "_done",
+        "_events",
+        "_run",
+        "_token",
+    )
+
+    #: What ``async for`` calls for the next event (see the module's docstring).
+    __anext__: _NextEvent
+
     def __init__(self, run: PreparedRun) -> None:
         self._run = run
         self._events: EventStream | None = None
         self._cancel_scope = trio.CancelScope()
         self._done = trio.Event()
         self._token: trio.lowlevel.TrioToken | None = None
-        self._closed = False
+        self.__anext__ = functools.partial(_start_then_next, weakref.ref(self))
 
     @property
     def run_id(self) -> str:
@@ -75,20 +101,11 @@ class StreamingRun(metaclass=NoPublicConstructor):
     def __aiter__(self) -> StreamingRun:
         return self
 
-    def __anext__(self) -> Awaitable[Event]:
-        # The stream's own __anext__, returned as it is: no coroutine of this iterator's per
-        # event. The stream ends the run when its iteration fails (it knows the run's task).
-        events = self._events
-        if events is None:
-            if self._closed:
-                return _exhausted()
-            events = self._start()
-        return events.__anext__()
-
     async def aclose(self) -> None:
         """Cancel the run if it is still going, and wait for it to end."""
-        self._closed = True
-        if self._events is not None:
+        if self._events is None:
+            self.__anext__ = _exhausted  # never started: it never will
+        else:
             await self._events._leave()
 
     def _start(self) -> EventStream:
@@ -97,6 +114,8 @@ class StreamingRun(metaclass=NoPublicConstructor):
         events = self._events = EventStream._create(
             receive, self._run, self._cancel_scope, task_done=self._done
         )
+        # The stream ends the run when its iteration fails (it knows the run's task).
+        self.__anext__ = events.__anext__
         self._token = trio.lowlevel.current_trio_token()
         # The task must not refer to this iterator, or dropping the iterator would not
         # collect it and __del__ could never cancel the run.
@@ -123,6 +142,13 @@ class StreamingRun(metaclass=NoPublicConstructor):
 def start_streaming(run: PreparedRun) -> StreamingRun:
     """The iterator over the events of ``run``, which starts on its first ``__anext__``."""
     return StreamingRun._create(run)
+
+
+def _start_then_next(iterator: weakref.ref[StreamingRun]) -> Awaitable[Event]:
+    # The first ``__anext__``: whoever calls it holds the iterator, so it is alive.
+    started = iterator()
+    assert started is not None
+    return started._start().__anext__()
 
 
 async def _exhausted() -> NoReturn:
