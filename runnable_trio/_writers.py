@@ -137,13 +137,17 @@ class AppendPool:
         # As text: made into Path objects, the few names a run's start needs cost more than
         # the system calls that use them.
         key = str(path)
-        folder = os.path.dirname(key) or os.curdir
+        # Its folder as the store names it (``<folder><sep><name>``): the key of its spare.
+        folder = key.rpartition(os.sep)[0] or os.curdir
         with self._lock:
             self._close(key)
             spare = self._spares.pop((_pid, folder), None)
             if spare is not None:
-                with contextlib.suppress(FileNotFoundError):  # deleted by hand: a new one
+                # (Not contextlib.suppress: its three calls cost more than a system call.)
+                try:
                     return self._from_spare(spare, key, folder, data)
+                except FileNotFoundError:
+                    pass  # deleted by hand: a new one
             return self._from_spare(_new_spare(Path(folder), []), key, folder, data)
 
     def make_spare(self, folder: Path) -> None:
@@ -191,7 +195,9 @@ class AppendPool:
         """
         key = (_pid, folder)
         name, made = spare
-        where = os.path.join(folder, WRITERS_FOLDER, name)  # NOFOLLOW at the last part; checked
+        # NOFOLLOW at the last part; the rest checked. (Joined as text, not os.path.join:
+        # see create.)
+        where = f"{folder}{os.sep}{WRITERS_FOLDER}{os.sep}{name}"
         try:
             fd = open_file(where, APPEND_FLAGS)
         except OSError as exc:
@@ -386,6 +392,8 @@ def release_writer(lock: WriterLock) -> None:
     :data:`IDLE_KEPT` most recently used are let go."""
     with _locks_guard:
         lock.runs -= 1
+        if len(_locks) <= IDLE_KEPT:
+            return  # none past the kept (a run's end need not scan the locks)
         idle = [key for key, held in _locks.items() if held.runs <= 0 and not held.pinned]
         gone = [_locks.pop(key) for key in idle[: max(0, len(idle) - IDLE_KEPT)]]
     for old in gone:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from runnable_trio._offloop import clock_autojumps, run_blocking
+from runnable_trio._offloop import clock_autojumps, run_blocking, write_all
 
 
 def _thread_of_call() -> int:
@@ -89,3 +91,45 @@ def test_errors_reach_the_caller_on_both_paths(autojump: bool) -> None:
     with pytest.raises(OSError, match="No space left") as caught:
         trio.run(main, clock=clock)
     assert caught.value.errno == 28
+
+
+def _writes_seen(monkeypatch: pytest.MonkeyPatch, most: int) -> list[int]:
+    """Make ``os.write`` (as ``write_all`` calls it) write at most ``most`` bytes a call;
+    the sizes it was asked to write."""
+    from runnable_trio import _offloop
+
+    asked: list[int] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        asked.append(len(data))
+        return real_write(fd, bytes(data[:most]))
+
+    monkeypatch.setattr(_offloop.os, "write", write)
+    return asked
+
+
+def test_a_record_that_fits_is_written_in_one_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _writes_seen(monkeypatch, most=1 << 20)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        write_all(fd, b'{"run": 1}\n')
+    finally:
+        os.close(fd)
+    assert asked == [11]
+    assert (tmp_path / "f").read_bytes() == b'{"run": 1}\n'
+
+
+def test_what_a_partial_write_left_is_written_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _writes_seen(monkeypatch, most=4)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        write_all(fd, b"0123456789")
+    finally:
+        os.close(fd)
+    assert asked == [10, 6, 2]
+    assert (tmp_path / "f").read_bytes() == b"0123456789"

@@ -155,3 +155,27 @@ async def test_a_folder_planted_in_writers_does_not_stop_every_run(
     store = FileRunLogStore(folder)
     await store.create(RunLog("r"))
     assert store.exists("r")
+
+
+def test_a_run_after_one_ended_starts_from_the_spare_made_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Making a file is what a run's start must not wait for: the spare the last run's end
+    # made is found by the journal's folder, however the store names it.
+    import trio
+
+    from runnable_trio import _writers
+
+    for folder in (tmp_path / "store", tmp_path / "a" / ".." / "b"):
+        store = FileRunLogStore(folder)
+        first = RunLog("r1")
+        trio.run(store.create, first)
+        trio.run(store.finish, first)
+
+        def no_new_spare(*args: object) -> None:
+            raise AssertionError("a spare made at the run's start")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(_writers, "_new_spare", no_new_spare)
+            trio.run(store.create, RunLog("r2"))
+        assert store.load("r2").run_id == "r2"
