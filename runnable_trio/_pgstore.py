@@ -46,7 +46,6 @@ __all__ = ["PostgresRunLogStore", "postgres_store"]
 DEFAULT_TIMEOUT = 10.0
 
 
-
 def postgres_store(
     dsn: str, timeout: float = DEFAULT_TIMEOUT, synchronous_commit: bool = False
 ) -> PostgresRunLogStore:

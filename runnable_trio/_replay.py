@@ -158,6 +158,4 @@ class Replay(metaclass=NoPublicConstructor):
         self._end = end
         if end.status is not Status.FAIL:
             raise StopAsyncIteration  # succeeded, or cancelled: the consumer left the run
-        raise ExecutionFailedError.of(
-            self.run_id, end.step, end.error_type, end.error_message
-        )
+        raise ExecutionFailedError.of(self.run_id, end.step, end.error_type, end.error_message)

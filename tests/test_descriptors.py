@@ -219,7 +219,6 @@ def test_a_process_at_its_limit_fails_new_runs_at_their_start_not_running_ones(
     assert result["after"] == "ok"
 
 
-
 _TWO_WRITES_ONE_RESERVE = textwrap.dedent(
     """
     import json, os, resource, sys, threading

@@ -123,9 +123,7 @@ class Leaver:
     def __repr__(self) -> str:
         return f"Leaver({self.surface}, {self.way.value}, at={self.at}, seed={self.seed})"
 
-    async def run(
-        self, pipeline: Any, *, on_event: OnEvent | None = None, **kwargs: Any
-    ) -> Left:
+    async def run(self, pipeline: Any, *, on_event: OnEvent | None = None, **kwargs: Any) -> Left:
         """Run ``pipeline`` and leave it this way; the checks of ``leave()`` are made."""
         at = self.at
         if at is None:
