@@ -135,9 +135,12 @@ class Scope:
             yield _ItemScope(parent, name, item)
 
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
-        """``binder.bind(self.values, step)``: a step's keyword arguments from this scope."""
-        # Over the dict itself, shared or not: binding only reads it, and the read-only view
-        # (a property's call and a proxy, per step) guards against writers.
+        """A step's keyword arguments, bound from the values visible in this scope.
+
+        Bound over the dict itself, shared or not: binding only reads it, and the read-only
+        view :attr:`values` gives a shared scope (a property's call and a proxy, per step)
+        guards against writers.
+        """
         return binder.bind(self._values, step)
 
     def writable(self) -> dict[str, Any]:
