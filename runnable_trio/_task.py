@@ -81,6 +81,12 @@ class TaskKind(enum.Enum):
     SYNC = "sync"
 
 
+#: Looked up once: an Enum member read from its class costs a call of the metaclass's hook,
+#: and the steps of a branch's task ask for its kind on every run.
+_GENERATOR = TaskKind.GENERATOR
+_COROUTINE = TaskKind.COROUTINE
+
+
 def _function_kind(function: Callable[..., Any]) -> TaskKind | None:
     """The kind of a callable, or None for a sync generator function."""
     for target in (function, type(function).__call__):
@@ -260,11 +266,11 @@ class AsyncPythonTask(BaseStep):
         kwargs = scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
         attempt.parameters_in.update(kwargs)
-        if self._kind is TaskKind.GENERATOR:
+        if self._kind is _GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
         else:
-            if self._kind is TaskKind.COROUTINE:
+            if self._kind is _COROUTINE:
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
@@ -329,7 +335,7 @@ class AsyncPythonTask(BaseStep):
         # is made now: a live stream is what a run being left cuts short, and its records
         # are then in place for the sweep.
         log = attempt = None
-        if ctx.live_records or self._kind is TaskKind.GENERATOR:
+        if ctx.live_records or self._kind is _GENERATOR:
             log, attempt = _records(branch, name, self.kind, path, started, None)
         # One ``try`` for the step and its branch: each handler an exception enters costs it
         # a few thousand instructions, and leaving a run unwinds every live branch at once.
@@ -338,10 +344,10 @@ class AsyncPythonTask(BaseStep):
             if attempt is not None:
                 attempt.parameters_in.update(kwargs)
             values: Mapping[str, Any]
-            if self._kind is TaskKind.GENERATOR:
+            if self._kind is _GENERATOR:
                 values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
             else:
-                if self._kind is TaskKind.COROUTINE:
+                if self._kind is _COROUTINE:
                     result = await self._call_coroutine(kwargs)
                 else:
                     result = await trio.to_thread.run_sync(
