@@ -310,9 +310,8 @@ class AsyncPythonTask(BaseStep):
         does the ``Cancelled`` of a run being left, in every live branch at once. Only what
         such a task does is here: one attempt, no timeout or ``idle_timeout``, no
         ``on_failure``, no catalog or ``pickled`` return, no ``terminate_with_*``
-        (``runs_alone``). The branch's scope
-        is not written: the branch has no step after this one to read it, and ``fan_out``
-        takes only its ``assigned`` names.
+        (``runs_alone``). The branch's scope is not written: the branch has no step after
+        this one to read it, and ``fan_out`` takes only its ``assigned`` names.
 
         Cancellation: as ``run_step``: the records are left ``PROCESSING`` for the sweep that
         marks them ``CANCELLED`` (``cut_short``), the branch's too.
@@ -369,10 +368,13 @@ class AsyncPythonTask(BaseStep):
                 ctx.note_failure(exc, path)
                 ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
                 await ctx.store.step_finished(ctx.run_log, log)
+            except Exception:
+                branch.status = _FAIL  # nor could its record be written
                 raise
             finally:
                 running.discard(path)
-                branch.status = _FAIL
+            branch.status = _FAIL
+            raise
         except BaseException:
             if log is None:
                 # Left PROCESSING, as run_step leaves it, for the sweep to mark (cut_short):
