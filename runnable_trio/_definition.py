@@ -17,7 +17,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -51,75 +51,170 @@ def definition_of(pipeline: Described) -> tuple[dict[str, Any], str]:
     key = id(pipeline)
     found = _described.get(key)
     if found is None:
-        token = _steps_described.set({})
+        context = _Context()
+        token = _context.set(context)
         try:
             definition = pipeline.describe()
         finally:
-            _steps_described.reset(token)
-        found = _described[key] = (definition, hash_definition(definition))
+            _context.reset(token)
+        found = _described[key] = (definition, context.hash(definition))
         weakref.finalize(pipeline, _described.pop, key, None)
     return found
 
 
 def describe_pipeline(pipeline: Any) -> dict[str, Any]:
     """The definition of ``pipeline`` as JSON-compatible data."""
-    return {
-        "name": pipeline.name,
-        "description": pipeline.description,
-        "steps": [step.describe() for step in pipeline.steps],
-    }
+    context = _context.get()
+    if context is None:
+        return _pipeline_described(pipeline, None)
+    # Within a definition, pipelines of the same steps (a Parallel of 1,000 copies of one
+    # task's ``as_async_pipeline()``) share one description, as the step does.
+    key = (pipeline.name, pipeline.description, *map(id, pipeline.steps))
+    found = context.found.get(key)
+    if found is not None:
+        return context.again(found[1])
+    hits = context.hits
+    described = _pipeline_described(pipeline, context)
+    context.found[key] = (pipeline, described)  # held, as a step is
+    return context.holding(described, hits)
+
+
+def _pipeline_described(pipeline: Any, context: _Context | None) -> dict[str, Any]:
+    hits = 0 if context is None else context.hits
+    steps = [step.describe() for step in pipeline.steps]
+    if context is not None:
+        context.holding(steps, hits)
+    return {"name": pipeline.name, "description": pipeline.description, "steps": steps}
 
 
 def hash_definition(definition: Mapping[str, Any]) -> str:
     """The sha256 hex digest of the canonical JSON of a definition."""
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return _sha256(_canonical_json(definition))
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: While :func:`definition_of` describes a pipeline: the steps described so far, by id, each
-#: with its description. One step object may appear in many branches (a Parallel of 1,000
-#: copies of one task): it is described once, and its description shared (the definition is
-#: read-only). The step is held until the definition is done: a step described through a
-#: temporary object (a host's ``describe()``) would otherwise leave its id to the next one.
-_steps_described: contextvars.ContextVar[dict[int, tuple[Any, dict[str, Any]]] | None] = (
-    contextvars.ContextVar("_steps_described", default=None)
+#: The canonical JSON: keys sorted, no spaces (``json.dumps`` with these arguments, without
+#: the encoder it would make on every call).
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+class _Context:
+    """What one :func:`definition_of` has described so far.
+
+    ``found``: the steps described, by id, and the pipelines, by their name, description and
+    steps' ids, each with its description. One step object may appear in many branches (a
+    Parallel of 1,000 copies of one task): it is described once, and its description shared
+    (the definition is read-only). The step is held until the definition is done: a step
+    described through a temporary object (a host's ``describe()``) would otherwise leave its
+    id to the next one.
+
+    The hash is then taken without encoding a shared description once per place it appears
+    (1,000 times the same JSON for such a Parallel): ``shared`` holds the ids of the
+    descriptions given more than once, ``holders`` those of the containers with one inside,
+    the only ones the hash walks itself (``hits`` counts the descriptions given again, so a
+    container knows whether one was given while it was made).
+    """
+
+    __slots__ = ("found", "hits", "holders", "shared")
+
+    def __init__(self) -> None:
+        self.found: dict[Any, tuple[Any, dict[str, Any]]] = {}
+        self.hits = 0
+        self.holders: set[int] = set()
+        self.shared: set[int] = set()
+
+    def again(self, described: dict[str, Any]) -> dict[str, Any]:
+        """``described``, given once more."""
+        self.hits += 1
+        self.shared.add(id(described))
+        return described
+
+    def holding(self, container: _Container, hits: int) -> _Container:
+        """``container``, a holder if a description was given again while it was made."""
+        if self.hits != hits:
+            self.holders.add(id(container))
+        return container
+
+    def hash(self, definition: dict[str, Any]) -> str:
+        """:func:`hash_definition` of ``definition``, described in this context."""
+        if not self.shared:
+            return hash_definition(definition)
+        return _sha256(self._canonical(definition, {}))
+
+    def _canonical(self, value: Any, texts: dict[int, str]) -> str:
+        # The text _canonical_json gives, each shared description encoded once: only the
+        # holders are walked here, everything else is encoded whole by json.
+        key = id(value)
+        text = texts.get(key)
+        if text is not None:
+            return text
+        if key not in self.holders:
+            text = _canonical_json(value)
+        elif isinstance(value, dict):
+            parts = (
+                f"{_canonical_json(k)}:{self._canonical(value[k], texts)}" for k in sorted(value)
+            )
+            text = f"{{{','.join(parts)}}}"
+        else:
+            text = f"[{','.join(self._canonical(item, texts) for item in value)}]"
+        if key in self.shared:
+            texts[key] = text
+        return text
+
+
+_Container = TypeVar("_Container", dict[str, Any], list[Any])
+
+#: The context of the :func:`definition_of` under way, if any.
+_context: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(
+    "_definition_context", default=None
 )
 
 
 def describe_step(step: Any) -> dict[str, Any]:
     """A step's kind and the values of its public attrs fields, described."""
-    seen = _steps_described.get()
-    if seen is not None:
-        found = seen.get(id(step))
+    context = _context.get()
+    if context is not None:
+        found = context.found.get(id(step))
         if found is not None:
-            return found[1]
+            return context.again(found[1])
+    hits = 0 if context is None else context.hits
     described: dict[str, Any] = {"kind": getattr(step, "kind", type(step).__name__)}
     for field in attrs.fields(type(step)):
         if field.init and not field.name.startswith("_"):
-            described[field.name] = _describe_value(getattr(step, field.name))
-    if seen is not None:
-        seen[id(step)] = (step, described)  # held: its id stays its own meanwhile
+            described[field.name] = _describe_value(getattr(step, field.name), context)
+    if context is not None:
+        context.found[id(step)] = (step, described)  # held: its id stays its own meanwhile
+        context.holding(described, hits)
     return described
 
 
-def _describe_value(value: Any) -> Any:
+def _describe_value(value: Any, context: _Context | None) -> Any:
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    hits = 0 if context is None else context.hits
+    described: Any
     if isinstance(value, list | tuple):
-        return [_describe_value(item) for item in value]
-    if isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
+        described = [_describe_value(item, context) for item in value]
+    elif isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
         return value.describe()
-    if isinstance(value, dict | Mapping):
-        return {str(key): _describe_value(item) for key, item in value.items()}
-    if attrs.has(type(value)):
-        return {
-            field.name: _describe_value(getattr(value, field.name))
+    elif isinstance(value, dict | Mapping):
+        described = {str(key): _describe_value(item, context) for key, item in value.items()}
+    elif attrs.has(type(value)):
+        described = {
+            field.name: _describe_value(getattr(value, field.name), context)
             for field in attrs.fields(type(value))
             if not field.name.startswith("_")
         }
-    if callable(value):
+    elif callable(value):
         return _callable_name(value)
-    return repr(value)
+    else:
+        return repr(value)
+    if context is not None:
+        context.holding(described, hits)
+    return described
 
 
 def _callable_name(function: Callable[..., Any]) -> str:

@@ -81,6 +81,12 @@ class TaskKind(enum.Enum):
     SYNC = "sync"
 
 
+#: Looked up once: an Enum member read from its class costs a call of the metaclass's hook,
+#: and the steps of a branch's task ask for its kind on every run.
+_GENERATOR = TaskKind.GENERATOR
+_COROUTINE = TaskKind.COROUTINE
+
+
 def _function_kind(function: Callable[..., Any]) -> TaskKind | None:
     """The kind of a callable, or None for a sync generator function."""
     for target in (function, type(function).__call__):
@@ -206,7 +212,7 @@ class AsyncPythonTask(BaseStep):
         object.__setattr__(self, "_metrics", metrics)
         cls = type(self)
         alone = (
-            kind is not TaskKind.GENERATOR
+            self.idle_timeout is None
             and self.retry is None
             and self.timeout is None
             and self.on_failure is None
@@ -260,11 +266,11 @@ class AsyncPythonTask(BaseStep):
         kwargs = scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
         attempt.parameters_in.update(kwargs)
-        if self._kind is TaskKind.GENERATOR:
+        if self._kind is _GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
         else:
-            if self._kind is TaskKind.COROUTINE:
+            if self._kind is _COROUTINE:
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
@@ -296,88 +302,100 @@ class AsyncPythonTask(BaseStep):
         """``run_branch(ctx, pipeline, scope, prefix, branch)`` for a branch that is this
         task alone (``pipeline``), in a run without attribution, telemetry, INFO logging or
         steps of an earlier attempt (``fan_out`` checks them): the same records, at the same
-        moments, and the same errors, from one coroutine frame instead of three.
+        moments, and the same errors, from one coroutine frame instead of three (an async
+        generator's stream, ``_stream``, adds its frame on either path).
 
         A Map over n items holds n such stacks while they run: each frame is an object the
-        cyclic GC walks, and each switch of the item's task passes through every frame. Only
-        what such a task does is here: one attempt, no timeout, no ``on_failure``, no catalog
-        or ``pickled`` return, no ``terminate_with_*`` (``runs_alone``). The branch's scope
-        is not written: the branch has no step after this one to read it, and ``fan_out``
-        takes only its ``assigned`` names.
+        cyclic GC walks, each switch of the item's task passes through every frame, and so
+        does the ``Cancelled`` of a run being left, in every live branch at once. Only what
+        such a task does is here: one attempt, no timeout or ``idle_timeout``, no
+        ``on_failure``, no catalog or ``pickled`` return, no ``terminate_with_*``
+        (``runs_alone``). The branch's scope is not written: the branch has no step after
+        this one to read it, and ``fan_out`` takes only its ``assigned`` names.
 
-        Cancellation: as ``run_step``: the record says ``CANCELLED``, the branch too.
+        Cancellation: as ``run_step``: the records are left ``PROCESSING`` for the sweep that
+        marks them ``CANCELLED`` (``cut_short``), the branch's too.
         """
         if fault_hook is not None:  # a fault plan (testing) wraps the attempt: the general way
             await run_branch(ctx, pipeline, scope, prefix, branch)
             return
+        # Cancelled here, before the step's record exists: the sweep marks the branch, as
+        # run_step's checkpoint leaves it.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        name = self.name
+        path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
+        running = ctx.running
+        running.add(path)
+        started = utc_now()
+        kwargs: dict[str, Any] | None = None
+        # Where the store reads the live record (the memory store), it is in the tree from
+        # the start, as run_step puts it; elsewhere it is made as the attempt ends (each way
+        # out makes it), from these locals: fewer objects while the item runs. A stream's
+        # is made now: a live stream is what a run being left cuts short, and its records
+        # are then in place for the sweep.
+        log = attempt = None
+        if ctx.live_records or self._kind is _GENERATOR:
+            log, attempt = _records(branch, name, self.kind, path, started, None)
+        # One ``try`` for the step and its branch: each handler an exception enters costs it
+        # a few thousand instructions, and leaving a run unwinds every live branch at once.
         try:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            name = self.name
-            path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
-            running = ctx.running
-            running.add(path)
-            started = utc_now()
-            kwargs: dict[str, Any] | None = None
-            # Where the store reads the live record (the memory store), it is in the tree
-            # from the start, as run_step puts it; elsewhere it is made as the attempt ends
-            # (each way out makes it), from these locals: fewer objects while the item runs.
-            log = attempt = None
-            if ctx.live_records:
-                log, attempt = _records(branch, name, self.kind, path, started, None)
-            try:
-                kwargs = scope.arguments(self._binder, path)
-                if attempt is not None:
-                    attempt.parameters_in.update(kwargs)
-                if self._kind is TaskKind.COROUTINE:
+            kwargs = scope.arguments(self._binder, path)
+            if attempt is not None:
+                attempt.parameters_in.update(kwargs)
+            values: Mapping[str, Any]
+            if self._kind is _GENERATOR:
+                values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
+            else:
+                if self._kind is _COROUTINE:
                     result = await self._call_coroutine(kwargs)
                 else:
                     result = await trio.to_thread.run_sync(
                         functools.partial(self.function, **kwargs)
                     )
                 single = self._single
-                values: Mapping[str, Any]
                 if single is not None:
                     values = {single: result}
                 elif self.returns:
                     values = self._positional_values(result, path)
                 else:  # no call for a task that returns nothing (a Map item, often)
                     values = _NOTHING
-            except Exception as exc:
-                if log is None or attempt is None:
-                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
-                attempt.end(_FAIL, exc)
-                try:  # run_step's handler, without the events attribution would send
-                    log.status = _FAIL
-                    ctx.note_failure(exc, path)
-                    ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
-                    await ctx.store.step_finished(ctx.run_log, log)
-                    raise
-                finally:
-                    running.discard(path)
-            except BaseException:
-                if log is None or attempt is None:
-                    log, attempt = _records(branch, name, self.kind, path, started, kwargs)
-                attempt.end(_CANCELLED)
-                running.discard(path)
-                log.status = _CANCELLED
-                raise
+        except Exception as exc:
             if log is None or attempt is None:
                 log, attempt = _records(branch, name, self.kind, path, started, kwargs)
-            if values:  # Scope.publish, without the copy nobody reads (see above)
-                scope.assigned.update(values)
-                log.assigned.update(values)
-                attempt.parameters_out.update(values)
-            for key in self._metrics:
-                attempt.metrics[key] = values[key]
-            attempt.end(_SUCCESS)
-            running.discard(path)
-            log.status = _SUCCESS
-            await ctx.store.step_finished(ctx.run_log, log)
-        except Exception:
+            attempt.end(_FAIL, exc)
+            try:  # run_step's handler, without the events attribution would send
+                log.status = _FAIL
+                ctx.note_failure(exc, path)
+                ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
+                await ctx.store.step_finished(ctx.run_log, log)
+            except Exception:
+                branch.status = _FAIL  # nor could its record be written
+                raise
+            finally:
+                running.discard(path)
             branch.status = _FAIL
             raise
         except BaseException:
-            branch.status = _CANCELLED
+            if log is None:
+                # Left PROCESSING, as run_step leaves it, for the sweep to mark (cut_short):
+                # not here, while the branches after this one wait to unwind.
+                _records(branch, name, self.kind, path, started, kwargs)
+            raise
+        if log is None or attempt is None:
+            log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+        if values:  # Scope.publish, without the copy nobody reads (see above)
+            scope.assigned.update(values)
+            log.assigned.update(values)
+            attempt.parameters_out.update(values)
+        for key in self._metrics:
+            attempt.metrics[key] = values[key]
+        attempt.end(_SUCCESS)
+        running.discard(path)
+        log.status = _SUCCESS
+        try:
+            await ctx.store.step_finished(ctx.run_log, log)
+        except Exception:
+            branch.status = _FAIL  # the step succeeded, its record was not written
             raise
         branch.status = _SUCCESS
 

@@ -4,7 +4,7 @@ the branch ends, on the default (file) store as written and as read back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -260,3 +260,61 @@ async def test_a_running_items_record_is_live_where_the_store_reads_the_live_rec
         step = final.branches[key].steps["look"]
         assert step.status == "SUCCESS"
         assert step.attempts[0].parameters_in == {"item": int(key)}
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+async def test_a_parallel_of_streams_records_as_the_general_path(
+    fail_fast: bool, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A branch that is one async generator runs as ``run_alone`` too (one frame fewer for
+    every event and for the ``Cancelled`` of a run being left): its end event's returns, a
+    failing stream and the siblings a failure cuts short record as on the general path."""
+
+    async def counts(n: int) -> AsyncIterator[dict[str, Any]]:
+        for i in range(n):
+            yield {"type": "tick", "i": i}
+        yield {"type": "done", "total": n}
+
+    async def breaks() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "tick"}
+        await trio.sleep(1)
+        raise ValueError("the stream broke")
+
+    async def waits() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "tick"}
+        await trio.sleep(5)
+
+    def make() -> AsyncPipeline:
+        return AsyncPipeline(
+            [
+                Parallel(
+                    "fan",
+                    branches={
+                        "counts": AsyncPythonTask(
+                            "counts", counts, returns=["total"]
+                        ).as_async_pipeline(),
+                        "breaks": AsyncPythonTask("breaks", breaks).as_async_pipeline(),
+                        "waits": AsyncPythonTask("waits", waits).as_async_pipeline(),
+                    },
+                    fail_fast=fail_fast,
+                )
+            ]
+        )
+
+    error, live = await _same(make, parameters={"n": 3})
+    assert error == ("ValueError", "the stream broke")
+    branches = live["steps"]["fan"]["branches"]
+    assert branches["counts"]["status"] == "SUCCESS"
+    assert branches["counts"]["steps"]["counts"]["attempts"][0]["parameters_out"] == {"total": 3}
+    assert branches["breaks"]["status"] == "FAIL"
+    waited = "CANCELLED" if fail_fast else "SUCCESS"
+    assert branches["waits"]["status"] == waited
+    assert branches["waits"]["steps"]["waits"]["attempts"][0]["status"] == waited
+
+
+def test_a_stream_with_an_idle_timeout_keeps_the_general_path() -> None:
+    async def quiet() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "tick"}
+
+    assert AsyncPythonTask("quiet", quiet).runs_alone
+    assert not AsyncPythonTask("quiet", quiet, idle_timeout=1.0).runs_alone
