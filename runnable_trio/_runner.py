@@ -274,6 +274,14 @@ class RunContext:
         )
     )
 
+    #: Whether the store's ``step_finished`` is to be called (``wants_step_finished``, true
+    #: where a store does not say): asked once per run, not once per step.
+    step_reports: bool = attrs.field(
+        default=attrs.Factory(
+            lambda self: getattr(self.store, "wants_step_finished", True), takes_self=True
+        )
+    )
+
     def note_failure(self, exc: BaseException, path: str) -> None:
         """Remember the innermost step an exception was recorded at."""
         # Kept on the exception, not in the run: a failure a step handled, and the frames of
@@ -493,7 +501,8 @@ async def run_step(
                 error_type=type(exc).__name__,
                 error_message=str(exc),
             )
-            await ctx.store.step_finished(ctx.run_log, log)
+            if ctx.step_reports:
+                await ctx.store.step_finished(ctx.run_log, log)
             if step.on_failure is None:
                 raise
             recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
@@ -508,7 +517,8 @@ async def run_step(
         ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:
         await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
-    await ctx.store.step_finished(ctx.run_log, log)
+    if ctx.step_reports:
+        await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
 
 

@@ -63,7 +63,11 @@ class RunLogStore(Protocol):
         ...
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
-        """A step (at any depth) has ended; ``run_log`` already contains it."""
+        """A step (at any depth) has ended; ``run_log`` already contains it.
+
+        Not called where the store says ``wants_step_finished = False`` (an attribute it
+        may have; the memory store's, whose record is the live one).
+        """
         ...
 
     async def finish(self, run_log: RunLog) -> None:
@@ -98,6 +102,11 @@ class MemoryRunLogStore:
     #: A reader of a live run sees the live record itself: every running step's record is
     #: in it from the step's start (``AsyncPythonTask.run_alone``).
     reads_live_record = True
+
+    #: :meth:`step_finished` does nothing here (the live record is the stored one), so the
+    #: runner's steps do not call it: a coroutine made and awaited per step for nothing. A
+    #: store that does not say is called.
+    wants_step_finished = False
 
     def __init__(self) -> None:
         self._runs: dict[str, RunLog] = {}

@@ -81,6 +81,12 @@ class TaskKind(enum.Enum):
     SYNC = "sync"
 
 
+#: Looked up once: an Enum member read from its class goes through the metaclass's
+#: ``__getattr__`` hook (~70 ns), and every step asks which kind its task is.
+_COROUTINE = TaskKind.COROUTINE
+_GENERATOR = TaskKind.GENERATOR
+
+
 def _function_kind(function: Callable[..., Any]) -> TaskKind | None:
     """The kind of a callable, or None for a sync generator function."""
     for target in (function, type(function).__call__):
@@ -260,11 +266,11 @@ class AsyncPythonTask(BaseStep):
         kwargs = scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
         attempt.parameters_in.update(kwargs)
-        if self._kind is TaskKind.GENERATOR:
+        if self._kind is _GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
         else:
-            if self._kind is TaskKind.COROUTINE:
+            if self._kind is _COROUTINE:
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
@@ -328,7 +334,7 @@ class AsyncPythonTask(BaseStep):
                 kwargs = scope.arguments(self._binder, path)
                 if attempt is not None:
                     attempt.parameters_in.update(kwargs)
-                if self._kind is TaskKind.COROUTINE:
+                if self._kind is _COROUTINE:
                     result = await self._call_coroutine(kwargs)
                 else:
                     result = await trio.to_thread.run_sync(
@@ -350,7 +356,8 @@ class AsyncPythonTask(BaseStep):
                     log.status = _FAIL
                     ctx.note_failure(exc, path)
                     ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
-                    await ctx.store.step_finished(ctx.run_log, log)
+                    if ctx.step_reports:
+                        await ctx.store.step_finished(ctx.run_log, log)
                     raise
                 finally:
                     running.discard(path)
@@ -372,7 +379,8 @@ class AsyncPythonTask(BaseStep):
             attempt.end(_SUCCESS)
             running.discard(path)
             log.status = _SUCCESS
-            await ctx.store.step_finished(ctx.run_log, log)
+            if ctx.step_reports:
+                await ctx.store.step_finished(ctx.run_log, log)
         except Exception:
             branch.status = _FAIL
             raise
