@@ -57,6 +57,9 @@ _SUCCESS = Status.SUCCESS
 #: ``__getattr__`` hook, and a sweep reads these for every record of a left run.
 _PROCESSING = Status.PROCESSING
 _CANCELLED = Status.CANCELLED
+#: The same, for the events a step with attribution sends as it starts and completes.
+_STEP_STARTED = Lifecycle.STEP_STARTED
+_STEP_COMPLETED = Lifecycle.STEP_COMPLETED
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -450,7 +453,7 @@ async def run_step(
         # Lifecycle events exist only with attribution: without it, no call (and no
         # coroutine) per step for them.
         if ctx.sink.attribution:
-            await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
+            await ctx.sink.lifecycle(_STEP_STARTED, path, kind=step.kind)
         # The attempts under the retry policy, each in a cancel scope of its own when the
         # step has a timeout. Inline, not a coroutine of its own: a Map holds one stack per
         # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
@@ -516,7 +519,7 @@ async def run_step(
     if ctx.log_level <= _INFO:
         ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:
-        await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
+        await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
     if ctx.step_reports:
         await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
