@@ -695,8 +695,10 @@ class _CountingStore(MemoryRunLogStore):
         self.reported.append(step.path)
 
 
-class _ReportedStore(_CountingStore):
-    wants_step_finished = True
+class _QuietStore(_CountingStore):
+    """A store that says it does not want finished steps."""
+
+    wants_step_finished = False
 
 
 async def _add(x: int) -> int:
@@ -717,9 +719,14 @@ def _steps_and_a_map() -> AsyncPipeline:
     )
 
 
+def test_the_memory_store_wants_finished_steps_only_where_a_subclass_handles_them() -> None:
+    # Its own step_finished does nothing: no coroutine made and awaited per step for it.
+    assert MemoryRunLogStore().wants_step_finished is False
+    assert _CountingStore().wants_step_finished is True
+
+
 async def test_a_store_that_does_not_want_finished_steps_is_not_told_of_them() -> None:
-    # The memory store's step_finished would do nothing: no coroutine made per step for it.
-    store = _CountingStore()
+    store = _QuietStore()
     async for _ in _steps_and_a_map().execute_streaming(
         parameters={"x": 0, "items": [1, 2]}, store=store
     ):
@@ -729,7 +736,7 @@ async def test_a_store_that_does_not_want_finished_steps_is_not_told_of_them() -
 
 
 async def test_a_store_that_wants_finished_steps_is_told_of_each() -> None:
-    store = _ReportedStore()
+    store = _CountingStore()
     async for _ in _steps_and_a_map().execute_streaming(
         parameters={"x": 0, "items": [1, 2]}, store=store
     ):
