@@ -57,6 +57,9 @@ _SUCCESS = Status.SUCCESS
 #: ``__getattr__`` hook, and a sweep reads these for every record of a left run.
 _PROCESSING = Status.PROCESSING
 _CANCELLED = Status.CANCELLED
+#: The same, for the events a step with attribution sends as it starts and completes.
+_STEP_STARTED = Lifecycle.STEP_STARTED
+_STEP_COMPLETED = Lifecycle.STEP_COMPLETED
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -274,6 +277,14 @@ class RunContext:
         )
     )
 
+    #: Whether the store's ``step_finished`` is to be called (``wants_step_finished``, true
+    #: where a store does not say): asked once per run, not once per step.
+    step_reports: bool = attrs.field(
+        default=attrs.Factory(
+            lambda self: getattr(self.store, "wants_step_finished", True), takes_self=True
+        )
+    )
+
     def note_failure(self, exc: BaseException, path: str) -> None:
         """Remember the innermost step an exception was recorded at."""
         # Kept on the exception, not in the run: a failure a step handled, and the frames of
@@ -442,7 +453,7 @@ async def run_step(
         # Lifecycle events exist only with attribution: without it, no call (and no
         # coroutine) per step for them.
         if ctx.sink.attribution:
-            await ctx.sink.lifecycle(Lifecycle.STEP_STARTED, path, kind=step.kind)
+            await ctx.sink.lifecycle(_STEP_STARTED, path, kind=step.kind)
         # The attempts under the retry policy, each in a cancel scope of its own when the
         # step has a timeout. Inline, not a coroutine of its own: a Map holds one stack per
         # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
@@ -493,7 +504,8 @@ async def run_step(
                 error_type=type(exc).__name__,
                 error_message=str(exc),
             )
-            await ctx.store.step_finished(ctx.run_log, log)
+            if ctx.step_reports:
+                await ctx.store.step_finished(ctx.run_log, log)
             if step.on_failure is None:
                 raise
             recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
@@ -507,8 +519,9 @@ async def run_step(
     if ctx.log_level <= _INFO:
         ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
     if ctx.sink.attribution:
-        await ctx.sink.lifecycle(Lifecycle.STEP_COMPLETED, path, kind=step.kind)
-    await ctx.store.step_finished(ctx.run_log, log)
+        await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
+    if ctx.step_reports:
+        await ctx.store.step_finished(ctx.run_log, log)
     return _after_success(step, path)
 
 

@@ -63,7 +63,11 @@ class RunLogStore(Protocol):
         ...
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
-        """A step (at any depth) has ended; ``run_log`` already contains it."""
+        """A step (at any depth) has ended; ``run_log`` already contains it.
+
+        Not called where the store says ``wants_step_finished`` is false (an attribute it
+        may have: the memory store's is, whose record is the live one).
+        """
         ...
 
     async def finish(self, run_log: RunLog) -> None:
@@ -123,6 +127,13 @@ class MemoryRunLogStore:
             raise RunConfigurationError(f"run {run_id!r} is still going: wait for it to end")
         self._runs[run_id] = run_log
         self._writing.add(run_id)
+
+    @property
+    def wants_step_finished(self) -> bool:
+        """Whether :meth:`step_finished` is to be called: not this one, which does nothing
+        (the live record is the stored one; a coroutine made and awaited per step for
+        nothing), but a subclass's that does something."""
+        return type(self).step_finished is not MemoryRunLogStore.step_finished
 
     async def step_finished(self, run_log: RunLog, step: StepLog) -> None:
         pass  # the live record is the stored one

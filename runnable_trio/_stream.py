@@ -124,7 +124,11 @@ class EventStream(metaclass=NoPublicConstructor):
                     event = self._receive_nowait()
                 except trio.WouldBlock:
                     event = await self._wait()
-            except trio.EndOfChannel:
+            except trio.EndOfChannel as end:
+                # Trio keeps the wakeup that raised it until this task next waits; its
+                # tracebacks (its own, its context's) hold these frames, and so this stream,
+                # the run and its whole record, which would then be freed in the next run.
+                end.__traceback__ = end.__context__ = None
                 await self._finish()
                 self._end()
             self.last_seq += 1

@@ -367,7 +367,8 @@ class AsyncPythonTask(BaseStep):
                 log.status = _FAIL
                 ctx.note_failure(exc, path)
                 ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
-                await ctx.store.step_finished(ctx.run_log, log)
+                if ctx.step_reports:
+                    await ctx.store.step_finished(ctx.run_log, log)
             except Exception:
                 branch.status = _FAIL  # nor could its record be written
                 raise
@@ -393,7 +394,8 @@ class AsyncPythonTask(BaseStep):
         running.discard(path)
         log.status = _SUCCESS
         try:
-            await ctx.store.step_finished(ctx.run_log, log)
+            if ctx.step_reports:
+                await ctx.store.step_finished(ctx.run_log, log)
         except Exception:
             branch.status = _FAIL  # the step succeeded, its record was not written
             raise

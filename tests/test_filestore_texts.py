@@ -1,11 +1,21 @@
 """The final record reuses the text of each step its journal wrote (a step encoded once):
-the snapshot is still exactly what encoding the whole record gives."""
+the snapshot is still exactly what encoding the whole record gives. A long run's is written
+a chunk at a time, never held whole."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, ExecutionFailedError, Map, Retry
+from runnable_trio import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    ExecutionFailedError,
+    Map,
+    Retry,
+    _filestore,
+)
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._steplines import run_record
 
@@ -22,6 +32,10 @@ async def _broken() -> None:
 
 async def _ok() -> str:
     return "fine"
+
+
+async def _step(x: int) -> int:
+    return x + 1
 
 
 def _snapshot_is_the_records_encoding(run_id: str) -> None:
@@ -59,3 +73,26 @@ async def test_a_step_retried_in_the_run_is_recorded_with_every_attempt() -> Non
         await collect(pipeline, run_id="f")
     assert len(FileRunLogStore().load("f").steps["flaky"].attempts) == 3
     _snapshot_is_the_records_encoding("f")
+
+
+async def test_a_long_runs_snapshot_is_written_in_chunks_and_is_the_whole_records_encoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A chain of 1,500 steps: a record of about 1 MB, its definition a third of it.
+    chunks: list[int] = []
+    create_new = _filestore.create_new
+
+    def counting(path: Any, data: Any, **options: Any) -> None:
+        data = [data] if isinstance(data, bytes) else list(data)
+        if path.name.endswith(_filestore.TEMPORARY):
+            chunks.extend(map(len, data))
+        create_new(path, data, **options)
+
+    monkeypatch.setattr(_filestore, "create_new", counting)
+    pipeline = AsyncPipeline([AsyncPythonTask(f"s{i}", _step, returns=["x"]) for i in range(1500)])
+    await collect(pipeline, run_id="long", parameters={"x": 0})
+    assert sum(chunks) > 512 * 1024  # the final snapshot's bytes
+    # Chunks of about 64 KiB: a batch of parts (the first to reach the size ends it), or a
+    # slice of the definition.
+    assert max(chunks) < 128 * 1024
+    _snapshot_is_the_records_encoding("long")

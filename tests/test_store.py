@@ -682,3 +682,63 @@ def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path: Path, enabled:
         (gc.enable if was else gc.disable)()
     assert loaded.run_id == "r"
     assert seen == [enabled, enabled]
+
+
+class _CountingStore(MemoryRunLogStore):
+    """The memory store, counting the ``step_finished`` calls it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: list[str] = []
+
+    async def step_finished(self, run_log: Any, step: Any) -> None:
+        self.reported.append(step.path)
+
+
+class _QuietStore(_CountingStore):
+    """A store that says it does not want finished steps."""
+
+    wants_step_finished = False
+
+
+async def _add(x: int) -> int:
+    return x + 1
+
+
+async def _item_seen(item: int) -> None:
+    pass
+
+
+def _steps_and_a_map() -> AsyncPipeline:
+    each = AsyncPythonTask("seen", _item_seen).as_async_pipeline()
+    return AsyncPipeline(
+        [
+            *(AsyncPythonTask(f"s{i}", _add, returns=["x"]) for i in range(3)),
+            Map("each", iterate_on="items", iterate_as="item", branch=each),
+        ]
+    )
+
+
+def test_the_memory_store_wants_finished_steps_only_where_a_subclass_handles_them() -> None:
+    # Its own step_finished does nothing: no coroutine made and awaited per step for it.
+    assert MemoryRunLogStore().wants_step_finished is False
+    assert _CountingStore().wants_step_finished is True
+
+
+async def test_a_store_that_does_not_want_finished_steps_is_not_told_of_them() -> None:
+    store = _QuietStore()
+    async for _ in _steps_and_a_map().execute_streaming(
+        parameters={"x": 0, "items": [1, 2]}, store=store
+    ):
+        pass
+    assert store.reported == []
+    assert store.load(store.runs()[0].run_id).parameters_out["x"] == 3
+
+
+async def test_a_store_that_wants_finished_steps_is_told_of_each() -> None:
+    store = _CountingStore()
+    async for _ in _steps_and_a_map().execute_streaming(
+        parameters={"x": 0, "items": [1, 2]}, store=store
+    ):
+        pass
+    assert sorted(store.reported) == ["each", "each.0.seen", "each.1.seen", "s0", "s1", "s2"]
