@@ -154,6 +154,8 @@ def reserve_descriptor() -> None:
         OSError: the process is out of descriptors (``EMFILE``, the limit named).
     """
     global _spare
+    if _spare is not None:
+        return  # held (every run's start after the first): no lock to take
     with _spare_guard:
         if _spare is None:
             try:

@@ -73,12 +73,14 @@ async def test_a_known_code_identity_makes_no_event_to_wait_on(
     with monkeypatch.context() as patched:
         patched.setattr(_codeid.trio, "Event", no_event)
         recording = _codeid.recording_code_identity(RunLog("r"), True)
-    probe = recording._probe
-    assert probe is not None
-    assert probe.result_so_far() is known  # what a cancelled run records
+        interrupted = _codeid.recording_code_identity(RunLog("i"), True)
     async with recording:
         pass
     assert recording._run_log.code is known
+    with pytest.raises(KeyboardInterrupt):  # a run that did not end by itself records it too
+        async with interrupted:
+            raise KeyboardInterrupt
+    assert interrupted._run_log.code is known
 
 
 async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorded(
