@@ -22,7 +22,7 @@ from runnable_trio import (
     _convert,
 )
 from runnable_trio._convert import read_regular_file
-from runnable_trio._runlog import CodeIdentity, RunLog
+from runnable_trio._runlog import CodeIdentity, RunLog, Status
 
 
 def test_a_file_is_read_with_text_mode_line_ends(tmp_path: Path) -> None:
@@ -329,3 +329,36 @@ async def test_branches_ending_at_once_fail_fast_as_before() -> None:
             async for _ in pipeline.execute_streaming(store=MemoryRunLogStore()):
                 pass
         assert isinstance(failed.value.__cause__, ReturnsError)
+
+
+async def test_a_later_run_s_start_asks_nothing_the_process_knows_already(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Known after the first run of the process: the working folder's code identity (no probe
+    # made), the reserve descriptor (held: its lock not taken), what the default log level
+    # and configuration are (no logging look-up, no path check).
+    import logging
+
+    from runnable_trio import _config, _files
+
+    monkeypatch.setitem(_codeid._taken, os.getcwd(), CodeIdentity(commit="abc", dirty=False))
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    async for _ in pipeline.execute_streaming():
+        pass
+
+    def asked(*args: object) -> None:
+        raise AssertionError("asked again at a later run's start")
+
+    class NoLock:
+        __enter__ = __exit__ = asked
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_codeid._Probe, "__init__", asked)
+        patched.setattr(_files, "_spare_guard", NoLock())
+        patched.setattr(logging, "getLevelName", asked)
+        patched.setattr(_config, "check_path", asked)
+        run = pipeline.execute_streaming()
+        async for event in run:
+            assert event == {"type": "one"}
+    assert run.run_log.code == CodeIdentity(commit="abc", dirty=False)
+    assert run.run_log.status is Status.SUCCESS
