@@ -127,8 +127,10 @@ class _Probe:
         return CodeIdentity(error="not taken: the run was cancelled before git answered")
 
 
-def recording_code_identity(run_log: RunLog, enabled: bool) -> Recording:
-    """Probe the code identity into ``run_log.code`` while the ``async with`` block runs.
+def recording_code_identity(run_log: RunLog, enabled: bool, folder: str | None = None) -> Recording:
+    """Probe the code identity of ``folder`` (the run's working folder, as ``os.getcwd()``
+    gives it: read here if not given) into ``run_log.code`` while the ``async with`` block
+    runs.
 
     No nursery: the probe runs in a thread, so the block's exceptions pass through as they
     were raised (a nursery would copy exception groups).
@@ -147,7 +149,8 @@ def recording_code_identity(run_log: RunLog, enabled: bool) -> Recording:
     """
     if not enabled:
         return Recording(run_log, None)
-    folder = os.getcwd()
+    if folder is None:
+        folder = os.getcwd()
     known = _taken.get(folder)
     return Recording(run_log, _Probe(folder) if known is None else known)
 

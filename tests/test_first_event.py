@@ -336,10 +336,11 @@ async def test_a_later_run_s_start_asks_nothing_the_process_knows_already(
 ) -> None:
     # Known after the first run of the process: the working folder's code identity (no probe
     # made), the reserve descriptor (held: its lock not taken), what the default log level
-    # and configuration are (no logging look-up, no path check).
+    # and configuration are (no logging look-up, no path check), the file store (the one
+    # made for this folder). The working folder is read once.
     import logging
 
-    from runnable_trio import _config, _files
+    from runnable_trio import _config, _files, _stores
 
     monkeypatch.setitem(_codeid._taken, os.getcwd(), CodeIdentity(commit="abc", dirty=False))
     pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
@@ -352,13 +353,23 @@ async def test_a_later_run_s_start_asks_nothing_the_process_knows_already(
     class NoLock:
         __enter__ = __exit__ = asked
 
+    folders_read: list[str] = []
+    real_getcwd = os.getcwd
+
+    def getcwd() -> str:
+        folders_read.append(real_getcwd())
+        return folders_read[-1]
+
     with monkeypatch.context() as patched:
         patched.setattr(_codeid._Probe, "__init__", asked)
         patched.setattr(_files, "_spare_guard", NoLock())
         patched.setattr(logging, "getLevelName", asked)
         patched.setattr(_config, "check_path", asked)
+        patched.setattr(_stores, "FileRunLogStore", asked)
+        patched.setattr(os, "getcwd", getcwd)
         run = pipeline.execute_streaming()
         async for event in run:
             assert event == {"type": "one"}
+    assert folders_read == [os.getcwd()]
     assert run.run_log.code == CodeIdentity(commit="abc", dirty=False)
     assert run.run_log.status is Status.SUCCESS
