@@ -373,3 +373,38 @@ async def test_a_later_run_s_start_asks_nothing_the_process_knows_already(
     assert folders_read == [os.getcwd()]
     assert run.run_log.code == CodeIdentity(commit="abc", dirty=False)
     assert run.run_log.status is Status.SUCCESS
+
+
+async def test_a_generated_id_s_run_looks_for_no_snapshot_a_given_one_does() -> None:
+    # A file store's run refuses an id a run has ended under (its snapshot there): no such
+    # run can exist for an id made for the run, claimed for the first time.
+    from runnable_trio import RunConfigurationError, _filestore
+
+    looked: list[str] = []
+    real_present = _filestore._present
+
+    def present(path: str | Path) -> bool:
+        looked.append(os.path.basename(path))
+        return real_present(path)
+
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(_filestore, "_present", present)
+        first = pipeline.execute_streaming()
+        # The same id given again before the first run has even started: not new any more
+        # once that run has claimed it.
+        again = pipeline.execute_streaming(run_id=first.run_id)
+        looked.clear()  # the given id was looked up at the call (exists)
+        async for _ in first:
+            pass
+        assert looked == []
+        with pytest.raises(ExecutionFailedError) as failed:
+            async for _ in again:
+                pass
+        assert isinstance(failed.value.__cause__, RunConfigurationError)
+        assert "already exists" in str(failed.value.__cause__)
+        assert looked == [f"{first.run_id}.json"]
+        async for _ in pipeline.execute_streaming(run_id="given"):
+            pass
+        assert looked[-1] == "given.json"
+    assert _filestore.FileRunLogStore().load(first.run_id).status is Status.SUCCESS
