@@ -126,24 +126,29 @@ class RunCatalog:
 
     @classmethod
     def for_run(
-        cls, run_id: str, folder: str = DEFAULT_CATALOG_FOLDER, *also_excluded: str
+        cls,
+        run_id: str,
+        folder: str = DEFAULT_CATALOG_FOLDER,
+        *also_excluded: str,
+        workdir: str | None = None,
     ) -> RunCatalog:
-        """The catalog of ``run_id`` under ``folder``, both taken from the working folder.
+        """The catalog of ``run_id`` under ``folder``, both taken from the working folder
+        (``workdir``, as ``os.getcwd()`` gives it: read here if not given).
 
         The folders are resolved once per working folder and process (symbolic links on
         their way are followed as they were then), not at every run.
         """
-        key = (os.getcwd(), folder, *also_excluded)
+        key = (os.getcwd() if workdir is None else workdir, folder, *also_excluded)
         roots = _roots.get(key)
         if roots is None:
-            workdir = Path(key[0])
-            base = (workdir / folder).resolve()
-            excluded = (base, *((workdir / extra).resolve() for extra in also_excluded))
+            working = Path(key[0])
+            base = (working / folder).resolve()
+            excluded = (base, *((working / extra).resolve() for extra in also_excluded))
             if len(_roots) >= _ROOTS_KEPT:
                 _roots.clear()
-            roots = _roots[key] = (workdir, excluded)
-        workdir, excluded = roots
-        return cls(excluded[0], run_id, workdir, excluded)
+            roots = _roots[key] = (working, excluded)
+        working, excluded = roots
+        return cls(excluded[0], run_id, working, excluded)
 
     def check_new(self) -> None:
         """Refuse a new run whose catalog folder is already there (a planted symlink too).

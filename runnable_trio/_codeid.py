@@ -71,21 +71,15 @@ def probe_code_identity(folder: str) -> CodeIdentity:
 
 
 class _Probe:
-    """One probe, run in a thread of Trio's cache once started; its result awaited later."""
+    """One probe of a folder whose identity is not known yet, run in a thread of Trio's
+    cache once started; its result awaited later."""
 
     _result: CodeIdentity  # set when the probe answers (``_done``)
 
     def __init__(self, folder: str) -> None:
         self._folder = folder
-        known = _taken.get(folder)
-        self.started = known is not None
-        # None: answered already (the folder's identity was taken by an earlier run), no
-        # event to make and set, on the way to every later run's first event.
-        self._done: trio.Event | None = None
-        if known is not None:
-            self._result = known
-        else:
-            self._done = trio.Event()
+        self.started = False
+        self._done = trio.Event()
 
     def start(self) -> None:
         """Start the probe, if not started yet (it answers at once under an autojump clock)."""
@@ -112,7 +106,6 @@ class _Probe:
             self._result = CodeIdentity(error=f"cannot take the code identity: {result.error!r}")
         else:
             self._result = _taken[self._folder] = result.unwrap()
-        assert self._done is not None, "a probe answered already is not started again"
         self._done.set()
 
     async def taken(self) -> CodeIdentity:
@@ -121,22 +114,23 @@ class _Probe:
         Cancellation: shielded; no checkpoint when the probe has answered already.
         """
         self.start()
-        done = self._done
-        if done is not None and not done.is_set():
+        if not self._done.is_set():
             # A run that ended by itself has its record finished: git takes milliseconds.
             with trio.CancelScope(shield=True):
-                await done.wait()
+                await self._done.wait()
         return self._result
 
     def result_so_far(self) -> CodeIdentity:
         """The identity if the probe has answered, else an identity saying it was not taken."""
-        if self._done is None or self._done.is_set():
+        if self._done.is_set():
             return self._result
         return CodeIdentity(error="not taken: the run was cancelled before git answered")
 
 
-def recording_code_identity(run_log: RunLog, enabled: bool) -> Recording:
-    """Probe the code identity into ``run_log.code`` while the ``async with`` block runs.
+def recording_code_identity(run_log: RunLog, enabled: bool, folder: str | None = None) -> Recording:
+    """Probe the code identity of ``folder`` (the run's working folder, as ``os.getcwd()``
+    gives it: read here if not given) into ``run_log.code`` while the ``async with`` block
+    runs.
 
     No nursery: the probe runs in a thread, so the block's exceptions pass through as they
     were raised (a nursery would copy exception groups).
@@ -145,11 +139,20 @@ def recording_code_identity(run_log: RunLog, enabled: bool) -> Recording:
     event), else once the block ends, after two scheduling rounds that give the consumer the
     run's last events first.
 
+    An identity taken already for the working folder (every run after a process's first
+    from that folder) is recorded as it is: no probe is made, no event to set and wait on,
+    on the way to every later run's first event.
+
     Cancellation: no wait for the probe: a cancelled run ends at once, and its record says
     the identity was not taken if ``git`` had not answered yet (a probe's thread that was
     started still finishes, and fills the per-process cache for later runs).
     """
-    return Recording(run_log, _Probe(os.getcwd()) if enabled else None)
+    if not enabled:
+        return Recording(run_log, None)
+    if folder is None:
+        folder = os.getcwd()
+    known = _taken.get(folder)
+    return Recording(run_log, _Probe(folder) if known is None else known)
 
 
 @final
@@ -159,13 +162,13 @@ class Recording:
 
     __slots__ = ("_probe", "_run_log")
 
-    def __init__(self, run_log: RunLog, probe: _Probe | None) -> None:
+    def __init__(self, run_log: RunLog, probe: _Probe | CodeIdentity | None) -> None:
         self._run_log = run_log
-        self._probe = probe
+        self._probe = probe  # the identity itself if known already; None: not recorded
 
     def start(self) -> None:
         """Start the probe now if it has not started (the consumer has the first event)."""
-        if self._probe is not None:
+        if isinstance(self._probe, _Probe):
             self._probe.start()
 
     async def __aenter__(self) -> Recording:
@@ -178,7 +181,9 @@ class Recording:
         traceback: types.TracebackType | None,
     ) -> None:
         probe = self._probe
-        if probe is None:
+        if not isinstance(probe, _Probe):
+            if probe is not None:
+                self._run_log.code = probe  # known already, however the run ended
             return
         if exc is None or isinstance(exc, Exception):
             if not probe.started:

@@ -205,7 +205,8 @@ def load_configuration(path: str) -> Configuration:
         RunConfigurationError: the file cannot be read (or is not a regular file), is not
             YAML, or has unknown or ill-typed settings (each one named, with the value given).
     """
-    check_path(path, "configuration_file")
+    if type(path) is not str:  # a str is a path: not the isinstance check of a union
+        check_path(path, "configuration_file")
     if not path:
         return _DEFAULTS
     identity = _identity(path)

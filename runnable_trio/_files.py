@@ -47,6 +47,7 @@ __all__ = [
     "locked",
     "make_folder",
     "open_folder",
+    "open_new",
     "read_file",
     "read_head",
     "read_from",
@@ -153,6 +154,8 @@ def reserve_descriptor() -> None:
         OSError: the process is out of descriptors (``EMFILE``, the limit named).
     """
     global _spare
+    if _spare is not None:
+        return  # held (every run's start after the first): no lock to take
     with _spare_guard:
         if _spare is None:
             try:
@@ -219,6 +222,24 @@ def _is_link(name: str, dir_fd: int) -> bool:
         return False
 
 
+def open_new(path: Path, *, dir_fd: int | None = None, reserve: bool = False) -> int:
+    """Create ``path`` new, empty, and return its descriptor, open for appending.
+
+    Raises:
+        FileExistsError: anything is there already, a symlink included.
+    """
+    try:
+        return open_file(
+            path, os.O_CREAT | os.O_EXCL | APPEND_FLAGS, dir_fd=dir_fd, reserve=reserve
+        )
+    except FileExistsError as exc:
+        link = os.path.islink(path) if dir_fd is None else _is_link(path.name, dir_fd)
+        what = "is a symlink: a run never writes through one" if link else "already exists"
+        raise FileExistsError(
+            errno.EEXIST, f"{str(path)!r} {what}; a run's files are created new"
+        ) from exc
+
+
 def create_new(
     path: Path,
     data: bytes | Iterable[bytes] = b"",
@@ -231,15 +252,7 @@ def create_new(
     Raises:
         FileExistsError: anything is there already, a symlink included.
     """
-    try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
-        fd = open_file(path, flags, dir_fd=dir_fd, reserve=reserve)
-    except FileExistsError as exc:
-        link = os.path.islink(path) if dir_fd is None else _is_link(path.name, dir_fd)
-        what = "is a symlink: a run never writes through one" if link else "already exists"
-        raise FileExistsError(
-            errno.EEXIST, f"{str(path)!r} {what}; a run's files are created new"
-        ) from exc
+    fd = open_new(path, dir_fd=dir_fd, reserve=reserve)
     try:
         for chunk in [data] if isinstance(data, bytes) else data:
             write_all(fd, chunk)

@@ -24,7 +24,8 @@ write, a link or a look-up), so a run creates at most one before its first event
 none: its journal is a spare file, which it fills and links into place, and a run that ends
 makes the next spare ahead in the thread that writes its snapshot (``_writers.AppendPool``).
 A snapshot already there (a run that has ended; the final snapshot goes in before its journal
-goes) refuses the new run just after, and its journal goes again.
+goes) refuses the new run just after, and its journal goes again; none is looked for under an
+id made for the run (``_runid.claim_new``: unique, no run ended under it).
 
 The final snapshot, which grows with the run, is written in a worker thread
 (``_offloop.run_blocking``). Two small writes are not. A journal line is appended with one
@@ -78,6 +79,7 @@ from ._files import (
 )
 from ._jsoncodec import loads
 from ._offloop import run_blocking
+from ._runid import claim_new
 from ._runlog import (
     RunLog,
     Status,
@@ -323,6 +325,8 @@ class FileRunLogStore:
         """The run's journal, made (see :meth:`create`)."""
         run_id = run_log.run_id
         journal = f"{self._prefix}{run_id}{_JOURNAL}"  # as text: see AppendPool.create
+        # An id made for this run, claimed the first time, is unique: no run ended under it.
+        new = claim_new(run_id)
         try:
             reserve_descriptor()  # at the limit already: the run fails here, at its start
             # (The folder is made with the writer's lock, and again with a spare if need be.)
@@ -340,7 +344,7 @@ class FileRunLogStore:
                     raise  # not a run's journal: the error names what is there
                 raise RunConfigurationError(f"a run with id {run_id!r} already exists") from None
             snapshot = f"{self._prefix}{run_id}{_SNAPSHOT}"
-            if _present(snapshot):  # a run that has ended, or something planted
+            if not new and _present(snapshot):  # a run that has ended, or something planted
                 APPENDS.forget(journal)
                 _delete_own(journal, made)  # made a moment ago: the id is as it was
                 if os.path.islink(snapshot):

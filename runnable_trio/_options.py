@@ -119,7 +119,8 @@ class RunOptions:
             and buffer_size is None
             and event_log is None
             and store is None
-            and log_level_number(log_level) == logging.WARNING  # checked: raises if unusable
+            # As it defaults, else checked (raises if unusable).
+            and (log_level == "WARNING" or log_level_number(log_level) == logging.WARNING)
         ):
             # Every keyword as it defaults (``execute_streaming()``, ``stream()``): the one
             # frozen instance of those, not ~20k instructions to build it again.

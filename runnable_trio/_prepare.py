@@ -9,6 +9,7 @@ shares :func:`configured` (configuration and store) and :func:`assemble` (the re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,8 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
         RunConfigurationError: for any unusable argument, before anything runs.
     """
     values = load_parameters(options.parameters, options.parameters_file)
-    configuration, store = configured(options)
+    workdir = os.getcwd()  # read once: the store's folder and the catalog's are taken from it
+    configuration, store = configured(options, workdir)
     run_id = validate_run_id(options.run_id) if options.run_id else new_run_id()
     # A generated id is unique per run: no store holds it, so a store whose ``exists`` is
     # only a look-up is not asked (two names not there, on a file store); its create claims
@@ -85,7 +87,7 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
         definition=definition,
         definition_hash=definition_hash,
     )
-    catalog = catalog_of(configuration, run_id)
+    catalog = catalog_of(configuration, run_id, workdir)
     if options.run_id:
         # A new run's files are created new: nothing may be there yet. (Nothing can be for
         # a generated id, unique per run: no look-up for it.)
@@ -93,17 +95,26 @@ def prepare_run(pipeline: AsyncPipeline, options: RunOptions) -> PreparedRun:
     return assemble(pipeline, options, configuration, store, run_log, values, catalog)
 
 
-def configured(options: RunOptions) -> tuple[Configuration, RunLogStore]:
-    """The run's configuration, and its store: the one given, else the configured one."""
+def configured(
+    options: RunOptions, workdir: str | None = None
+) -> tuple[Configuration, RunLogStore]:
+    """The run's configuration, and its store: the one given, else the configured one
+    (its folder taken from ``workdir``, the working folder, if given)."""
     configuration = load_configuration(options.configuration_file)
-    store = options.store if options.store is not None else store_from_configuration(configuration)
+    store = options.store
+    if store is None:
+        store = store_from_configuration(configuration, workdir)
     return configuration, store
 
 
-def catalog_of(configuration: Configuration, run_id: str) -> RunCatalog:
-    """The catalog of run ``run_id`` under ``configuration``'s folders."""
+def catalog_of(configuration: Configuration, run_id: str, workdir: str | None = None) -> RunCatalog:
+    """The catalog of run ``run_id`` under ``configuration``'s folders (taken from
+    ``workdir``, the working folder, if given)."""
     return RunCatalog.for_run(
-        run_id, configuration.catalog.folder, configuration.run_log_store.folder
+        run_id,
+        configuration.catalog.folder,
+        configuration.run_log_store.folder,
+        workdir=workdir,
     )
 
 

@@ -134,7 +134,9 @@ class PreparedRun:
         try:
             if attribution:
                 await sink.lifecycle(Lifecycle.RUN_STARTED, "", pipeline=self.pipeline.name)
-            async with recording_code_identity(run_log, self.code_identity) as self._code:
+            async with recording_code_identity(
+                run_log, self.code_identity, str(self.catalog.workdir)
+            ) as self._code:
                 await run_pipeline(ctx, self.pipeline, scope, "", run_log.steps)
         except Exception as exc:
             cut_short(ctx, run_log.steps)  # what the failure cut short and no step marked

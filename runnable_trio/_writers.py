@@ -33,12 +33,12 @@ from pathlib import Path
 from ._files import (
     APPEND_FLAGS,
     NOFOLLOW,
-    create_new,
     file_at,
     file_id,
     give_back_with,
     open_file,
     open_folder,
+    open_new,
 )
 from ._offloop import write_all
 
@@ -82,13 +82,17 @@ class AppendPool:
     if anything is there and follows no symlink) and shows it whole, never partly written.
     Creating a file costs 60-200 us on this machine's file system, against a few for opening
     one, writing it or linking it; so a run that ends makes the next spare ahead, in a worker
-    thread (:meth:`make_spare`), one per process and folder, closed (no descriptor held).
-    The spare's identity is kept with its name: the file opened to become a journal must be
-    it, so a symlink planted at ``.writers`` since (or at the spare's name) is refused
-    before anything is written. The spare's own name, a second name of the journal once
-    linked, goes later, in that worker thread, through a descriptor of ``.writers`` (nothing
-    reached through a symlink is deleted); a process killed before leaves it for the next
-    sweep of its folder's lock files (:func:`writer_lock`).
+    thread (:meth:`make_spare`), one per process and folder. The spare made last stays open
+    from its making (one descriptor, given back first when the process runs out): a run
+    that finds it writes its record through that descriptor, which is the file made, so
+    the start of a run in a process that keeps writing to one folder (the usual case) opens
+    nothing and asks for no identity. Another folder's spare is opened by name, and its
+    identity, kept with the name, checked: a symlink planted at ``.writers`` since (or at
+    the spare's name) is refused before anything is written. Either way the journal, once
+    linked, is checked to be the file made. The spare's own name, a second name of the
+    journal once linked, goes later, in that worker thread, through a descriptor of
+    ``.writers`` (nothing reached through a symlink is deleted); a process killed before
+    leaves it for the next sweep of its folder's lock files (:func:`writer_lock`).
     """
 
     def __init__(self, size: int) -> None:
@@ -99,6 +103,9 @@ class AppendPool:
         # of spares linked since, to delete.
         self._spares: dict[tuple[int, str], tuple[str, tuple[int, int]]] = {}
         self._linked: dict[tuple[int, str], list[str]] = {}
+        # The spare made last, open since (its name and descriptor): one at most, so the
+        # descriptors held do not grow with the folders a process writes to.
+        self._open_spare: tuple[str, int] | None = None
 
     def append(self, path: Path | str, data: bytes) -> None:
         """Append ``data`` to the existing file ``path`` (never created, never followed)."""
@@ -145,10 +152,11 @@ class AppendPool:
             if spare is not None:
                 # (Not contextlib.suppress: its three calls cost more than a system call.)
                 try:
-                    return self._from_spare(spare, key, folder, data)
+                    return self._from_spare(spare, self._take_open(spare[0]), key, folder, data)
                 except FileNotFoundError:
                     pass  # deleted by hand: a new one
-            return self._from_spare(_new_spare(Path(folder), []), key, folder, data)
+            name, made, fd = _new_spare(Path(folder), [])
+            return self._from_spare((name, made), fd, key, folder, data)
 
     def make_spare(self, folder: Path) -> None:
         """Make the spare of ``folder`` for a later :meth:`create`, unless there is one, and
@@ -163,12 +171,14 @@ class AppendPool:
             if linked:
                 _unlink_spares(folder, linked)
             return
-        spare = _new_spare(folder, linked)
+        name, made, fd = _new_spare(folder, linked)
         with self._lock:
             if key not in self._spares:
-                self._spares[key] = spare
+                self._spares[key] = name, made
+                self._hold(name, fd)
                 return
-        _unlink_spares(folder, [spare[0]])  # another thread made one meanwhile
+        os.close(fd)
+        _unlink_spares(folder, [name])  # another thread made one meanwhile
 
     def drop_spare(self, folder: Path) -> None:
         """Delete this process's spare of ``folder`` and the names of those linked (its
@@ -177,16 +187,43 @@ class AppendPool:
         with self._lock:
             spare = self._spares.pop(key, None)
             names = self._linked.pop(key, [])
+            if spare is not None:
+                fd = self._take_open(spare[0])
+                if fd is not None:
+                    os.close(fd)
         if spare is not None:
             names.append(spare[0])
         if names:
             _unlink_spares(folder, names)
 
+    def _take_open(self, name: str) -> int | None:
+        """The descriptor of the spare ``name`` if it is the one held open (no longer held)."""
+        held = self._open_spare
+        if held is None or held[0] != name:
+            return None
+        self._open_spare = None
+        return held[1]
+
+    def _hold(self, name: str, fd: int) -> None:
+        """Hold ``fd`` open as the descriptor of the spare ``name`` (the one held before is
+        closed)."""
+        held, self._open_spare = self._open_spare, (name, fd)
+        if held is not None:
+            os.close(held[1])
+
     def _from_spare(
-        self, spare: tuple[str, tuple[int, int]], path: str, folder: str, data: bytes
+        self,
+        spare: tuple[str, tuple[int, int]],
+        fd: int | None,
+        path: str,
+        folder: str,
+        data: bytes,
     ) -> tuple[int, int]:
         """The identity of the spare, kept open in the pool once it holds ``data`` under the
         name ``path`` (in ``folder``).
+
+        Args:
+            fd: the spare's descriptor, open since it was made; None: opened here by name.
 
         Raises:
             FileNotFoundError: the spare is gone.
@@ -198,27 +235,28 @@ class AppendPool:
         # NOFOLLOW at the last part; the rest checked. (Joined as text, not os.path.join:
         # see create.)
         where = f"{folder}{os.sep}{WRITERS_FOLDER}{os.sep}{name}"
-        try:
-            fd = open_file(where, APPEND_FLAGS)
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):
-                self._spares[key] = spare  # still spare
-            raise
-        if file_id(fd) != made:
-            os.close(fd)  # not the spare (forgotten): nothing written
-            raise FileExistsError(
-                errno.EEXIST,
-                f"{where!r} is not the spare this process made (is "
-                f"{os.path.join(folder, WRITERS_FOLDER)!r} a symlink?): a run never writes "
-                "through one",
-            )
+        if fd is None:
+            try:
+                fd = open_file(where, APPEND_FLAGS)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._spares[key] = spare  # still spare
+                raise
+            if file_id(fd) != made:
+                os.close(fd)  # not the spare (forgotten): nothing written
+                raise FileExistsError(
+                    errno.EEXIST,
+                    f"{where!r} is not the spare this process made (is "
+                    f"{os.path.join(folder, WRITERS_FOLDER)!r} a symlink?): a run never "
+                    "writes through one",
+                )
         try:
             write_all(fd, data)
             os.link(where, path, follow_symlinks=False)
         except FileExistsError:
             os.ftruncate(fd, 0)
-            os.close(fd)
-            self._spares[key] = spare  # still spare
+            self._spares[key] = spare  # still spare, and open
+            self._hold(name, fd)
             raise _taken(path) from None
         except BaseException:
             os.close(fd)
@@ -249,17 +287,27 @@ class AppendPool:
 
     def forget_all(self) -> None:
         """In a forked child: close the parent's descriptors, forget its spares, new lock."""
-        for fd in self._fds.values():
+        held = list(self._fds.values())
+        if self._open_spare is not None:
+            held.append(self._open_spare[1])
+        for fd in held:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
         self._spares.clear()
         self._linked.clear()
+        self._open_spare = None
         self._lock = threading.RLock()
 
     def give_back(self) -> bool:
-        """Close the least recently used descriptor; whether there was one."""
+        """Close the spare's descriptor held open, else the least recently used journal's;
+        whether there was one."""
         with self._lock:
+            held = self._open_spare
+            if held is not None:
+                self._open_spare = None  # still spare: opened by name when used
+                os.close(held[1])
+                return True
             if not self._fds:
                 return False
             self._close(next(iter(self._fds)))
@@ -286,19 +334,21 @@ class AppendPool:
             os.close(fd)
 
 
-def _new_spare(folder: Path, linked: list[str]) -> tuple[str, tuple[int, int]]:
+def _new_spare(folder: Path, linked: list[str]) -> tuple[str, tuple[int, int], int]:
     """A new empty spare file for ``folder``: its name in ``.writers`` (by this process's
-    writer token) and its identity; the names in ``linked`` deleted meanwhile."""
+    writer token), its identity and a descriptor open on it (for appending); the names in
+    ``linked`` deleted meanwhile."""
     name = f"{_lock_of(folder).token}.{secrets.token_hex(4)}{_SPARE}"
     with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
         for old in linked:
             with contextlib.suppress(OSError):
                 os.unlink(old, dir_fd=writers)
-        create_new(Path(name), dir_fd=writers)
-        made = file_at(name, dir_fd=writers)
-    if made is None:
-        raise FileNotFoundError(errno.ENOENT, f"the spare {name!r} went as it was made")
-    return name, made
+        fd = open_new(Path(name), dir_fd=writers)
+    try:
+        return name, file_id(fd), fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _unlink_spares(folder: Path, names: list[str]) -> None:

@@ -39,6 +39,24 @@ def test_defaults_are_the_file_store_in_dot_folders() -> None:
     assert (configuration.event_log, configuration.code_identity) == (False, True)
 
 
+def test_a_file_store_is_made_once_per_folder_and_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configuration = load_configuration("")
+    store = store_from_configuration(configuration)
+    assert store_from_configuration(configuration) is store  # shared by the runs here
+    assert store_from_configuration(configuration, os.getcwd()) is store
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    other = store_from_configuration(configuration)
+    assert isinstance(other, FileRunLogStore)
+    assert other.folder == tmp_path / "elsewhere" / ".run_log_store"
+    assert store_from_configuration(configuration, str(tmp_path)) is store
+    named = store_from_configuration(load_configuration(configure("run_log_store:\n  folder: x\n")))
+    assert isinstance(named, FileRunLogStore)
+    assert named.folder == tmp_path / "elsewhere" / "x"
+
+
 async def test_folders_and_event_log_come_from_the_file() -> None:
     path = configure(
         "run_log_store:\n  type: file\n  folder: logs\ncatalog:\n  folder: files\n"

@@ -22,7 +22,7 @@ from runnable_trio import (
     _convert,
 )
 from runnable_trio._convert import read_regular_file
-from runnable_trio._runlog import CodeIdentity, RunLog
+from runnable_trio._runlog import CodeIdentity, RunLog, Status
 
 
 def test_a_file_is_read_with_text_mode_line_ends(tmp_path: Path) -> None:
@@ -73,12 +73,14 @@ async def test_a_known_code_identity_makes_no_event_to_wait_on(
     with monkeypatch.context() as patched:
         patched.setattr(_codeid.trio, "Event", no_event)
         recording = _codeid.recording_code_identity(RunLog("r"), True)
-    probe = recording._probe
-    assert probe is not None
-    assert probe.result_so_far() is known  # what a cancelled run records
+        interrupted = _codeid.recording_code_identity(RunLog("i"), True)
     async with recording:
         pass
     assert recording._run_log.code is known
+    with pytest.raises(KeyboardInterrupt):  # a run that did not end by itself records it too
+        async with interrupted:
+            raise KeyboardInterrupt
+    assert interrupted._run_log.code is known
 
 
 async def test_an_exception_leaves_the_block_as_raised_with_the_identity_recorded(
@@ -327,3 +329,82 @@ async def test_branches_ending_at_once_fail_fast_as_before() -> None:
             async for _ in pipeline.execute_streaming(store=MemoryRunLogStore()):
                 pass
         assert isinstance(failed.value.__cause__, ReturnsError)
+
+
+async def test_a_later_run_s_start_asks_nothing_the_process_knows_already(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Known after the first run of the process: the working folder's code identity (no probe
+    # made), the reserve descriptor (held: its lock not taken), what the default log level
+    # and configuration are (no logging look-up, no path check), the file store (the one
+    # made for this folder). The working folder is read once.
+    import logging
+
+    from runnable_trio import _config, _files, _stores
+
+    monkeypatch.setitem(_codeid._taken, os.getcwd(), CodeIdentity(commit="abc", dirty=False))
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    async for _ in pipeline.execute_streaming():
+        pass
+
+    def asked(*args: object) -> None:
+        raise AssertionError("asked again at a later run's start")
+
+    class NoLock:
+        __enter__ = __exit__ = asked
+
+    folders_read: list[str] = []
+    real_getcwd = os.getcwd
+
+    def getcwd() -> str:
+        folders_read.append(real_getcwd())
+        return folders_read[-1]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_codeid._Probe, "__init__", asked)
+        patched.setattr(_files, "_spare_guard", NoLock())
+        patched.setattr(logging, "getLevelName", asked)
+        patched.setattr(_config, "check_path", asked)
+        patched.setattr(_stores, "FileRunLogStore", asked)
+        patched.setattr(os, "getcwd", getcwd)
+        run = pipeline.execute_streaming()
+        async for event in run:
+            assert event == {"type": "one"}
+    assert folders_read == [os.getcwd()]
+    assert run.run_log.code == CodeIdentity(commit="abc", dirty=False)
+    assert run.run_log.status is Status.SUCCESS
+
+
+async def test_a_generated_id_s_run_looks_for_no_snapshot_a_given_one_does() -> None:
+    # A file store's run refuses an id a run has ended under (its snapshot there): no such
+    # run can exist for an id made for the run, claimed for the first time.
+    from runnable_trio import RunConfigurationError, _filestore
+
+    looked: list[str] = []
+    real_present = _filestore._present
+
+    def present(path: str | Path) -> bool:
+        looked.append(os.path.basename(path))
+        return real_present(path)
+
+    pipeline = AsyncPythonTask("t", _one).as_async_pipeline()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(_filestore, "_present", present)
+        first = pipeline.execute_streaming()
+        # The same id given again before the first run has even started: not new any more
+        # once that run has claimed it.
+        again = pipeline.execute_streaming(run_id=first.run_id)
+        looked.clear()  # the given id was looked up at the call (exists)
+        async for _ in first:
+            pass
+        assert looked == []
+        with pytest.raises(ExecutionFailedError) as failed:
+            async for _ in again:
+                pass
+        assert isinstance(failed.value.__cause__, RunConfigurationError)
+        assert "already exists" in str(failed.value.__cause__)
+        assert looked == [f"{first.run_id}.json"]
+        async for _ in pipeline.execute_streaming(run_id="given"):
+            pass
+        assert looked[-1] == "given.json"
+    assert _filestore.FileRunLogStore().load(first.run_id).status is Status.SUCCESS

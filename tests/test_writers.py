@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,88 @@ def test_a_run_after_one_ended_starts_from_the_spare_made_ahead(
             patched.setattr(_writers, "_new_spare", no_new_spare)
             trio.run(store.create, RunLog("r2"))
         assert store.load("r2").run_id == "r2"
+
+
+def _ended_once(folder: Path) -> FileRunLogStore:
+    """The store of ``folder`` after one run there (its end made the next spare ahead)."""
+    import trio
+
+    store = FileRunLogStore(folder)
+    first = RunLog("r1")
+    trio.run(store.create, first)
+    trio.run(store.finish, first)
+    return store
+
+
+def test_a_run_in_the_folder_of_the_last_spare_opens_no_file_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spare made last stays open from its making: the next run's journal is written
+    # through that descriptor, the file made, so neither an open nor an identity (fstat) is
+    # on the way to its first event. Its journal is still checked once linked.
+    import trio
+
+    from runnable_trio import _writers
+    from runnable_trio._files import file_at as real_file_at
+
+    store = _ended_once(tmp_path / "store")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the spare opened, or its identity asked, at the run's start")
+
+    checked: list[object] = []
+
+    def file_at(path: str, **kwargs: Any) -> object:
+        checked.append(path)
+        return real_file_at(path, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_writers, "open_file", refused)
+        patched.setattr(_writers, "file_id", refused)
+        patched.setattr(_writers, "file_at", file_at)
+        trio.run(store.create, RunLog("r2"))
+    assert checked == [str(store.journal_path("r2"))]
+    assert store.load("r2").run_id == "r2"
+
+
+def test_a_spare_of_another_folder_is_opened_and_checked_by_its_identity(
+    tmp_path: Path,
+) -> None:
+    # Only the spare made last is held open: an earlier folder's spare is opened by name,
+    # and a symlink planted at its .writers since is refused before anything is written.
+    import trio
+
+    from runnable_trio import RunConfigurationError
+
+    store = _ended_once(tmp_path / "store")
+    writers = tmp_path / "store" / ".writers"
+    (spare,) = (p.name for p in writers.iterdir() if p.name.endswith(".spare"))
+    _ended_once(tmp_path / "other")  # its spare is the one held open now
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / spare
+    victim.write_text("not the store's\n")
+    writers.rename(tmp_path / "moved")
+    writers.symlink_to(elsewhere)
+    with pytest.raises(RunConfigurationError, match="is not the spare this process made"):
+        trio.run(store.create, RunLog("r2"))
+    assert victim.read_text() == "not the store's\n"
+    assert victim.stat().st_nlink == 1  # never linked into the store either
+    assert not os.path.lexists(store.journal_path("r2"))
+
+
+def test_a_process_out_of_descriptors_gets_the_open_spare_back_first(tmp_path: Path) -> None:
+    import trio
+
+    from runnable_trio._writers import APPENDS
+
+    _ended_once(tmp_path / "store")
+    held = APPENDS._open_spare
+    assert held is not None
+    assert APPENDS.give_back()
+    assert APPENDS._open_spare is None
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(held[1])  # closed
+    store = FileRunLogStore(tmp_path / "store")
+    trio.run(store.create, RunLog("r2"))  # from the same spare, opened by name
+    assert store.load("r2").run_id == "r2"
