@@ -268,7 +268,7 @@ class AsyncPythonTask(BaseStep):
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
-            result = await (call if faults is None else faults.call(call))
+            result = await self._guard_call(call if faults is None else faults.call(call), path)
             single = self._single
             values = (
                 {single: result} if single is not None else self._positional_values(result, path)
@@ -329,11 +329,10 @@ class AsyncPythonTask(BaseStep):
                 if attempt is not None:
                     attempt.parameters_in.update(kwargs)
                 if self._kind is TaskKind.COROUTINE:
-                    result = await self._call_coroutine(kwargs)
+                    call = self._call_coroutine(kwargs)
                 else:
-                    result = await trio.to_thread.run_sync(
-                        functools.partial(self.function, **kwargs)
-                    )
+                    call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
+                result = await self._guard_call(call, path)
                 single = self._single
                 values: Mapping[str, Any]
                 if single is not None:
@@ -392,6 +391,16 @@ class AsyncPythonTask(BaseStep):
     def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
         generator: AsyncGenerator[Any, None] = self.function(**kwargs)
         return generator
+
+    def _guard_call(self, call: Awaitable[Any], path: str) -> Awaitable[Any]:
+        """What :meth:`_execute` and :meth:`run_alone` await for a coroutine's or a plain def's
+        call (``call``: that call, with a fault plan's faults around it): the call itself.
+
+        A subclass may wrap it to change what the call raises (compat/ turns the function's
+        own exception into its ``CommandCallError``): both paths then fail alike, so such a
+        subclass keeps :meth:`run_alone`, which an override of :meth:`_execute` gives up.
+        """
+        return call
 
     async def _stream(
         self, ctx: RunContext, kwargs: dict[str, Any], path: str, faults: Any = None
