@@ -268,7 +268,7 @@ async def waiting_stacks(pipeline: AsyncPipeline, release: asyncio.Event) -> lis
 async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> None:
     # Every switch of a step's Trio task passes through each frame of its stack, and a
     # Parallel or Map holds one stack per branch: from runnable_trio's _execute down, the task
-    # waits in compat's _guard_call, await_on_loop and the wait itself (then Trio's own).
+    # waits in compat's _guard_call and await_on_loop (then Trio's own).
     release = asyncio.Event()
 
     async def waiting() -> None:
@@ -276,7 +276,7 @@ async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> 
 
     pipeline = AsyncPythonTask("w", waiting).as_async_pipeline()
     stacks = await waiting_stacks(pipeline, release)
-    assert stacks == [["_execute", "_guard_call", "await_on_loop", "_wait_until_done"]]
+    assert stacks == [["_execute", "_guard_call", "await_on_loop"]]
 
 
 async def test_a_branch_of_one_asyncio_task_runs_alone() -> None:
@@ -294,4 +294,4 @@ async def test_a_branch_of_one_asyncio_task_runs_alone() -> None:
         [Parallel("fan", branches={"a": task.as_async_pipeline(), "b": task.as_async_pipeline()})]
     )
     stacks = await waiting_stacks(pipeline, release)
-    assert stacks == [["run_alone", "_guard_call", "await_on_loop", "_wait_until_done"]] * 2
+    assert stacks == [["run_alone", "_guard_call", "await_on_loop"]] * 2
