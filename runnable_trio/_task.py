@@ -22,7 +22,7 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import trio
@@ -268,7 +268,11 @@ class AsyncPythonTask(BaseStep):
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
-            result = await self._guard_call(call if faults is None else faults.call(call), path)
+            if faults is not None:
+                call = faults.call(call)
+            if self._guard_call is not None:
+                call = self._guard_call(call, path)
+            result = await call
             single = self._single
             values = (
                 {single: result} if single is not None else self._positional_values(result, path)
@@ -332,7 +336,9 @@ class AsyncPythonTask(BaseStep):
                     call = self._call_coroutine(kwargs)
                 else:
                     call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
-                result = await self._guard_call(call, path)
+                if self._guard_call is not None:
+                    call = self._guard_call(call, path)
+                result = await call
                 single = self._single
                 values: Mapping[str, Any]
                 if single is not None:
@@ -392,15 +398,14 @@ class AsyncPythonTask(BaseStep):
         generator: AsyncGenerator[Any, None] = self.function(**kwargs)
         return generator
 
-    def _guard_call(self, call: Awaitable[Any], path: str) -> Awaitable[Any]:
-        """What :meth:`_execute` and :meth:`run_alone` await for a coroutine's or a plain def's
-        call (``call``: that call, with a fault plan's faults around it): the call itself.
-
-        A subclass may wrap it to change what the call raises (compat/ turns the function's
-        own exception into its ``CommandCallError``): both paths then fail alike, so such a
-        subclass keeps :meth:`run_alone`, which an override of :meth:`_execute` gives up.
-        """
-        return call
+    #: ``None``, or a method ``(call, path)`` giving what :meth:`_execute` and
+    #: :meth:`run_alone` await in place of a coroutine's or a plain def's call (``call``:
+    #: that call, with a fault plan's faults around it). A subclass sets it to change what the
+    #: call raises (compat/ turns the function's own exception into its ``CommandCallError``):
+    #: both paths then fail alike, so such a subclass keeps :meth:`run_alone`, which an
+    #: override of :meth:`_execute` gives up. ``None`` here: no call per step where nothing
+    #: wraps the call.
+    _guard_call: ClassVar[Callable[..., Awaitable[Any]] | None] = None
 
     async def _stream(
         self, ctx: RunContext, kwargs: dict[str, Any], path: str, faults: Any = None
