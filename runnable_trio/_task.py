@@ -22,7 +22,7 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import trio
@@ -274,7 +274,11 @@ class AsyncPythonTask(BaseStep):
                 call = self._call_coroutine(kwargs)
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
-            result = await (call if faults is None else faults.call(call))
+            if faults is not None:
+                call = faults.call(call)
+            if self._guard_call is not None:
+                call = self._guard_call(call, path)
+            result = await call
             single = self._single
             values = (
                 {single: result} if single is not None else self._positional_values(result, path)
@@ -347,11 +351,12 @@ class AsyncPythonTask(BaseStep):
                 values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
             else:
                 if self._kind is _COROUTINE:
-                    result = await self._call_coroutine(kwargs)
+                    call = self._call_coroutine(kwargs)
                 else:
-                    result = await trio.to_thread.run_sync(
-                        functools.partial(self.function, **kwargs)
-                    )
+                    call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
+                if self._guard_call is not None:
+                    call = self._guard_call(call, path)
+                result = await call
                 single = self._single
                 if single is not None:
                     values = {single: result}
@@ -412,6 +417,15 @@ class AsyncPythonTask(BaseStep):
     def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
         generator: AsyncGenerator[Any, None] = self.function(**kwargs)
         return generator
+
+    #: ``None``, or a method ``(call, path)`` giving what :meth:`_execute` and
+    #: :meth:`run_alone` await in place of a coroutine's or a plain def's call (``call``:
+    #: that call, with a fault plan's faults around it). A subclass sets it to change what the
+    #: call raises (compat/ turns the function's own exception into its ``CommandCallError``):
+    #: both paths then fail alike, so such a subclass keeps :meth:`run_alone`, which an
+    #: override of :meth:`_execute` gives up. ``None`` here: no call per step where nothing
+    #: wraps the call.
+    _guard_call: ClassVar[Callable[..., Awaitable[Any]] | None] = None
 
     async def _stream(
         self, ctx: RunContext, kwargs: dict[str, Any], path: str, faults: Any = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from runnable import (
 from runnable._aio import GENERATOR_CAPACITY
 from runnable.exceptions import CommandCallError
 
+import runnable_trio
 from runnable_trio import Status
 
 
@@ -87,6 +89,14 @@ LLM_THEN_SHOUT = AsyncPipeline(
         AsyncPythonTask("shout", shout, returns=["loud"]),
     ]
 )
+
+
+async def drain(pipeline: AsyncPipeline) -> None:
+    """Run ``pipeline`` from asyncio to its end; it must succeed."""
+    run = pipeline.execute_streaming()
+    async for _ in run:
+        pass
+    assert run.run_log.status is Status.SUCCESS
 
 
 class Probe:
@@ -539,6 +549,108 @@ def test_a_wide_parallels_first_branches_start_on_the_loop_before_the_last_are_s
 
     run_asyncio(main)
     assert seen[0] < width  # branch records are made as branches are spawned
+
+
+def test_an_async_defs_coroutine_is_its_asyncio_tasks_own() -> None:
+    # No wrapper coroutine in the task: one object fewer held per waiting step.
+    seen: list[Any] = []
+
+    async def direct() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        seen.append(task.get_coro().cr_code)  # type: ignore[union-attr]
+
+    run_asyncio(lambda: drain(AsyncPythonTask("t", direct).as_async_pipeline()))
+    assert seen == [direct.__code__]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="inspect.markcoroutinefunction: 3.12")
+def test_a_def_marked_as_a_coroutine_function_is_called_inside_its_asyncio_task() -> None:
+    # Its call runs code of its own, which must run in asyncio as an async def's body does.
+    seen: list[str] = []
+
+    def marked() -> Coroutine[Any, Any, str]:
+        seen.append(sniffio.current_async_library())
+        return asyncio.sleep(0, "done")
+
+    inspect.markcoroutinefunction(marked)
+    task = AsyncPythonTask("t", marked, returns=["out"])
+
+    async def main() -> Any:
+        run = task.as_async_pipeline().execute_streaming()
+        [_ async for _ in run]
+        return run.run_log
+
+    assert run_asyncio(main).parameters_out["out"] == "done"
+    assert seen == ["asyncio"]
+
+
+def alive_per_waiting_branch(run: Callable[[int, Callable[[], None]], None]) -> float:
+    """Objects the cyclic GC tracks, per branch, while every branch of a Parallel waits.
+
+    ``run(width, count)`` runs a Parallel of ``width`` branches, the last of which calls
+    ``count()`` before releasing them all.
+    """
+    counts: dict[int, int] = {}
+    for width in (100, 600):
+
+        def count(width: int = width) -> None:
+            gc.collect()
+            counts[width] = len(gc.get_objects())
+
+        run(width, count)
+    return (counts[600] - counts[100]) / 500
+
+
+def test_a_waiting_asyncio_step_holds_few_objects_beyond_a_trio_hosted_one() -> None:
+    # A Parallel or Map holds one waiting step per branch, and the cyclic GC walks what each
+    # holds. Beyond the same step on a Trio host, one waiting on the host loop holds: its
+    # asyncio task, the task's context, weak reference and wake-up method, the Event's future
+    # and its iterator, compat's two frames (_guard_call, await_on_loop), its _Waiting and the
+    # two bound methods of that; less the 4 objects a Trio Event's wait holds: 7. It was 20
+    # before run_alone served such a branch and with the wait's closures, a wrapper coroutine
+    # and a copy of the context for the done callback.
+
+    def on_asyncio(width: int, count: Callable[[], None]) -> None:
+        arrived = 0
+        release = asyncio.Event()
+
+        async def wait() -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived == width:
+                count()
+                release.set()
+            await release.wait()
+
+        task = AsyncPythonTask("t", wait)
+        branches = {f"b{i}": task.as_async_pipeline() for i in range(width)}
+        run_asyncio(lambda: drain(AsyncPipeline([Parallel("fan", branches=branches)])))
+
+    def on_trio(width: int, count: Callable[[], None]) -> None:
+        arrived = 0
+        release = trio.Event()
+
+        async def wait() -> None:
+            nonlocal arrived
+            arrived += 1
+            if arrived == width:
+                count()
+                release.set()
+            await release.wait()
+
+        task = runnable_trio.AsyncPythonTask(name="t", function=wait)
+        branches = {f"b{i}": task.as_async_pipeline() for i in range(width)}
+        pipeline = runnable_trio.AsyncPipeline([runnable_trio.Parallel("fan", branches=branches)])
+
+        async def main() -> None:
+            async for _ in pipeline.execute_streaming():
+                pass
+
+        trio.run(main)
+
+    # A fraction of an object per branch is growth of shared lists and dicts, not a branch's.
+    assert alive_per_waiting_branch(on_asyncio) - alive_per_waiting_branch(on_trio) < 7.5
 
 
 def test_map_over_items_from_asyncio() -> None:

@@ -26,6 +26,7 @@ from runnable import (
 )
 from runnable.exceptions import CommandCallError
 
+import runnable_trio
 from runnable_trio import Status, StreamingRun
 
 flavours: list[str] = []
@@ -234,16 +235,14 @@ async def test_the_reference_surface_holds_on_a_trio_host(monkeypatch: pytest.Mo
     assert read_run_log("trio-env-id").status is Status.SUCCESS
 
 
-async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> None:
-    # Every switch of a step's Trio task passes through each frame of its stack, and a
-    # Parallel or Map holds one stack per branch: from compat's _execute down, the task waits
-    # in runnable_trio's _execute, await_on_loop and the wait itself (then Trio's own).
-    release = asyncio.Event()
+STEP_CODES = {
+    runnable_trio.AsyncPythonTask._execute.__code__,
+    runnable_trio.AsyncPythonTask.run_alone.__code__,
+}
 
-    async def waiting() -> None:
-        await release.wait()
 
-    pipeline = AsyncPythonTask("w", waiting).as_async_pipeline()
+async def waiting_stacks(pipeline: AsyncPipeline, release: asyncio.Event) -> list[list[str]]:
+    """The stacks, from the step's own frame down (not Trio's), of every waiting step."""
     stacks: list[list[str]] = []
     with trio.fail_after(30):
         async with trio_asyncio.open_loop(), pipeline.stream() as events:
@@ -253,13 +252,46 @@ async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> 
                 task = tasks.pop()
                 assert task is not None
                 codes = [frame.f_code for frame, _ in task.iter_await_frames()]
-                if AsyncPythonTask._execute.__code__ in codes:
-                    below = codes[codes.index(AsyncPythonTask._execute.__code__) :]
+                at = [i for i, code in enumerate(codes) if code in STEP_CODES]
+                if at:
+                    below = codes[at[0] :]
                     ours = [c for c in below if not c.co_filename.startswith(TRIO_SOURCE)]
                     stacks.append([code.co_name for code in ours])
                 tasks.extend(child for n in task.child_nurseries for child in n.child_tasks)
             release.set()
             async for _ in events:
                 pass
-    assert stacks == [["_execute", "_execute", "await_on_loop", "_wait_until_done"]]
     assert events.run_log.status is Status.SUCCESS
+    return stacks
+
+
+async def test_a_waiting_asyncio_function_adds_few_frames_to_its_trio_task() -> None:
+    # Every switch of a step's Trio task passes through each frame of its stack, and a
+    # Parallel or Map holds one stack per branch: from runnable_trio's _execute down, the task
+    # waits in compat's _guard_call and await_on_loop (then Trio's own).
+    release = asyncio.Event()
+
+    async def waiting() -> None:
+        await release.wait()
+
+    pipeline = AsyncPythonTask("w", waiting).as_async_pipeline()
+    stacks = await waiting_stacks(pipeline, release)
+    assert stacks == [["_execute", "_guard_call", "await_on_loop"]]
+
+
+async def test_a_branch_of_one_asyncio_task_runs_alone() -> None:
+    # compat drives the function through runnable_trio's extension points only (no _execute
+    # of its own), so such a branch keeps run_alone: one frame where run_branch, run_step and
+    # _execute would be three.
+    release = asyncio.Event()
+
+    async def waiting() -> None:
+        await release.wait()
+
+    task = AsyncPythonTask("w", waiting)
+    assert task.runs_alone
+    pipeline = AsyncPipeline(
+        [Parallel("fan", branches={"a": task.as_async_pipeline(), "b": task.as_async_pipeline()})]
+    )
+    stacks = await waiting_stacks(pipeline, release)
+    assert stacks == [["run_alone", "_guard_call", "await_on_loop"]] * 2

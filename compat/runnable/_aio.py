@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, TypeVar
 
 import outcome
@@ -48,6 +50,32 @@ class HostCancelledError(RunnableError):
     """
 
 
+class _Waiting:
+    """A Trio task sleeping until an asyncio future is done (``_wait_until_done``).
+
+    One object with slots instead of two closures and their cells: a Parallel or Map holds
+    one per waiting branch, each an object the cyclic GC walks.
+    """
+
+    __slots__ = ("future", "raise_cancel", "task")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.task = task = trio.lowlevel.current_task()
+        self.raise_cancel: Callable[[], Any] | None = None
+        # Run in the sleeping task's own context (not entered while it sleeps): no copy of
+        # the current one, as add_done_callback makes by default.
+        future.add_done_callback(self.wake, context=task.context)
+
+    def wake(self, _: asyncio.Future[Any]) -> None:
+        trio.lowlevel.reschedule(self.task)
+
+    def abort(self, raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+        self.raise_cancel = raise_cancel
+        self.future.cancel()
+        return trio.lowlevel.Abort.FAILED  # keep sleeping until the asyncio side has ended
+
+
 async def _wait_until_done(future: asyncio.Future[Any]) -> None:
     """Sleep (in Trio) until ``future`` is done.
 
@@ -57,22 +85,10 @@ async def _wait_until_done(future: asyncio.Future[Any]) -> None:
     if future.done():
         await trio.lowlevel.checkpoint()
         return
-    task = trio.lowlevel.current_task()
-    raise_cancel: Callable[[], Any] | None = None
-
-    def on_done(_: asyncio.Future[Any]) -> None:
-        trio.lowlevel.reschedule(task)
-
-    def abort(raise_cancel_arg: Callable[[], Any]) -> trio.lowlevel.Abort:
-        nonlocal raise_cancel
-        raise_cancel = raise_cancel_arg
-        future.cancel()
-        return trio.lowlevel.Abort.FAILED  # keep sleeping until the asyncio side has ended
-
-    future.add_done_callback(on_done)
-    await trio.lowlevel.wait_task_rescheduled(abort)
-    if raise_cancel is not None:
-        raise_cancel()
+    waiting = _Waiting(future)
+    await trio.lowlevel.wait_task_rescheduled(waiting.abort)
+    if waiting.raise_cancel is not None:
+        waiting.raise_cancel()
 
 
 async def _prefer_the_runs_cancellation() -> None:
@@ -88,13 +104,17 @@ async def _call(function: Callable[..., Awaitable[T]], kwargs: dict[str, Any]) -
 
 
 async def await_on_loop(
-    loop: asyncio.AbstractEventLoop, function: Callable[..., Awaitable[T]], kwargs: dict[str, Any]
+    loop: asyncio.AbstractEventLoop,
+    function: Callable[..., Awaitable[T]],
+    kwargs: dict[str, Any],
 ) -> T:
     """Call ``function(**kwargs)`` in an asyncio task on ``loop``; return its result, from Trio.
 
     The call is made when this coroutine first runs, not when it is created: a caller may
     return this coroutine unawaited (one frame less per step) and a close before it starts
-    leaves nothing unawaited behind.
+    leaves nothing unawaited behind. It is made inside the asyncio task, so whatever the
+    function runs first runs in asyncio; an ``async def``'s call runs none of its code (the
+    body starts in the task), so that call is made here, with no wrapper coroutine.
 
     Raises:
         HostCancelledError: the asyncio task was cancelled by something other than the run.
@@ -102,13 +122,21 @@ async def await_on_loop(
 
     Cancellation: the asyncio task is cancelled, waited for, and ``trio.Cancelled`` raised.
     """
-    coroutine = _call(function, kwargs)
+    coroutine: Coroutine[Any, Any, T]
+    if type(function) is FunctionType and function.__code__.co_flags & CO_COROUTINE:
+        coroutine = function(**kwargs)
+    else:  # a partial, a method, an object, a def marked as a coroutine function...
+        coroutine = _call(function, kwargs)
     try:
         task = loop.create_task(coroutine)
     except BaseException:
         coroutine.close()  # never started: avoid "coroutine was never awaited"
         raise
-    await _wait_until_done(task)
+    # _wait_until_done inline (a new task is never done yet): one frame less per step.
+    waiting = _Waiting(task)
+    await trio.lowlevel.wait_task_rescheduled(waiting.abort)
+    if waiting.raise_cancel is not None:
+        waiting.raise_cancel()
     try:
         return task.result()
     except asyncio.CancelledError as exc:

@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import runnable_trio
-from runnable_trio.hosting import TaskKind
 
 from ._aio import await_on_loop, iterate_on_loop
 from ._guest import host_loop
@@ -48,10 +47,11 @@ from ._pipeline import CompatStep
 from .exceptions import CommandCallError
 
 if TYPE_CHECKING:
-    from runnable_trio import StepLog
-    from runnable_trio.hosting import RunContext, Scope
+    from runnable_trio.hosting import RunContext
 
 __all__ = ["AsyncPythonTask"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("runnable")
 
@@ -63,16 +63,42 @@ def _trio_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-def _current_loop() -> asyncio.AbstractEventLoop:
-    loop = host_loop() or _trio_asyncio_loop()
-    assert loop is not None, "_execute opens a loop before the function is called"
-    return loop
+def _loop_here() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop a function of this step runs on, if there is one already."""
+    return host_loop() or _trio_asyncio_loop()
+
+
+async def _in_new_loop(start: Callable[[asyncio.AbstractEventLoop], Awaitable[T]]) -> T:
+    """``await start(loop)`` on a trio-asyncio loop opened around it (a Trio host with none).
+
+    The step's own error is carried past the loop's nurseries, which would wrap it in
+    exception groups.
+    """
+    import trio_asyncio
+
+    failure: Exception | None = None
+    async with trio_asyncio.open_loop() as loop:
+        try:
+            result = await start(loop)
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    return result
+
+
+def _command_error(exc: Exception, path: str) -> CommandCallError:
+    """The reference's error for a function that raised ``exc`` (raise it ``from exc``)."""
+    return CommandCallError(path, f"{type(exc).__name__}: {exc}")
 
 
 class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
     """runnable_trio's task, calling an asyncio-flavoured function (see the module docstring).
 
     Arguments are those of :class:`runnable_trio.AsyncPythonTask`.
+
+    Only how the function is driven is overridden (the base class's extension points), not
+    how a step runs: a branch made of one such task still runs as ``run_alone``.
     """
 
     __slots__ = ()
@@ -90,46 +116,40 @@ class AsyncPythonTask(CompatStep, runnable_trio.AsyncPythonTask):
         """``"async-python"``, as the reference names the kind of this task."""
         return "async-python"
 
-    async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+    async def _guard_call(self, call: Awaitable[Any], path: str) -> Any:
+        # A coroutine's or a plain def's call (a fault plan's faults around it, if any).
         try:
-            # A plain def runs in a worker thread either way: no asyncio loop to open for it.
-            # Inline, not a coroutine of its own: every switch of a branch's task passes
-            # through each frame of its stack, and a Parallel holds one stack per branch.
-            if (
-                self.function_kind is TaskKind.SYNC
-                or host_loop() is not None
-                or _trio_asyncio_loop() is not None
-            ):
-                await super()._execute(ctx, scope, path, log)
-            else:
-                await self._execute_in_new_loop(ctx, scope, path, log)
+            return await call
         except runnable_trio.RunnableError:
-            raise  # the framework's own (parameters, returns, timeouts, cancelled host tasks)
+            raise  # the framework's own (parameters, returns, cancelled host tasks)
         except Exception as exc:
-            raise CommandCallError(path, f"{type(exc).__name__}: {exc}") from exc
-
-    async def _execute_in_new_loop(
-        self, ctx: RunContext, scope: Scope, path: str, log: StepLog
-    ) -> None:
-        import trio_asyncio
-
-        # A Trio host with no asyncio loop: open one around the step. The step's own error
-        # is carried past the loop's nurseries, which would wrap it in exception groups.
-        failure: Exception | None = None
-        async with trio_asyncio.open_loop():
-            try:
-                await super()._execute(ctx, scope, path, log)
-            except Exception as exc:
-                failure = exc
-        if failure is not None:
-            raise failure
+            raise _command_error(exc, path) from exc
 
     def _call_coroutine(self, kwargs: dict[str, Any]) -> Awaitable[Any]:
         # The coroutine itself, not awaited here: one frame less for each step's task.
-        return await_on_loop(_current_loop(), self.function, kwargs)
+        function = self.function
+        loop = _loop_here()
+        if loop is None:
+            return _in_new_loop(lambda opened: await_on_loop(opened, function, kwargs))
+        return await_on_loop(loop, function, kwargs)
 
     def _open_generator(self, kwargs: dict[str, Any]) -> AsyncGenerator[Any, None]:
-        return iterate_on_loop(_current_loop(), self.function(**kwargs))
+        loop = _loop_here()
+        assert loop is not None, "_stream opens a loop before the generator is opened"
+        return iterate_on_loop(loop, self.function(**kwargs))
+
+    async def _stream(
+        self, ctx: RunContext, kwargs: dict[str, Any], path: str, faults: Any = None
+    ) -> Mapping[str, Any] | None:
+        stream = super()._stream
+        try:
+            if _loop_here() is None:
+                return await _in_new_loop(lambda _: stream(ctx, kwargs, path, faults))
+            return await stream(ctx, kwargs, path, faults)
+        except runnable_trio.RunnableError:
+            raise  # the framework's own (events, timeouts, cancelled host tasks)
+        except Exception as exc:
+            raise _command_error(exc, path) from exc
 
     def _end_event_values(self, end: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
         # The reference's rule (see the module docstring): by position, not by name.
