@@ -264,14 +264,15 @@ class AppendPool:
             raise
         if file_at(path) != made:
             # What was linked is not the file written: the spare's name (or ``.writers``)
-            # was swapped between its open and its link. The name linked goes again.
+            # was swapped since the spare was made (held open) or opened. The name linked
+            # goes again.
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise FileExistsError(
                 errno.EEXIST,
-                f"{where!r} was replaced as it was linked to {path!r}: a run never "
-                "writes through a symlink",
+                f"{where!r} was replaced before it was linked to {path!r} (by a file or a "
+                "symlink): a run writes only to the file it made",
             )
         self._linked.setdefault(key, []).append(name)
         self._keep(path, fd)

@@ -221,6 +221,32 @@ def test_a_spare_reached_through_a_planted_writers_symlink_is_refused(tmp_path: 
     assert not store.journal_path("r2").exists()
 
 
+def test_a_file_planted_in_place_of_the_spare_held_open_is_never_written_nor_kept(
+    tmp_path: Path,
+) -> None:
+    # The spare made last is held open (the next run writes through its descriptor, no
+    # open by name): a file put at its name since is what a link by name reaches. The run
+    # must refuse it, leave it as it was, and leave no journal behind.
+    import trio
+
+    store = FileRunLogStore(tmp_path / "store")
+    first = RunLog("r1")
+    trio.run(store.create, first)
+    trio.run(store.finish, first)  # the next run's spare, made ahead and held open
+    writers = tmp_path / "store" / ".writers"
+    (spare,) = (p for p in writers.iterdir() if p.name.endswith(".spare"))
+    spare.unlink()
+    spare.write_text("planted\n")
+    with pytest.raises(RunConfigurationError, match="replaced before it was linked"):
+        trio.run(store.create, RunLog("r2"))
+    assert spare.read_text() == "planted\n"
+    assert not os.path.lexists(store.journal_path("r2"))
+    later = RunLog("r3")  # and the store goes on: a new spare for the next run
+    trio.run(store.create, later)
+    trio.run(store.finish, later)
+    assert store.load("r3").status is later.status
+
+
 def test_a_journal_linked_from_a_spare_swapped_for_a_symlink_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
