@@ -8,8 +8,8 @@ reference pays 26 ms per step at 50 steps, 59 ms at 200). Here each run has two 
   (definition, initial parameters), written before the link, then
   one JSON line per finished step, appended while the run goes; the record of a composite
   step around it goes in once, on a line of its own, before the first step inside it;
-- ``<run_id>.json``, a full snapshot of the record, written atomically (a temporary file in
-  the same folder, then ``os.replace``) when the run ends (and when a retry reopens it); the
+- ``<run_id>.json``, a full snapshot of the record, written atomically (a temporary file,
+  then ``os.replace``: ``_snapshot``) when the run ends (and when a retry reopens it); the
   journal is deleted once the final snapshot is in place.
 
 Reading a run (:meth:`FileRunLogStore.load`) takes the snapshot or, before there is one, the
@@ -57,9 +57,8 @@ import datetime as dt
 import gc
 import json
 import os
-import secrets
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,12 +66,10 @@ import attrs
 
 from ._errors import RunConfigurationError
 from ._files import (
-    create_new,
     describe_os_error,
     file_at,
     file_id,
     locked,
-    open_folder,
     read_file,
     read_head,
     reserve_descriptor,
@@ -85,19 +82,17 @@ from ._runlog import (
     Status,
     StepLog,
 )
+from ._snapshot import record_chunks, whole, write_whole
 from ._steplines import (
     StepTexts,
     journal_lines,
     place_journal,
     read_run,
-    record_parts,
     run_record,
 )
 from ._store import RunSummary
 from ._writers import (
     APPENDS,
-    TEMPORARY,
-    WRITERS_FOLDER,
     WriterLock,
     claim_writer,
     release_writer,
@@ -370,11 +365,11 @@ class FileRunLogStore:
             with locked(journal):  # retries of one run, one at a time
                 if self.alive(run_id) is not False:
                     raise RunConfigurationError(f"run {run_id!r} is being run by another process")
-                _write_whole(self.snapshot_path(run_id), data, writer)
+                write_whole(self.snapshot_path(run_id), data, writer)
                 # The snapshot now holds what the journal held. A new journal, not this one
                 # emptied: whoever waits on this one's lock to delete it (the run's end, a
                 # new run of this id refused) then finds it is no longer theirs.
-                _write_whole(journal, b"", writer)
+                write_whole(journal, b"", writer)
                 made = file_at(journal)
         except BaseException as exc:
             release_writer(writer)
@@ -386,8 +381,8 @@ class FileRunLogStore:
         try:
             # Written before the journal's lock is taken (a long run's record takes a while),
             # put in place under it; out of descriptors, the reserve serves (the run is live).
-            chunks = _encode_chunks(run_log, journal.texts)
-            with _whole(self.folder, chunks, journal.writer) as put:
+            chunks = record_chunks(run_log, journal.texts)
+            with whole(self.folder, chunks, journal.writer) as put:
                 journal.texts.clear()  # written: the steps' texts are not needed any more
                 try:
                     with locked(journal.path, create=False, reserve=True) as fd:
@@ -410,53 +405,6 @@ class FileRunLogStore:
                 APPENDS.make_spare(self.folder)
         finally:
             release_writer(journal.writer)
-
-
-def _write_whole(path: Path, data: bytes, writer: WriterLock) -> None:
-    """Put ``data`` at ``path`` whole or not at all (see :func:`_whole`)."""
-    with _whole(path.parent, data, writer) as put:
-        put(path)
-
-
-@contextlib.contextmanager
-def _whole(
-    folder: Path, data: bytes | Iterable[bytes], writer: WriterLock
-) -> Iterator[Callable[[Path], None]]:
-    """``data`` in a new temporary file, and a function that renames it to a path in
-    ``folder`` (the file is deleted on leaving the block if it was not put anywhere).
-
-    The temporary file is made in ``.writers`` (the folder made again if it was deleted),
-    named by the writer's token, so one left by a process killed before its rename is swept
-    with that writer's other files (``_writers``); beside the snapshot it would stay for
-    ever. ``data`` may be chunks, made as they are written: a chunk that cannot be made or
-    written leaves no temporary file either.
-    """
-    name = f"{writer.token}.{secrets.token_hex(4)}{TEMPORARY}"
-    with open_folder(folder, WRITERS_FOLDER, create=True, reserve=True) as writers:
-        try:
-            create_new(Path(name), data, dir_fd=writers, reserve=True)
-        except FileExistsError:
-            raise  # the name is another file's
-        except BaseException:
-            _discard(name, writers)
-            raise
-        put = False
-
-        def rename(path: Path) -> None:
-            nonlocal put
-            os.replace(name, path, src_dir_fd=writers)
-            put = True
-
-        try:
-            yield rename
-        finally:
-            if not put:
-                _discard(name, writers)
-
-
-def _discard(name: str, folder: int) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name, dir_fd=folder)
 
 
 def _delete_own(path: Path | str, made: tuple[int, int]) -> None:
@@ -535,40 +483,6 @@ def _collection_paused() -> Iterator[None]:
 
 def _encode(run_log: RunLog, writer: str | None) -> bytes:
     return run_record(run_log, writer).encode()
-
-
-#: About how much of a final record is encoded and written at a time.
-_CHUNK = 1 << 16
-
-
-def _encode_chunks(run_log: RunLog, texts: StepTexts) -> Iterator[bytes]:
-    """The final record's bytes (``_encode(run_log, None)``, the steps' texts reused), in
-    chunks of about :data:`_CHUNK`, made as they are written.
-
-    Not one string and one bytes of the whole record: a chain of 5,000 steps has a 4 MB
-    record, and buffers that big are memory the allocator maps for them and hands back when
-    they are freed, so every long run faulted 8 MB of pages in again (0.4 page faults per
-    step, a few microseconds each on a virtual machine). Chunks this size reuse the same
-    memory. A UTF-8 text encoded a slice at a time is the same bytes as encoded whole.
-    """
-    batch: list[str] = []
-    size = 0
-    for part in record_parts(run_log, None, texts):
-        length = len(part)
-        if length > _CHUNK:  # a long pipeline's definition
-            if batch:
-                yield "".join(batch).encode()
-                batch, size = [], 0
-            for start in range(0, length, _CHUNK):
-                yield part[start : start + _CHUNK].encode()
-            continue
-        batch.append(part)
-        size += length
-        if size >= _CHUNK:
-            yield "".join(batch).encode()
-            batch, size = [], 0
-    if batch:
-        yield "".join(batch).encode()
 
 
 def _present(path: str | Path) -> bool:

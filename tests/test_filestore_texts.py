@@ -14,7 +14,7 @@ from runnable_trio import (
     ExecutionFailedError,
     Map,
     Retry,
-    _filestore,
+    _snapshot,
 )
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._steplines import run_record
@@ -80,15 +80,15 @@ async def test_a_long_runs_snapshot_is_written_in_chunks_and_is_the_whole_record
 ) -> None:
     # A chain of 1,500 steps: a record of about 1 MB, its definition a third of it.
     chunks: list[int] = []
-    create_new = _filestore.create_new
+    create_new = _snapshot.create_new
 
     def counting(path: Any, data: Any, **options: Any) -> None:
         data = [data] if isinstance(data, bytes) else list(data)
-        if path.name.endswith(_filestore.TEMPORARY):
+        if path.name.endswith(_snapshot.TEMPORARY):
             chunks.extend(map(len, data))
         create_new(path, data, **options)
 
-    monkeypatch.setattr(_filestore, "create_new", counting)
+    monkeypatch.setattr(_snapshot, "create_new", counting)
     pipeline = AsyncPipeline([AsyncPythonTask(f"s{i}", _step, returns=["x"]) for i in range(1500)])
     await collect(pipeline, run_id="long", parameters={"x": 0})
     assert sum(chunks) > 512 * 1024  # the final snapshot's bytes
