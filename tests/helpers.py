@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, RunLog
@@ -61,3 +65,28 @@ def wait_until_dead(store: _Liveness, run_id: str, within: float = 10.0) -> bool
             return False
         time.sleep(0.01)
     return True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off in the block, then as it was: only reference
+    counting frees anything there, so what is freed is freed at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def writers_swapped_for_a_symlink(writers: Path, spare: str) -> Path:
+    """Move a store's ``.writers`` folder aside and plant a symlink at its name, to a folder
+    holding a file named as the ``spare`` there was: that file (the victim) is returned."""
+    elsewhere = writers.parent.parent / f"elsewhere-{writers.parent.name}"
+    elsewhere.mkdir()
+    victim = elsewhere / spare
+    victim.write_text("not the store's\n")
+    writers.rename(writers.parent.parent / f"moved-{writers.parent.name}")
+    writers.symlink_to(elsewhere)
+    return victim

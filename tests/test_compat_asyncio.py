@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import sniffio
@@ -602,6 +602,27 @@ def alive_per_waiting_branch(run: Callable[[int, Callable[[], None]], None]) -> 
     return (counts[600] - counts[100]) / 500
 
 
+class _Gate(Protocol):
+    def set(self) -> None: ...
+    async def wait(self) -> Any: ...
+
+
+def _gated(width: int, count: Callable[[], None], release: _Gate) -> Callable[[], Any]:
+    """A step function that waits at ``release`` until ``width`` calls of it wait there, the
+    last calling ``count()`` first (every branch then waiting)."""
+    arrived = 0
+
+    async def wait() -> None:
+        nonlocal arrived
+        arrived += 1
+        if arrived == width:
+            count()
+            release.set()
+        await release.wait()
+
+    return wait
+
+
 def test_a_waiting_asyncio_step_holds_few_objects_beyond_a_trio_hosted_one() -> None:
     # A Parallel or Map holds one waiting step per branch, and the cyclic GC walks what each
     # holds. Beyond the same step on a Trio host, one waiting on the host loop holds: its
@@ -612,34 +633,12 @@ def test_a_waiting_asyncio_step_holds_few_objects_beyond_a_trio_hosted_one() -> 
     # and a copy of the context for the done callback.
 
     def on_asyncio(width: int, count: Callable[[], None]) -> None:
-        arrived = 0
-        release = asyncio.Event()
-
-        async def wait() -> None:
-            nonlocal arrived
-            arrived += 1
-            if arrived == width:
-                count()
-                release.set()
-            await release.wait()
-
-        task = AsyncPythonTask("t", wait)
+        task = AsyncPythonTask("t", _gated(width, count, asyncio.Event()))
         branches = {f"b{i}": task.as_async_pipeline() for i in range(width)}
         run_asyncio(lambda: drain(AsyncPipeline([Parallel("fan", branches=branches)])))
 
     def on_trio(width: int, count: Callable[[], None]) -> None:
-        arrived = 0
-        release = trio.Event()
-
-        async def wait() -> None:
-            nonlocal arrived
-            arrived += 1
-            if arrived == width:
-                count()
-                release.set()
-            await release.wait()
-
-        task = runnable_trio.AsyncPythonTask(name="t", function=wait)
+        task = runnable_trio.AsyncPythonTask(name="t", function=_gated(width, count, trio.Event()))
         branches = {f"b{i}": task.as_async_pipeline() for i in range(width)}
         pipeline = runnable_trio.AsyncPipeline([runnable_trio.Parallel("fan", branches=branches)])
 

@@ -8,10 +8,9 @@ its stream with no frame of its own, and holds itself in no reference cycle.
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -19,6 +18,8 @@ import trio
 import trio.testing
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, Status, _stream
+
+from .helpers import collector_paused
 
 SURFACES = ["stream", "execute_streaming"]
 EVENTS = 50
@@ -43,17 +44,6 @@ def _pipeline() -> AsyncPipeline:
 
 def _live_pipeline() -> AsyncPipeline:
     return AsyncPythonTask("fast", _fast_then_wait).as_async_pipeline()
-
-
-@contextmanager
-def _gc_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def test_one_cancellation_check_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +140,7 @@ async def test_leaving_with_events_buffered_cancels_the_run(surface: str) -> Non
 
 
 async def test_an_iterator_never_started_is_freed_without_the_cyclic_gc() -> None:
-    with _gc_off():
+    with collector_paused():
         run = _pipeline().execute_streaming()
         dropped = weakref.ref(run)
         del run
@@ -158,7 +148,7 @@ async def test_an_iterator_never_started_is_freed_without_the_cyclic_gc() -> Non
 
 
 async def test_an_iterator_closed_before_it_started_is_exhausted_and_freed() -> None:
-    with _gc_off():
+    with collector_paused():
         run = _pipeline().execute_streaming()
         await run.aclose()
         with pytest.raises(StopAsyncIteration):
@@ -171,7 +161,7 @@ async def test_an_iterator_closed_before_it_started_is_exhausted_and_freed() -> 
 async def test_a_started_iterator_dropped_is_freed_and_its_run_cancelled() -> None:
     # The reference's drop-in form (``break``, no aclose()): refcounting alone frees the
     # iterator, so its safety net cancels the run at once, not at some later collection.
-    with _gc_off():
+    with collector_paused():
         run = _live_pipeline().execute_streaming()
         run_log = run.run_log
         async for _ in run:

@@ -19,6 +19,8 @@ from runnable_trio import RunConfigurationError, Status, _files, _filestore
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._runlog import RunLog, StepLog
 
+from .helpers import writers_swapped_for_a_symlink
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock")
 
 if sys.platform != "win32":
@@ -209,12 +211,7 @@ def test_a_spare_reached_through_a_planted_writers_symlink_is_refused(tmp_path: 
     trio.run(store.finish, first)  # makes the next run's spare ahead, in .writers
     writers = tmp_path / "store" / ".writers"
     (spare,) = (p.name for p in writers.iterdir() if p.name.endswith(".spare"))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    victim = elsewhere / spare
-    victim.write_text("not the store's\n")
-    writers.rename(tmp_path / "moved")
-    writers.symlink_to(elsewhere)
+    victim = writers_swapped_for_a_symlink(writers, spare)
     with pytest.raises(RunConfigurationError, match="symlink"):
         trio.run(store.create, RunLog("r2"))
     assert victim.read_text() == "not the store's\n"

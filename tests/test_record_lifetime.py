@@ -10,13 +10,14 @@ a 5,000-step one), and the collector walks it meanwhile.
 
 from __future__ import annotations
 
-import gc
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, RunLog
+
+from .helpers import collector_paused
 
 
 async def _step(x: int) -> int:
@@ -31,13 +32,8 @@ _CHAIN = AsyncPipeline(
 @pytest.fixture
 def _no_collection() -> Iterator[None]:
     """Only reference counting frees anything here: what is freed is freed at once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _iterated(api: str) -> weakref.ref[RunLog]:

@@ -20,6 +20,8 @@ import pytest
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._runlog import RunLog
 
+from .helpers import writers_swapped_for_a_symlink
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock, fork")
 
 
@@ -237,12 +239,7 @@ def test_a_spare_of_another_folder_is_opened_and_checked_by_its_identity(
     writers = tmp_path / "store" / ".writers"
     (spare,) = (p.name for p in writers.iterdir() if p.name.endswith(".spare"))
     _ended_once(tmp_path / "other")  # its spare is the one held open now
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    victim = elsewhere / spare
-    victim.write_text("not the store's\n")
-    writers.rename(tmp_path / "moved")
-    writers.symlink_to(elsewhere)
+    victim = writers_swapped_for_a_symlink(writers, spare)
     with pytest.raises(RunConfigurationError, match="is not the spare this process made"):
         trio.run(store.create, RunLog("r2"))
     assert victim.read_text() == "not the store's\n"
