@@ -414,24 +414,14 @@ def _delete_own(path: Path | str, made: tuple[int, int]) -> None:
             os.unlink(path)
 
 
-# A store is made for every run (from its configuration): the folder's absolute path, made
-# once per folder and working folder (a Path built and made absolute costs more than the
-# look-up of a name on the way to the first event).
-_absolutes: dict[tuple[str, str], tuple[Path, str]] = {}
-_ABSOLUTES_KEPT = 64
-
-
 def _absolute(folder: str | os.PathLike[str]) -> tuple[Path, str]:
-    """``folder`` made absolute (from the working folder), and the prefix of its files."""
-    name = os.fspath(folder)
-    key = (name, "" if os.path.isabs(name) else os.getcwd())
-    found = _absolutes.get(key)
-    if found is None:
-        path = Path(name).absolute()
-        if len(_absolutes) >= _ABSOLUTES_KEPT:
-            _absolutes.clear()
-        found = _absolutes[key] = path, f"{path}{os.sep}"
-    return found
+    """``folder`` made absolute (from the working folder), and the prefix of its files.
+
+    Once per store: a run's start takes its store from ``_stores``, made once per folder and
+    working folder, not anew.
+    """
+    path = Path(folder).absolute()
+    return path, f"{path}{os.sep}"
 
 
 def _apply_journal(run_log: RunLog, lines: list[bytes]) -> None:
