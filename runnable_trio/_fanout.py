@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from ._groups import leaves, raise_without_context, reraise_if_cancelled, reraise_single
+from ._groups import first_if_all_cancelled, leaves, raise_without_context, single_member
 from ._pipeline import AsyncPipeline, BaseStep
 from ._runlog import BranchLog
 from ._runner import cut_short_branches, run_branch
@@ -246,11 +246,11 @@ async def fan_out(
         # once every branch has ended: their steps' handlers leave them to this sweep.
         cut_short_branches(ctx, log)
         if isinstance(exc, BaseExceptionGroup):
-            _raise_branch_failures(exc, path)
+            raise_without_context(_branch_failure(exc, path))  # see _groups: no cycle
         raise
     if failures:
         failures.sort(key=lambda failure: failure[0])
-        _raise_collected([exc for _, exc in failures], path)
+        raise_without_context(_collected([exc for _, exc in failures], path))
     return assigned
 
 
@@ -267,16 +267,21 @@ def _runner_of(pipeline: AsyncPipeline) -> Runner:
     return run_branch
 
 
-def _raise_branch_failures(group: BaseExceptionGroup[BaseException], path: str) -> NoReturn:
-    """Raise what a fan-out nursery's group means: one failure, several, or a cancellation."""
-    reraise_if_cancelled(group)  # every branch cancelled (a run left): the usual group here
+def _branch_failure(group: BaseExceptionGroup[BaseException], path: str) -> BaseException:
+    """What a fan-out nursery's group means, to raise: one failure, several, or a
+    cancellation."""
+    cancelled = first_if_all_cancelled(group)  # every branch cancelled (a run left): usual
+    if cancelled is not None:
+        return cancelled
     _, failed = group.split(trio.Cancelled)
     if failed is None or any(not isinstance(exc, Exception) for exc in leaves(failed)):
-        reraise_single(group)  # a cancellation, KeyboardInterrupt or SystemExit: not ours
-    _raise_collected([exc for exc in failed.exceptions if isinstance(exc, Exception)], path)
+        return single_member(group)  # a cancellation, KeyboardInterrupt or SystemExit
+    return _collected([exc for exc in failed.exceptions if isinstance(exc, Exception)], path)
 
 
-def _raise_collected(failures: list[Exception], path: str) -> NoReturn:
+def _collected(failures: list[Exception], path: str) -> Exception:
     if len(failures) == 1:
-        raise_without_context(failures[0])
-    raise ExceptionGroup(f"step {path!r}: {len(failures)} branches failed", failures) from None
+        return failures[0]
+    group = ExceptionGroup(f"step {path!r}: {len(failures)} branches failed", failures)
+    group.__suppress_context__ = True  # raised in a handler, as ``from None`` would
+    return group

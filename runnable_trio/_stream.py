@@ -32,7 +32,7 @@ import trio
 from ._construct import NoPublicConstructor
 from ._errors import ExecutionFailedError
 from ._events import META_KEY, Event, EventReceive, open_event_channel
-from ._groups import raise_without_context, reraise_single
+from ._groups import raise_without_context, single_member
 from ._prepare import check_called_from_trio
 from ._run import PreparedRun
 from ._runlog import RunLog
@@ -246,4 +246,4 @@ async def open_stream(run: PreparedRun) -> AsyncIterator[EventStream]:
     except BaseExceptionGroup as group:
         # The run task raises nothing but Cancelled, so what the group holds came from the
         # caller's block: give it back as it was raised.
-        reraise_single(group)
+        raise_without_context(single_member(group))  # see _groups: no cycle

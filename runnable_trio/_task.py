@@ -381,11 +381,17 @@ class AsyncPythonTask(BaseStep):
                 running.discard(path)
             branch.status = _FAIL
             raise
-        except BaseException:
+        except BaseException as exc:
             if log is None:
                 # Left PROCESSING, as run_step leaves it, for the sweep to mark (cut_short):
                 # not here, while the branches after this one wait to unwind.
                 _records(branch, name, self.kind, path, started, kwargs)
+            if type(exc) is trio.Cancelled:
+                # The function's own cleanup has run (its ``finally``): let every other
+                # branch cut short with it run its cleanup too before this one unwinds our
+                # frames and its task exits. The user's cleanup of a left fan-out is what
+                # waits for that work otherwise: a hundred unwinds ahead of the last branch's.
+                await trio.lowlevel.cancel_shielded_checkpoint()
             raise
         if log is None or attempt is None:
             log, attempt = _records(branch, name, self.kind, path, started, kwargs)

@@ -18,8 +18,8 @@ import trio
 import trio.testing
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, ExecutionFailedError, Parallel
-from runnable_trio._fanout import _raise_branch_failures
-from runnable_trio._groups import reraise_if_cancelled, reraise_single
+from runnable_trio._fanout import _branch_failure
+from runnable_trio._groups import first_if_all_cancelled, raise_without_context, single_member
 
 SIZES = (100, 300)
 
@@ -79,33 +79,35 @@ async def test_a_left_fan_outs_cancellations_are_raised_as_the_first_without_spl
     group = await _cancelled_group(20)
     watched = _Watched("cancelled", list(group.exceptions))
     with pytest.raises(trio.Cancelled) as raised:
-        _raise_branch_failures(watched, "fan")
+        raise_without_context(_branch_failure(watched, "fan"))
     assert raised.value is group.exceptions[0]
     assert watched.calls == []  # one pass over the members, no new groups
     assert raised.value.__context__ is None  # not the group it was raised from
 
 
-async def test_reraise_if_cancelled_returns_when_a_member_is_not_a_cancellation() -> None:
+async def test_only_a_group_of_cancellations_gives_its_first_member_at_once() -> None:
     group = await _cancelled_group(3)
     error = ValueError("boom")
     mixed = BaseExceptionGroup("mixed", [*group.exceptions, error])
-    reraise_if_cancelled(mixed)  # returns: not only cancellations
+    assert first_if_all_cancelled(mixed) is None  # not only cancellations
     nested = BaseExceptionGroup("nested", [BaseExceptionGroup("inner", list(group.exceptions))])
-    reraise_if_cancelled(nested)  # a nested group is left to the general case
-    with pytest.raises(trio.Cancelled) as raised:
-        reraise_single(nested)
-    assert raised.value is group.exceptions[0]
+    assert first_if_all_cancelled(nested) is None  # left to the general case
+    assert single_member(nested) is group.exceptions[0]
 
 
 async def test_a_failure_or_an_interrupt_among_cancellations_still_wins() -> None:
     group = await _cancelled_group(5)
     error = ValueError("boom")
     with pytest.raises(ValueError, match="boom") as failed:
-        _raise_branch_failures(BaseExceptionGroup("x", [*group.exceptions, error]), "fan")
+        raise_without_context(
+            _branch_failure(BaseExceptionGroup("x", [*group.exceptions, error]), "fan")
+        )
     assert failed.value is error
     interrupt = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt) as interrupted:
-        _raise_branch_failures(BaseExceptionGroup("x", [*group.exceptions, interrupt]), "fan")
+        raise_without_context(
+            _branch_failure(BaseExceptionGroup("x", [*group.exceptions, interrupt]), "fan")
+        )
     assert interrupted.value is interrupt
 
 

@@ -33,7 +33,7 @@ import trio
 
 from .._config import load_configuration
 from .._errors import ExecutionFailedError
-from .._groups import reraise_single
+from .._groups import raise_without_context, single_member
 from .._runlog import RunLog
 from .._sse import SSEStream
 from .._stores import store_from_configuration
@@ -312,7 +312,7 @@ async def _with_scope(
     try:
         await _in_nursery(body, left, go)
     except BaseExceptionGroup as group:  # the canceller's nursery: give the body's error back
-        reraise_single(group)
+        raise_without_context(single_member(group))
 
 
 async def _in_nursery(
