@@ -100,6 +100,9 @@ def _sha256(text: str) -> str:
 #: the encoder it would make on every call).
 _canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
+#: How that encoder quotes a str (``ensure_ascii``), called without its ``encode``.
+_quote = json.encoder.encode_basestring_ascii
+
 
 class _Context:
     """What one :func:`definition_of` has described so far.
@@ -142,27 +145,47 @@ class _Context:
         """:func:`hash_definition` of ``definition``, described in this context."""
         if not self.shared:
             return hash_definition(definition)
-        return _sha256(self._canonical(definition, {}))
+        parts: list[str] = []
+        self._canonical(definition, {}, parts)
+        return _sha256("".join(parts))
 
-    def _canonical(self, value: Any, texts: dict[int, str]) -> str:
-        # The text _canonical_json gives, each shared description encoded once: only the
-        # holders are walked here, everything else is encoded whole by json.
+    def _canonical(self, value: Any, texts: dict[int, str], parts: list[str]) -> None:
+        # The text _canonical_json gives, appended to ``parts``, each shared description
+        # encoded once: only the holders are walked here, everything else is encoded whole
+        # by json. The pieces are joined once, at the end: a holder joining its own would
+        # copy the text of every branch once per level of the definition.
         key = id(value)
         text = texts.get(key)
-        if text is not None:
-            return text
-        if key not in self.holders:
-            text = _canonical_json(value)
-        elif isinstance(value, dict):
-            parts = (
-                f"{_canonical_json(k)}:{self._canonical(value[k], texts)}" for k in sorted(value)
-            )
-            text = f"{{{','.join(parts)}}}"
+        if text is None:
+            if key not in self.holders:
+                text = _canonical_json(value)
+            elif key not in self.shared:
+                self._holder(value, texts, parts)
+                return
+            else:  # a shared holder: its text kept whole, for the next place it appears
+                own: list[str] = []
+                self._holder(value, texts, own)
+                text = "".join(own)
+            if key in self.shared:
+                texts[key] = text
+        parts.append(text)
+
+    def _holder(self, value: Any, texts: dict[int, str], parts: list[str]) -> None:
+        if isinstance(value, dict):
+            separator = "{"
+            for name in sorted(value):
+                # A description's keys are str: json's own quoting, without its encode call.
+                parts.append(f"{separator}{_quote(name)}:")
+                self._canonical(value[name], texts, parts)
+                separator = ","
+            parts.append("}" if value else "{}")
         else:
-            text = f"[{','.join(self._canonical(item, texts) for item in value)}]"
-        if key in self.shared:
-            texts[key] = text
-        return text
+            separator = "["
+            for item in value:
+                parts.append(separator)
+                self._canonical(item, texts, parts)
+                separator = ","
+            parts.append("]" if value else "[]")
 
 
 _Container = TypeVar("_Container", dict[str, Any], list[Any])
@@ -191,16 +214,23 @@ def describe_step(step: Any) -> dict[str, Any]:
     return described
 
 
+# Tuples, not ``str | bool | ...``: a union in the call is made again on every call, and a
+# definition describes every field of every step.
+_SCALARS = (str, bool, int, float)
+_SEQUENCES = (list, tuple)
+_MAPPINGS = (dict, Mapping)
+
+
 def _describe_value(value: Any, context: _Context | None) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
+    if value is None or isinstance(value, _SCALARS):
         return value
     hits = 0 if context is None else context.hits
     described: Any
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCES):
         described = [_describe_value(item, context) for item in value]
     elif isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
         return value.describe()
-    elif isinstance(value, dict | Mapping):
+    elif isinstance(value, _MAPPINGS):
         described = {str(key): _describe_value(item, context) for key, item in value.items()}
     elif attrs.has(type(value)):
         described = {

@@ -91,3 +91,17 @@ def test_the_hash_encodes_a_shared_branch_once(monkeypatch: pytest.MonkeyPatch) 
     assert digest == hashlib.sha256(whole.encode()).hexdigest()
     # The branch once, then its 200 keys: a fraction of the text hashed.
     assert sum(encoded) < len(whole) / 10
+
+
+def test_the_hash_quotes_keys_as_the_canonical_json_does() -> None:
+    # Branch names are the keys the hash quotes itself (without json's encode call): quotes,
+    # backslashes, controls and non-ASCII are escaped as json.dumps escapes them.
+    task = AsyncPythonTask("t", work, returns=["x"])
+    names = ['q"uote', "back\\slash", "tab\there", "caf\u00e9", "\U0001f600", "plain"]
+    inner = AsyncPipeline([Parallel("inner", {name: task.as_async_pipeline() for name in names})])
+    pipeline = AsyncPipeline(
+        [Parallel("fan", dict.fromkeys(names, inner)), Parallel("again", {"x": inner})]
+    )
+    definition, digest = definition_of(pipeline)
+    assert definition == describe_pipeline(pipeline)
+    assert digest == _canonical_hash(definition)
