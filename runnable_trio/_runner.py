@@ -26,7 +26,7 @@ from ._catalog import RunCatalog
 from ._errors import StepTimeoutError, TerminatedWithFailure
 from ._events import EventSink, Lifecycle
 from ._retry import NO_RETRY, Retry
-from ._runlog import Attempt, BranchLog, RunLog, Status, StepLog
+from ._runlog import Attempt, BranchLog, RunLog, Status, StepLog, utc_now
 from ._store import RunLogStore
 
 if TYPE_CHECKING:
@@ -488,7 +488,8 @@ async def run_step(
             # A cancellation leaves the attempt and the record PROCESSING: whoever stops or
             # ends it marks them (cut_short).
             else:
-                attempt.end(_SUCCESS)  # inline, as above: every step comes here
+                attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline, as above:
+                attempt.status = _SUCCESS  # every step comes here
                 if span is not None:
                     span.end(_SUCCESS)
                 break
@@ -522,7 +523,9 @@ async def run_step(
         await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
     if ctx.step_reports:
         await ctx.store.step_finished(ctx.run_log, log)
-    return _after_success(step, path)
+    if step.terminate_with_failure:  # _after_success, inline: a call per step otherwise
+        raise TerminatedWithFailure(path)
+    return not step.terminate_with_success
 
 
 #: The code of the functions that run a step (their locals ``running`` and ``path`` say

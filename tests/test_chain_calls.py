@@ -1,0 +1,74 @@
+"""A step of a chain costs few calls of the library's own functions (bench W2).
+
+Each Python-level call is a frame made and dropped: a change that adds one per step (a helper,
+a method of a record) fails here rather than in a benchmark. The figure is a slope (the calls
+at two lengths of chain), so what a run does once does not blur it; only frames of
+``runnable_trio`` are counted, as in ``test_item_calls``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runnable_trio
+from runnable_trio import AsyncPipeline, AsyncPythonTask, MemoryRunLogStore
+from runnable_trio.testing import run_to_end
+
+LENGTHS = (20, 60)
+_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
+
+#: The library's calls per step of a chain of plain tasks, on the memory store: run_step (1),
+#: its two records' attrs __init__ (2), _execute and the call of the function (2), the
+#: arguments bound (Scope.arguments, Binder.bind: 2) and the results published (1). The
+#: attempt's end and what follows a success (``_after_success``) are inline.
+MEMORY_STORE_CALLS = 8
+#: The same, on the file store, with the step's journal line and what is kept of it for the
+#: final record (11).
+FILE_STORE_CALLS = 19
+
+
+async def _step(x: int) -> int:
+    return x + 1
+
+
+def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
+    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
+            calls[0] += 1
+
+    return profile
+
+
+async def _calls(length: int, store: Any) -> int:
+    """The library's calls in a run of a chain of ``length`` steps (its second run)."""
+    pipeline = AsyncPipeline(
+        [AsyncPythonTask(name=f"s{i}", function=_step, returns=["x"]) for i in range(length)]
+    )
+    extra = {} if store is None else {"store": store}
+    await run_to_end(pipeline, parameters={"x": 0}, **extra)  # described on its first run
+    calls = [0]
+    sys.setprofile(_counting(calls))
+    try:
+        result = await run_to_end(pipeline, parameters={"x": 0}, **extra)
+    finally:
+        sys.setprofile(None)
+    assert result.cause is None
+    assert result.run_log.parameters_out["x"] == length
+    return calls[0]
+
+
+@pytest.mark.parametrize(
+    ("store", "most"),
+    [(MemoryRunLogStore(), MEMORY_STORE_CALLS), (None, FILE_STORE_CALLS)],
+    ids=["memory", "file"],
+)
+async def test_a_chain_step_makes_few_calls_of_the_library(store: Any, most: int) -> None:
+    small, big = [await _calls(length, store) for length in LENGTHS]
+    per_step = (big - small) / (LENGTHS[1] - LENGTHS[0])
+    assert round(per_step) <= most, f"a chain step makes {per_step:.2f} calls of runnable_trio"
