@@ -171,7 +171,12 @@ class AppendPool:
             if linked:
                 _unlink_spares(folder, linked)
             return
-        name, made, fd = _new_spare(folder, linked)
+        self._adopt(folder, *_new_spare(folder, linked))
+
+    def _adopt(self, folder: Path, name: str, made: tuple[int, int], fd: int) -> None:
+        """Keep the new spare ``name`` (identity ``made``, open as ``fd``) as ``folder``'s,
+        unless it has one."""
+        key = (_pid, str(folder))
         with self._lock:
             if key not in self._spares:
                 self._spares[key] = name, made
@@ -339,12 +344,18 @@ def _new_spare(folder: Path, linked: list[str]) -> tuple[str, tuple[int, int], i
     """A new empty spare file for ``folder``: its name in ``.writers`` (by this process's
     writer token), its identity and a descriptor open on it (for appending); the names in
     ``linked`` deleted meanwhile."""
-    name = f"{_lock_of(folder).token}.{secrets.token_hex(4)}{_SPARE}"
     with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
         for old in linked:
             with contextlib.suppress(OSError):
                 os.unlink(old, dir_fd=writers)
-        fd = open_new(Path(name), dir_fd=writers)
+        return _spare_in(writers, _lock_of(folder).token)
+
+
+def _spare_in(writers: int, token: str) -> tuple[str, tuple[int, int], int]:
+    """A new empty spare of the writer ``token`` in the open ``.writers`` folder: its name,
+    identity and a descriptor open on it."""
+    name = f"{token}.{secrets.token_hex(4)}{_SPARE}"
+    fd = open_new(Path(name), dir_fd=writers)
     try:
         return name, file_id(fd), fd
     except BaseException:
@@ -432,10 +443,13 @@ def writer_lock(folder: Path) -> WriterLock:
 def claim_writer(folder: Path) -> WriterLock:
     """This process's writer lock on ``folder`` for a run that starts naming it (taken on
     first use); :func:`release_writer` when the run's record no longer names it."""
+    spare: list[tuple[str, tuple[int, int], int]] = []
     with _locks_guard:
-        lock = _get_lock(folder)
+        lock = _get_lock(folder, spare)
         lock.runs += 1
-        return lock
+    if spare:  # kept once the locks' guard is let go: the pool's lock is taken before it
+        APPENDS._adopt(folder, *spare[0])
+    return lock
 
 
 def release_writer(lock: WriterLock) -> None:
@@ -457,13 +471,17 @@ def _lock_of(folder: Path) -> WriterLock:
         return _get_lock(folder)
 
 
-def _get_lock(folder: Path) -> WriterLock:
+def _get_lock(
+    folder: Path, spare: list[tuple[str, tuple[int, int], int]] | None = None
+) -> WriterLock:
+    """The lock on ``folder``; a lock taken now for a run (``spare`` given) also makes the
+    folder's spare, added to ``spare``."""
     key = (_pid, str(folder))  # a forked child takes a lock of its own
     lock = _locks.get(key)
     if lock is None or not lock.held():
         # Never taken, or its file deleted (the folder removed and made again): a lock
         # whose file is gone names no writer a reader can find, so it is taken anew.
-        fresh = _take_lock(folder)
+        fresh = _take_lock(folder, spare)
         if lock is not None:  # its runs' claims stay with it (their records name it)
             fresh.pinned = lock.pinned
             lock.close()
@@ -472,7 +490,9 @@ def _get_lock(folder: Path) -> WriterLock:
     return lock
 
 
-def _take_lock(folder: Path) -> WriterLock:
+def _take_lock(
+    folder: Path, spare: list[tuple[str, tuple[int, int], int]] | None = None
+) -> WriterLock:
     with open_folder(folder, WRITERS_FOLDER, create=True) as writers:
         if sys.platform != "win32":
             _sweep(writers)
@@ -480,18 +500,25 @@ def _take_lock(folder: Path) -> WriterLock:
             token = f"{os.getpid()}-{secrets.token_hex(6)}"
             name = f"{token}{_LOCK}"
             fd = open_file(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW, dir_fd=writers)
-            if sys.platform == "win32":
-                return WriterLock(folder, token, fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # A sweeper may have taken and deleted the file between its creation and the
-            # lock: hold it only if it is still the file of that name.
-            try:
-                same = os.stat(name, dir_fd=writers, follow_symlinks=False).st_ino
-            except FileNotFoundError:
-                same = -1
-            if same == os.fstat(fd).st_ino:
-                return WriterLock(folder, token, fd)
-            os.close(fd)
+            if sys.platform != "win32":
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A sweeper may have taken and deleted the file between its creation and the
+                # lock: hold it only if it is still the file of that name.
+                try:
+                    same = os.stat(name, dir_fd=writers, follow_symlinks=False).st_ino
+                except FileNotFoundError:
+                    same = -1
+                if same != os.fstat(fd).st_ino:
+                    os.close(fd)
+                    continue
+            if spare is not None:
+                # The run's journal is made from it next: made here, in the folder open
+                # already, a process's first run in a folder does not open it again
+                # (~7 system calls before its first event). Failing, the journal's making
+                # makes one, and reports what stops it.
+                with contextlib.suppress(OSError):
+                    spare.append(_spare_in(writers, token))
+            return WriterLock(folder, token, fd)
 
 
 def _sweep(writers: int) -> None:
