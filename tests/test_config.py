@@ -8,7 +8,13 @@ from pathlib import Path
 import attrs
 import pytest
 
-from runnable_trio import AsyncPythonTask, Catalog, MemoryRunLogStore, RunConfigurationError
+from runnable_trio import (
+    AsyncPythonTask,
+    Catalog,
+    MemoryRunLogStore,
+    RunConfigurationError,
+    _stores,
+)
 from runnable_trio._config import Configuration, load_configuration
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._stores import store_from_configuration
@@ -42,6 +48,9 @@ def test_defaults_are_the_file_store_in_dot_folders() -> None:
 def test_a_file_store_is_made_once_per_folder_and_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A cache of its own: the process's is bounded and emptied when full, which the stores
+    # earlier tests made could make happen in the middle of this one.
+    monkeypatch.setattr(_stores, "_file_stores", {})
     configuration = load_configuration("")
     store = store_from_configuration(configuration)
     assert store_from_configuration(configuration) is store  # shared by the runs here
