@@ -43,7 +43,7 @@ from ._files import append_line, create_new, make_folder, read_from
 from ._jsoncodec import dumps, loads
 from ._offloop import run_blocking
 from ._runlog import RunLog, Status, upgrade_run_data
-from ._writers import writer_lock
+from ._writerlock import writer_lock
 
 __all__ = [
     "BATCH",

@@ -91,13 +91,8 @@ from ._steplines import (
     run_record,
 )
 from ._store import RunSummary
-from ._writers import (
-    APPENDS,
-    WriterLock,
-    claim_writer,
-    release_writer,
-    writer_alive,
-)
+from ._writerlock import WriterLock, writer_alive
+from ._writers import APPENDS, claim_writer, release_writer
 
 _SUMMARY = b'{"_summary":'
 _SNAPSHOT = ".json"

@@ -27,7 +27,7 @@ from ._offloop import run_blocking
 from ._runid import validate_run_id
 from ._runlog import Status
 from ._stores import store_from_configuration
-from ._writers import writer_alive
+from ._writerlock import writer_alive
 
 __all__ = ["Replay", "replay"]
 

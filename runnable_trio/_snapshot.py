@@ -19,7 +19,7 @@ from pathlib import Path
 from ._files import create_new, open_folder
 from ._runlog import RunLog
 from ._steplines import StepTexts, record_parts
-from ._writers import TEMPORARY, WRITERS_FOLDER, WriterLock
+from ._writerlock import TEMPORARY, WRITERS_FOLDER, WriterLock
 
 __all__ = ["record_chunks", "whole", "write_whole"]
 

@@ -246,7 +246,8 @@ async def test_a_spare_deleted_by_hand_is_done_without() -> None:
 
 
 def test_the_sweep_deletes_the_spares_of_dead_writers_only(tmp_path: Path) -> None:
-    from runnable_trio._writers import APPENDS, _sweep, writer_lock
+    from runnable_trio._writerlock import _sweep, writer_lock
+    from runnable_trio._writers import APPENDS
 
     writers = tmp_path / ".writers"
     writers.mkdir()

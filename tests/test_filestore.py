@@ -243,7 +243,7 @@ async def test_killed_after_writing_its_spare_before_linking_it_no_run_is_left(
 async def test_killed_after_linking_its_spare_the_journal_is_the_run(tmp_path: Path) -> None:
     from runnable_trio._filestore import _encode
     from runnable_trio._steplines import step_line
-    from runnable_trio._writers import writer_lock
+    from runnable_trio._writerlock import writer_lock
 
     folder, spare = _dead_writers_folder(tmp_path)
     journal = folder / "r.journal.jsonl"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from runnable_trio import _files, _writers
+from runnable_trio import _files, _writerlock, _writers
 from runnable_trio._filestore import FileRunLogStore
 from runnable_trio._runlog import RunLog
 
@@ -44,6 +44,7 @@ def test_a_first_run_opens_the_writers_folder_once_before_its_journal(
         raise AssertionError("a spare made by opening the folder again")
 
     with monkeypatch.context() as patched:
+        patched.setattr(_writerlock, "open_folder", counted)
         patched.setattr(_writers, "open_folder", counted)
         patched.setattr(_writers, "_new_spare", no_new_spare)
         trio.run(store.create, RunLog("r1"))
@@ -62,13 +63,14 @@ def test_a_spare_not_made_with_the_lock_is_made_for_the_journal(
         raise OSError(24, "Too many open files")
 
     with monkeypatch.context() as patched:
-        patched.setattr(_writers, "_spare_in", out_of_descriptors)
+        for module in (_writerlock, _writers):  # the lock's making, and the journal's
+            patched.setattr(module, "spare_in", out_of_descriptors)
         with pytest.raises(OSError, match="Too many open files"):
             # The journal's own making meets the same and reports it, the lock not leaked.
             trio.run(store.create, RunLog("r0"))
     fresh = tmp_path / "other"
     calls: list[int] = []
-    real = _writers._spare_in
+    real = _writerlock.spare_in
 
     def once_failing(writers: int, token: str) -> tuple[str, tuple[int, int], int]:
         calls.append(writers)
@@ -77,7 +79,8 @@ def test_a_spare_not_made_with_the_lock_is_made_for_the_journal(
         return real(writers, token)
 
     with monkeypatch.context() as patched:
-        patched.setattr(_writers, "_spare_in", once_failing)
+        for module in (_writerlock, _writers):
+            patched.setattr(module, "spare_in", once_failing)
         other = FileRunLogStore(fresh)
         trio.run(other.create, RunLog("r1"))
     assert len(calls) == 2  # the lock's failed; the journal's own made one
@@ -93,9 +96,9 @@ def test_a_spare_made_meanwhile_by_another_thread_is_kept_and_the_new_one_delete
     _writers.APPENDS.make_spare(folder)  # (takes the lock, no spare with it: not a run's)
     kept = _spares(folder)
     assert len(kept) == 1
-    lock = _writers._lock_of(folder)
+    lock = _writerlock.lock_of(folder)
     with _files.open_folder(folder, ".writers", create=False) as writers:
-        made = _writers._spare_in(writers, lock.token)
+        made = _writerlock.spare_in(writers, lock.token)
     _writers.APPENDS._adopt(folder, *made)
     assert _spares(folder) == kept
     _writers.APPENDS.drop_spare(folder)

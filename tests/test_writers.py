@@ -203,7 +203,7 @@ def test_a_run_in_the_folder_of_the_last_spare_opens_no_file_to_start(
     # on the way to its first event. Its journal is still checked once linked.
     import trio
 
-    from runnable_trio import _writers
+    from runnable_trio import _writerlock, _writers
     from runnable_trio._files import file_at as real_file_at
 
     store = _ended_once(tmp_path / "store")
@@ -218,9 +218,10 @@ def test_a_run_in_the_folder_of_the_last_spare_opens_no_file_to_start(
         return real_file_at(path, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(_writers, "open_file", refused)
-        patched.setattr(_writers, "file_id", refused)
-        patched.setattr(_writers, "file_at", file_at)
+        for module in (_writers, _writerlock):
+            patched.setattr(module, "open_file", refused)
+            patched.setattr(module, "file_id", refused)
+            patched.setattr(module, "file_at", file_at)
         trio.run(store.create, RunLog("r2"))
     assert checked == [str(store.journal_path("r2"))]
     assert store.load("r2").run_id == "r2"
