@@ -22,13 +22,14 @@ from runnable_trio import AsyncPipeline, AsyncPythonTask, Parallel
 
 SIZES = (20, 60)
 
-#: Python calls per branch in the window beyond plain Trio's: ``run_alone`` and ``_stream``
+#: Python calls per branch in the window beyond plain Trio's. ``run_alone`` and ``_stream``
 #: (the frames a Cancelled passes on its way out) and the shielded checkpoint that lets every
-#: cut-short branch clean up before any unwinds (with its ``Value``) weigh less than the plain
-#: task's send channel's ``__aexit__``, ``aclose`` and what they call: 34 calls per branch
-#: against 35 (Trio 0.35). A branch run through ``run_branch``, ``run_step`` and ``_execute``
-#: (the general path) is well above.
-EXTRA_CALLS_PER_BRANCH = 0
+#: cut-short branch clean up before any unwinds (with its ``Value``) weigh about what the
+#: plain task's send channel's ``__aexit__``, ``aclose`` and their calls do: 34 calls per
+#: branch against 35 with Trio 0.35. The allowance leaves room for Trio's own counts to move
+#: between releases (trio is not pinned), and none for the general path: a branch run through
+#: ``run_branch``, ``run_step`` and ``_execute`` makes 50.
+EXTRA_CALLS_PER_BRANCH = 5
 
 
 class _Window:
