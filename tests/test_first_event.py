@@ -311,6 +311,38 @@ def test_a_run_s_catalog_folder_is_joined_only_when_used(monkeypatch: pytest.Mon
     assert joins == ["r-1"]  # once, when first used
 
 
+def test_a_working_folder_s_first_run_looks_only_at_its_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runnable_trio import _catalog
+    from runnable_trio._catalog import RunCatalog
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "logs").mkdir()
+    (tmp_path / "real" / "cat").symlink_to("logs")  # followed, relative to its folder
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path / "link")  # os.getcwd() gives the folder linked to
+    monkeypatch.setattr(_catalog, "_roots", {})  # the process's first run there
+    looked: list[str] = []
+    lstat = os.lstat
+
+    def counted(path: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return lstat(path, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counted)
+    here = RunCatalog.for_run("r-1", "cat", "logs")
+    assert looked == ["cat", "logs", "logs"]  # the link, its target; none above them
+    assert here.excluded == (tmp_path / "real" / "logs", tmp_path / "real" / "logs")
+    assert here.workdir == tmp_path / "real"
+    looked.clear()
+    # A working folder that is not the process's is resolved from the root, as it is.
+    other = RunCatalog.for_run("r-2", "cat", "logs", workdir=str(tmp_path / "link"))
+    assert str(tmp_path / "link") in looked
+    assert other.excluded == here.excluded
+    assert other.workdir == tmp_path / "link"
+
+
 async def test_branches_ending_at_once_fail_fast_as_before() -> None:
     # The hand-over is for a step that runs alone: in a Parallel, the first branch to fail
     # cancels its sibling before that one can fail too (one error, not a group of two).
