@@ -21,7 +21,7 @@ sees a log whose writer is gone. ``aclose()`` (``contextlib.aclosing``) avoids i
 No descriptor is held while the run goes: each batch is an open-append-close in the worker
 thread (``_files``), so a process runs any number of logged runs under its descriptor limit.
 Liveness is the writer's token: the first line of each attempt, ``{"writer": "<token>"}``,
-names the process lock (``_writers.writer_lock``) of the process writing it; a reader that
+names the process lock (``_writerlock.writer_lock``) of the process writing it; a reader that
 finds that lock free knows the writer is gone. A new run's log is created new when the run is
 prepared (a file or symlink already there fails the call); a retry's writer line is appended
 when the retry starts.
