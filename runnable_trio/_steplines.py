@@ -76,26 +76,28 @@ def _time(value: dt.datetime | None) -> str:
     if type(value) is not _DATETIME or value.tzinfo is not _UTC:
         return f'"{value.isoformat()}"'
     global _minute
-    start, prefix = _minute  # one read: a worker thread writing a record may replace it
-    since = value - start
-    if not _NO_TIME <= since < _A_MINUTE:
+    start, end, prefix = _minute  # one read: a worker thread writing a record may replace it
+    # Compared, not subtracted: a timedelta made per time cost more than the rest.
+    if not start <= value < end:
         start = value.replace(second=0, microsecond=0)
         prefix = f'"{start.isoformat()[:_MINUTE_DIGITS]}'  # '"YYYY-MM-DDTHH:MM:'
-        _minute = start, prefix
-        since = value - start
-    micro = since.microseconds
+        _minute = start, start + _A_MINUTE, prefix
+    micro = value.microsecond
     if micro:
-        return f'{prefix}{_TWO[since.seconds]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}+00:00"'
-    return f'{prefix}{_TWO[since.seconds]}+00:00"'
+        return f'{prefix}{_TWO[value.second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}+00:00"'
+    return f'{prefix}{_TWO[value.second]}+00:00"'
 
 
 _DATETIME = dt.datetime
 _UTC = dt.UTC
-_NO_TIME = dt.timedelta(0)
 _A_MINUTE = dt.timedelta(minutes=1)
 _MINUTE_DIGITS = len("YYYY-MM-DDTHH:MM:")
-#: The minute last written: its start and its text up to the seconds.
-_minute = (dt.datetime(2000, 1, 1, tzinfo=_UTC), '"2000-01-01T00:00:')
+#: The minute last written: its start, its end and its text up to the seconds.
+_minute = (
+    dt.datetime(2000, 1, 1, tzinfo=_UTC),
+    dt.datetime(2000, 1, 1, 0, 1, tzinfo=_UTC),
+    '"2000-01-01T00:00:',
+)
 _TWO = [f"{number:02d}" for number in range(60)]
 _THREE = [f"{number:03d}" for number in range(1000)]
 #: A fraction's dot and first three digits (its last three are in ``_THREE``).
