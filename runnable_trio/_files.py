@@ -10,8 +10,9 @@ Every store, log and catalog writes through these, so two guarantees hold everyw
   symlink.
 - **Descriptors bounded.** No descriptor is held per run: files are opened, written and
   closed, or kept in the one small pool of append descriptors of ``_writers`` (which also
-  holds each process's spares; its writer locks are ``_writerlock``'s). A run that has started can still write when
-  the process is out of descriptors: the reserve (:func:`reserve_descriptor`).
+  holds each process's spares; its writer locks are ``_writerlock``'s). A run that has
+  started can still write when the process is out of descriptors: the reserve
+  (:func:`reserve_descriptor`).
 
 A process out of descriptors (``EMFILE``) gets an ``OSError`` with the same errno saying which
 limit it reached (:func:`describe_os_error`).
