@@ -3,7 +3,7 @@
 The record is written to a new temporary file in the store's ``.writers`` folder, named by the
 writer's token, then renamed over its place: a reader sees the old record or the new one,
 never part of one, and a temporary file left by a process killed before its rename is swept
-with that writer's other files (``_writers``); beside the snapshot it would stay for ever.
+with that writer's other files (``_writerlock``); beside the snapshot it would stay for ever.
 
 A final record is encoded and written in chunks (:func:`record_chunks`), never held whole.
 """
