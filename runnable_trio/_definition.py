@@ -13,8 +13,10 @@ retried with the fix, while adding, removing or renaming a step changes it.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
+import types
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -39,8 +41,10 @@ class Described:
 
 
 # Pipelines are immutable, so a pipeline run many times (a server's) is described once; an
-# entry goes with its pipeline.
-_described: dict[int, tuple[dict[str, Any], str]] = {}
+# entry goes with its pipeline: it holds a weak reference to it whose callback removes the
+# entry (a ``weakref.finalize`` does the same, but its first use in a process, registering
+# with ``atexit``, costs ~120,000 instructions on the way to the first run's first event).
+_described: dict[int, tuple[tuple[dict[str, Any], str], weakref.ref[Described]]] = {}
 
 
 def definition_of(pipeline: Described) -> tuple[dict[str, Any], str]:
@@ -57,9 +61,16 @@ def definition_of(pipeline: Described) -> tuple[dict[str, Any], str]:
             definition = pipeline.describe()
         finally:
             _context.reset(token)
-        found = _described[key] = (definition, context.hash(definition))
-        weakref.finalize(pipeline, _described.pop, key, None)
-    return found
+        found = _described[key] = (
+            (definition, context.hash(definition)),
+            weakref.ref(pipeline, functools.partial(_forget, key)),
+        )
+    return found[0]
+
+
+def _forget(key: int, gone: weakref.ref[Described]) -> None:
+    # Called as the pipeline goes, before its id can name another object.
+    _described.pop(key, None)
 
 
 def describe_pipeline(pipeline: Any) -> dict[str, Any]:
@@ -219,6 +230,8 @@ def describe_step(step: Any) -> dict[str, Any]:
 _SCALARS = (str, bool, int, float)
 _SEQUENCES = (list, tuple)
 _MAPPINGS = (dict, Mapping)
+#: The types of plain functions and methods: none is anything but callable (no subclass).
+_FUNCTIONS = frozenset((types.FunctionType, types.BuiltinFunctionType, types.MethodType))
 
 
 def _describe_value(value: Any, context: _Context | None) -> Any:
@@ -226,6 +239,10 @@ def _describe_value(value: Any, context: _Context | None) -> Any:
         return value
     hits = 0 if context is None else context.hits
     described: Any
+    if type(value) in _FUNCTIONS:
+        # Before the Mapping check: an ABC's first check of a type walks its registry
+        # (~50,000 instructions on the way to the first run's first event).
+        return _callable_name(value)
     if isinstance(value, _SEQUENCES):
         described = [_describe_value(item, context) for item in value]
     elif isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step

@@ -223,7 +223,7 @@ def _is_link(name: str, dir_fd: int) -> bool:
         return False
 
 
-def open_new(path: Path, *, dir_fd: int | None = None, reserve: bool = False) -> int:
+def open_new(path: Path | str, *, dir_fd: int | None = None, reserve: bool = False) -> int:
     """Create ``path`` new, empty, and return its descriptor, open for appending.
 
     Raises:
@@ -234,7 +234,7 @@ def open_new(path: Path, *, dir_fd: int | None = None, reserve: bool = False) ->
             path, os.O_CREAT | os.O_EXCL | APPEND_FLAGS, dir_fd=dir_fd, reserve=reserve
         )
     except FileExistsError as exc:
-        link = os.path.islink(path) if dir_fd is None else _is_link(path.name, dir_fd)
+        link = os.path.islink(path) if dir_fd is None else _is_link(os.path.basename(path), dir_fd)
         what = "is a symlink: a run never writes through one" if link else "already exists"
         raise FileExistsError(
             errno.EEXIST, f"{str(path)!r} {what}; a run's files are created new"

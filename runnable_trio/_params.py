@@ -81,13 +81,18 @@ def _prefixed_names(environ: Mapping[str, str]) -> list[str]:
     seen = _seen  # read once: another thread may replace it meanwhile
     if raw != seen[0]:
         snapshot = dict(raw)
-        # Matched on the encoded names: decoding every name is what a scan would cost.
-        prefix = os.environ.encodekey(ENV_PREFIX)
-        names = [
-            os.environ.decodekey(k)
-            for k in snapshot
-            if k.startswith(prefix) and len(k) > len(prefix)
-        ]
+        # Matched on the encoded names: decoding every name is what a scan would cost. The
+        # names are looked through joined first, in one search (a name holds no NUL): a
+        # ``startswith`` per name costs ~1,500 instructions, and most environments hold no
+        # parameter at all.
+        prefix, nul = os.environ.encodekey(ENV_PREFIX), os.environ.encodekey("\0")
+        names = []
+        if nul + prefix in nul + nul.join(snapshot):
+            names = [
+                os.environ.decodekey(k)
+                for k in snapshot
+                if k.startswith(prefix) and len(k) > len(prefix)
+            ]
         seen = _seen = (snapshot, names)
     return seen[1]
 
