@@ -237,12 +237,12 @@ _FUNCTIONS = frozenset((types.FunctionType, types.BuiltinFunctionType, types.Met
 def _describe_value(value: Any, context: _Context | None) -> Any:
     if value is None or isinstance(value, _SCALARS):
         return value
-    hits = 0 if context is None else context.hits
-    described: Any
     if type(value) in _FUNCTIONS:
         # Before the Mapping check: an ABC's first check of a type walks its registry
         # (~50,000 instructions on the way to the first run's first event).
         return _callable_name(value)
+    hits = 0 if context is None else context.hits
+    described: Any
     if isinstance(value, _SEQUENCES):
         described = [_describe_value(item, context) for item in value]
     elif isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
