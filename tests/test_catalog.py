@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -230,17 +231,20 @@ def test_the_folders_are_resolved_once_per_working_folder(
 ) -> None:
     from runnable_trio._catalog import RunCatalog
 
-    resolved: list[Path] = []
-    real = Path.resolve
-    monkeypatch.setattr(
-        Path, "resolve", lambda self, strict=False: resolved.append(self) or real(self, strict)
-    )
+    looked: list[str] = []
+    lstat = os.lstat
+
+    def counted(path: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return lstat(path, **kwargs)
+
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     monkeypatch.chdir(tmp_path / "one")
+    monkeypatch.setattr(os, "lstat", counted)
     first = RunCatalog.for_run("run-a", "cat", "logs")
     second = RunCatalog.for_run("run-b", "cat", "logs")
-    assert len(resolved) == 2  # the catalog and the excluded folder, once
+    assert looked == ["cat", "logs"]  # the catalog and the excluded folder, once
     assert first.root == tmp_path / "one" / "cat" / "run-a"
     assert second.root == tmp_path / "one" / "cat" / "run-b"
     assert second.excluded == (tmp_path / "one" / "cat", tmp_path / "one" / "logs")
@@ -248,7 +252,36 @@ def test_the_folders_are_resolved_once_per_working_folder(
     third = RunCatalog.for_run("run-c", "cat", "logs")
     assert third.root == tmp_path / "two" / "cat" / "run-c"
     assert third.workdir == tmp_path / "two"
-    assert len(resolved) == 4
+    assert looked == ["cat", "logs", "cat", "logs"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cat", "missing", "afile", "link", "dangling", "loop", "sub/cat", "link/inner", ".", "..", ""],
+)
+def test_a_folder_is_resolved_from_here_as_path_resolve_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    from runnable_trio._catalog import _resolved_here
+
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    Path("cat").mkdir()
+    Path("afile").write_text("")
+    Path("sub/cat").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "inner").mkdir(parents=True)
+    Path("link").symlink_to(tmp_path / "elsewhere")  # a link is followed, as resolve() does
+    Path("dangling").symlink_to(tmp_path / "gone")
+    Path("loop").symlink_to("loop")
+    try:
+        expected: Path | type[BaseException] = Path(name).resolve()
+    except RuntimeError as exc:  # the symlink loop
+        expected = type(exc)
+    if isinstance(expected, Path):
+        assert _resolved_here(name, Path.cwd()) == expected
+    else:
+        with pytest.raises(expected):
+            _resolved_here(name, Path.cwd())
 
 
 async def test_a_chdir_between_runs_gives_each_run_its_own_folders(

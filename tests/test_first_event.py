@@ -332,7 +332,8 @@ def test_a_working_folder_s_first_run_looks_only_at_its_own_folders(
 
     monkeypatch.setattr(os, "lstat", counted)
     here = RunCatalog.for_run("r-1", "cat", "logs")
-    assert looked == ["cat", "logs", "logs"]  # the link, its target; none above them
+    # The link (seen to be one, then resolved), its target, the plain folder: none above them.
+    assert looked == ["cat", "cat", "logs", "logs"]
     assert here.excluded == (tmp_path / "real" / "logs", tmp_path / "real" / "logs")
     assert here.workdir == tmp_path / "real"
     looked.clear()
