@@ -60,6 +60,9 @@ _CANCELLED = Status.CANCELLED
 #: The same, for the events a step with attribution sends as it starts and completes.
 _STEP_STARTED = Lifecycle.STEP_STARTED
 _STEP_COMPLETED = Lifecycle.STEP_COMPLETED
+#: Read once: ``trio.lowlevel`` is an attribute lookup the interpreter does not specialise,
+#: made on every step otherwise.
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -162,11 +165,17 @@ class Scope:
         """Assign a step's results here and record them as the step's outputs."""
         if not values:
             return  # nothing to copy a shared scope for
-        (self.writable() if self._shared else self._values).update(values)
-        self.assigned.update(values)
-        log.assigned.update(values)
+        # ``|=``, not ``update``: a method's call with a tuple of its arguments made for it,
+        # four times per step.
+        target = self.writable() if self._shared else self._values
+        target |= values
+        mine = self.assigned
+        mine |= values
+        recorded = log.assigned
+        recorded |= values
         if log.attempts:
-            log.attempts[-1].parameters_out.update(values)
+            out = log.attempts[-1].parameters_out
+            out |= values
 
 
 class _ItemScope(Scope):
@@ -423,7 +432,7 @@ async def run_step(
     """
     # Steps whose functions never wait would otherwise run a whole pipeline without one
     # chance to notice a cancellation.
-    await trio.lowlevel.checkpoint_if_cancelled()
+    await _checkpoint_if_cancelled()
     name = step.name
     path = f"{prefix}.{name}" if prefix else name  # join_path, inline: a call per step
     # The earlier attempt's records exist only in a retry of a run: no lookup in an empty

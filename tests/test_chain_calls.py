@@ -26,14 +26,14 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 #: The library's calls per step of a chain of plain tasks, on the memory store: run_step (1),
 #: its two records' attrs __init__ (2), _execute and the call of the function (2), the
 #: arguments bound (Scope.arguments, Binder.bind: 2) and the results published (1). The
-#: attempt's end and what follows a success (``_after_success``) are inline.
+#: attempt's end and what follows a success (a reused step's too) are inline in run_step.
 MEMORY_STORE_CALLS = 8
-#: The builtins' calls per step of that chain (any caller's): the records' dict updates as
-#: the arguments and results reach them (4: the attempt takes the arguments' dict itself),
-#: the step's path added to and taken from the running steps (2), and the attempt numbered
-#: and added (2). Not a ``getattr`` of the retry policy (read once an attempt failed), nor a
-#: lookup of the earlier attempt's records outside a retry of a run.
-MEMORY_STORE_BUILTIN_CALLS = 8
+#: The builtins' calls per step of that chain (any caller's): the step's path added to and
+#: taken from the running steps (2), the attempt numbered and added (2). Not a ``getattr`` of
+#: the retry policy (read once an attempt failed), nor a lookup of the earlier attempt's
+#: records outside a retry of a run, nor ``dict.update`` as the results reach the scope and
+#: the records (``|=``; the attempt takes the arguments' dict itself).
+MEMORY_STORE_BUILTIN_CALLS = 4
 #: The same, on the file store, with the step's journal line and what is kept of it for the
 #: final record (11).
 FILE_STORE_CALLS = 19
