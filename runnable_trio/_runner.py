@@ -63,6 +63,12 @@ _STEP_COMPLETED = Lifecycle.STEP_COMPLETED
 #: Read once: ``trio.lowlevel`` is an attribute lookup the interpreter does not specialise,
 #: made on every step otherwise.
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+#: What calling a record's class does (``object.__new__``, then the ``__init__`` attrs wrote),
+#: as two calls the interpreter makes cheaply: a call of a class goes through ``type_call``
+#: and a new run of the eval loop for its Python ``__init__`` (CPython 3.11), twice per step.
+_new = object.__new__
+_init_step_log = StepLog.__init__
+_init_attempt = Attempt.__init__
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -444,7 +450,8 @@ async def run_step(
     else:
         log = ctx.resume.get(path) if ctx.resume else None
         if log is None:
-            log = StepLog(name, step.kind, path)
+            log = _new(StepLog)  # StepLog(name, step.kind, path), cheaper (see _new)
+            _init_step_log(log, name, step.kind, path)
         else:
             log.status = Status.PROCESSING
             log.assigned.clear()
@@ -471,7 +478,8 @@ async def run_step(
             while True:
                 number += 1
                 attempts = log.attempts  # log.new_attempt(), inline
-                attempt = Attempt(len(attempts) + 1)
+                attempt = _new(Attempt)  # Attempt(len(attempts) + 1), cheaper (see _new)
+                _init_attempt(attempt, len(attempts) + 1)
                 attempts.append(attempt)
                 span = None
                 if telemetry is not None:

@@ -29,11 +29,12 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 #: attempt's end and what follows a success (a reused step's too) are inline in run_step.
 MEMORY_STORE_CALLS = 8
 #: The builtins' calls per step of that chain (any caller's): the step's path added to and
-#: taken from the running steps (2), the attempt numbered and added (2). Not a ``getattr`` of
-#: the retry policy (read once an attempt failed), nor a lookup of the earlier attempt's
-#: records outside a retry of a run, nor ``dict.update`` as the results reach the scope and
-#: the records (``|=``; the attempt takes the arguments' dict itself).
-MEMORY_STORE_BUILTIN_CALLS = 4
+#: taken from the running steps (2), the attempt numbered and added (2), and the two
+#: records' ``object.__new__`` (2: their classes are not called, see ``_runner._new``).
+#: Not a ``getattr`` of the retry policy (read once an attempt failed), nor a lookup of the
+#: earlier attempt's records outside a retry of a run, nor ``dict.update`` as the results
+#: reach the scope and the records (``|=``; the attempt takes the arguments' dict itself).
+MEMORY_STORE_BUILTIN_CALLS = 6
 #: The same, on the file store, with the step's journal line and what is kept of it for the
 #: final record (11).
 FILE_STORE_CALLS = 19
