@@ -60,6 +60,15 @@ _CANCELLED = Status.CANCELLED
 #: The same, for the events a step with attribution sends as it starts and completes.
 _STEP_STARTED = Lifecycle.STEP_STARTED
 _STEP_COMPLETED = Lifecycle.STEP_COMPLETED
+#: Read once: ``trio.lowlevel`` is an attribute lookup the interpreter does not specialise,
+#: made on every step otherwise.
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+#: What calling a record's class does (``object.__new__``, then the ``__init__`` attrs wrote),
+#: as two calls the interpreter makes cheaply: a call of a class goes through ``type_call``
+#: and a new run of the eval loop for its Python ``__init__`` (CPython 3.11), twice per step.
+_new = object.__new__
+_init_step_log = StepLog.__init__
+_init_attempt = Attempt.__init__
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -162,11 +171,17 @@ class Scope:
         """Assign a step's results here and record them as the step's outputs."""
         if not values:
             return  # nothing to copy a shared scope for
-        (self.writable() if self._shared else self._values).update(values)
-        self.assigned.update(values)
-        log.assigned.update(values)
+        # ``|=``, not ``update``: a method's call with a tuple of its arguments made for it,
+        # four times per step.
+        target = self.writable() if self._shared else self._values
+        target |= values
+        mine = self.assigned
+        mine |= values
+        recorded = log.assigned
+        recorded |= values
         if log.attempts:
-            log.attempts[-1].parameters_out.update(values)
+            out = log.attempts[-1].parameters_out
+            out |= values
 
 
 class _ItemScope(Scope):
@@ -423,107 +438,117 @@ async def run_step(
     """
     # Steps whose functions never wait would otherwise run a whole pipeline without one
     # chance to notice a cancellation.
-    await trio.lowlevel.checkpoint_if_cancelled()
+    await _checkpoint_if_cancelled()
     name = step.name
     path = f"{prefix}.{name}" if prefix else name  # join_path, inline: a call per step
-    earlier = ctx.reuse.get(path)
+    # The earlier attempt's records exist only in a retry of a run: no lookup in an empty
+    # dict per step otherwise.
+    earlier = ctx.reuse.get(path) if ctx.reuse else None
     if earlier is not None:
-        steps[step.name] = earlier
+        steps[name] = earlier
         scope.restore(earlier.assigned)
-        return _after_success(step, path)
-
-    log = ctx.resume.get(path)
-    if log is None:
-        log = StepLog(step.name, step.kind, path)
     else:
-        log.status = Status.PROCESSING
-        log.assigned.clear()
-    # From the moment the record is in the tree, every way out of this call finalises it: a
-    # cancellation that arrives while step.started waits for room in a full buffer included.
-    steps[step.name] = log
-    if ctx.log_level <= _INFO:  # inline: a call per step otherwise, whatever the level
-        ctx.log(_INFO, "run %s: step %s started", ctx.run_id, path)
-    running = ctx.running
-    running.add(path)
-    policy: Retry = getattr(step, "retry", None) or NO_RETRY
-    timeout = step.timeout
-    telemetry = ctx.telemetry
-    number = 0  # this run's attempts (a resumed record holds earlier ones too)
-    try:
-        # Lifecycle events exist only with attribution: without it, no call (and no
-        # coroutine) per step for them.
-        if ctx.sink.attribution:
-            await ctx.sink.lifecycle(_STEP_STARTED, path, kind=step.kind)
-        # The attempts under the retry policy, each in a cancel scope of its own when the
-        # step has a timeout. Inline, not a coroutine of its own: a Map holds one stack per
-        # item, and each frame is an object the cyclic GC walks and a cancellation unwinds.
-        while True:
-            number += 1
-            attempts = log.attempts  # log.new_attempt(), inline
-            attempt = Attempt(len(attempts) + 1)
-            attempts.append(attempt)
-            span = None
-            if telemetry is not None:
-                span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
-            try:
-                if timeout is None:
-                    execute = step._execute(ctx, scope, path, log)
+        log = ctx.resume.get(path) if ctx.resume else None
+        if log is None:
+            log = _new(StepLog)  # StepLog(name, step.kind, path), cheaper (see _new)
+            _init_step_log(log, name, step.kind, path)
+        else:
+            log.status = Status.PROCESSING
+            log.assigned.clear()
+        # From the moment the record is in the tree, every way out of this call finalises
+        # it: a cancellation that arrives while step.started waits for room in a full buffer
+        # included.
+        steps[name] = log
+        if ctx.log_level <= _INFO:  # inline: a call per step otherwise, whatever the level
+            ctx.log(_INFO, "run %s: step %s started", ctx.run_id, path)
+        running = ctx.running
+        running.add(path)
+        timeout = step.timeout
+        telemetry = ctx.telemetry
+        number = 0  # this run's attempts (a resumed record holds earlier ones too)
+        try:
+            # Lifecycle events exist only with attribution: without it, no call (and no
+            # coroutine) per step for them.
+            if ctx.sink.attribution:
+                await ctx.sink.lifecycle(_STEP_STARTED, path, kind=step.kind)
+            # The attempts under the retry policy, each in a cancel scope of its own when
+            # the step has a timeout. Inline, not a coroutine of its own: a Map holds one
+            # stack per item, and each frame is an object the cyclic GC walks and a
+            # cancellation unwinds.
+            while True:
+                number += 1
+                attempts = log.attempts  # log.new_attempt(), inline
+                attempt = _new(Attempt)  # Attempt(len(attempts) + 1), cheaper (see _new)
+                _init_attempt(attempt, len(attempts) + 1)
+                attempts.append(attempt)
+                span = None
+                if telemetry is not None:
+                    span = telemetry.start_step(path, attempt.number, step.on_failure is not None)
+                try:
+                    if timeout is None:
+                        execute = step._execute(ctx, scope, path, log)
+                    else:
+                        execute = _timed(ctx, step, scope, path, log, timeout)
+                    await (execute if span is None else _traced(span, execute))
+                except Exception as exc:
+                    _end_attempt(attempt, span, Status.FAIL, exc)
+                    # The policy is read only once an attempt failed: not every kind of
+                    # step has one (a getattr's call per step otherwise).
+                    policy: Retry = getattr(step, "retry", None) or NO_RETRY
+                    if number >= policy.attempts:
+                        raise
+                    delay = policy.delay(number)
+                    await ctx.sink.lifecycle(
+                        Lifecycle.STEP_RETRYING,
+                        path,
+                        attempt=attempt.number,  # numbered as in the record and the span
+                        error_type=type(exc).__name__,
+                        error_message=str(exc),
+                        delay=delay,
+                    )
+                    await trio.sleep(delay)
+                # A cancellation leaves the attempt and the record PROCESSING: whoever stops
+                # or ends it marks them (cut_short).
                 else:
-                    execute = _timed(ctx, step, scope, path, log, timeout)
-                await (execute if span is None else _traced(span, execute))
-            except Exception as exc:
-                _end_attempt(attempt, span, Status.FAIL, exc)
-                if number >= policy.attempts:
-                    raise
-                delay = policy.delay(number)
+                    attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline, as above:
+                    attempt.status = _SUCCESS  # every step comes here
+                    if span is not None:
+                        span.end(_SUCCESS)
+                    break
+        except Exception as exc:
+            try:
+                log.status = Status.FAIL
+                ctx.note_failure(exc, path)
+                ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
                 await ctx.sink.lifecycle(
-                    Lifecycle.STEP_RETRYING,
+                    Lifecycle.STEP_FAILED,
                     path,
-                    attempt=attempt.number,  # numbered as in the record and the span
+                    kind=step.kind,
                     error_type=type(exc).__name__,
                     error_message=str(exc),
-                    delay=delay,
                 )
-                await trio.sleep(delay)
-            # A cancellation leaves the attempt and the record PROCESSING: whoever stops or
-            # ends it marks them (cut_short).
-            else:
-                attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline, as above:
-                attempt.status = _SUCCESS  # every step comes here
-                if span is not None:
-                    span.end(_SUCCESS)
-                break
-    except Exception as exc:
-        try:
-            log.status = Status.FAIL
-            ctx.note_failure(exc, path)
-            ctx.log(logging.INFO, "run %s: step %s failed: %r", ctx.run_id, path, exc)
-            await ctx.sink.lifecycle(
-                Lifecycle.STEP_FAILED,
-                path,
-                kind=step.kind,
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-            )
-            if ctx.step_reports:
-                await ctx.store.step_finished(ctx.run_log, log)
-            if step.on_failure is None:
-                raise
-            recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
-            branch = run_branch(ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery)
-            await (branch if telemetry is None else telemetry.recover(path, branch))
-            return False  # recovered: the rest of this pipeline is skipped
-        finally:
-            running.discard(path)
-    running.discard(path)
-    log.status = _SUCCESS
-    if ctx.log_level <= _INFO:
-        ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
-    if ctx.sink.attribution:
-        await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
-    if ctx.step_reports:
-        await ctx.store.step_finished(ctx.run_log, log)
-    if step.terminate_with_failure:  # _after_success, inline: a call per step otherwise
+                if ctx.step_reports:
+                    await ctx.store.step_finished(ctx.run_log, log)
+                if step.on_failure is None:
+                    raise
+                recovery = log.branches[ON_FAILURE] = BranchLog(ON_FAILURE)
+                branch = run_branch(
+                    ctx, step.on_failure, scope, join_path(path, ON_FAILURE), recovery
+                )
+                await (branch if telemetry is None else telemetry.recover(path, branch))
+                return False  # recovered: the rest of this pipeline is skipped
+            finally:
+                running.discard(path)
+        running.discard(path)
+        log.status = _SUCCESS
+        if ctx.log_level <= _INFO:
+            ctx.log(_INFO, "run %s: step %s completed", ctx.run_id, path)
+        if ctx.sink.attribution:
+            await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
+        if ctx.step_reports:
+            await ctx.store.step_finished(ctx.run_log, log)
+    # What follows a success, a reused one's too: inline, not a call per step.
+    if step.terminate_with_failure:
         raise TerminatedWithFailure(path)
     return not step.terminate_with_success
 
@@ -561,9 +586,3 @@ def _end_attempt(
     attempt.end(status, exc)
     if span is not None:
         span.end(status, exc)
-
-
-def _after_success(step: BaseStep, path: str) -> bool:
-    if step.terminate_with_failure:
-        raise TerminatedWithFailure(path)
-    return not step.terminate_with_success

@@ -265,7 +265,10 @@ class AsyncPythonTask(BaseStep):
             log.add_catalog(await ctx.catalog.get(catalog.get, path))
         kwargs = scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
-        attempt.parameters_in.update(kwargs)
+        if attempt.parameters_in:
+            attempt.parameters_in.update(kwargs)
+        else:  # the arguments' dict, not a copy: the call unpacked it, nothing else holds it
+            attempt.parameters_in = kwargs
         if self._kind is _GENERATOR:
             end = await self._stream(ctx, kwargs, path, faults)
             values = self._end_event_values(end, path)
@@ -287,13 +290,16 @@ class AsyncPythonTask(BaseStep):
         # to store them fails the step.
         if catalog is not None and catalog.put:
             log.add_catalog(await ctx.catalog.put(catalog.put, path, store_copy=catalog.store_copy))
-        for name in self._pickled:
-            log.add_catalog([await ctx.catalog.put_object(path, name, values[name])])
+        # Each loop behind a test: an iterator per step otherwise, over an empty tuple.
+        if self._pickled:
+            for name in self._pickled:
+                log.add_catalog([await ctx.catalog.put_object(path, name, values[name])])
         scope.publish(values, log)
         # A loop, not a comprehension: one would make ``values`` a closure cell, an object
         # the cyclic GC tracks for as long as the task runs (one per Map item).
-        for name in self._metrics:
-            attempt.metrics[name] = values[name]
+        if self._metrics:
+            for name in self._metrics:
+                attempt.metrics[name] = values[name]
 
     async def run_alone(
         self,

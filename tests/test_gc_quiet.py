@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Map
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore
 from tests.helpers import run
 
 SIZES = (200, 600)
@@ -117,3 +117,38 @@ async def test_an_ended_map_item_leaves_only_its_records() -> None:
         left.append(after - before)
     per_item = _slope(left)
     assert round(per_item) <= AFTER_THE_ITEM, f"an ended Map item leaves {per_item:.2f} objects"
+
+
+#: Tracked objects a step of a chain leaves for the rest of the run: its StepLog, the list of
+#: its attempts and its Attempt (its dicts hold no container, so the cyclic GC does not track
+#: them). A full collection walks each of them, as often as the run has full collections.
+CHAIN_STEP_LEAVES = 3
+
+
+async def _step(x: int) -> int:
+    return x + 1
+
+
+def _chain_of(length: int) -> tuple[AsyncPipeline, list[int]]:
+    """A chain of ``length`` plain tasks, between two steps that count the tracked objects."""
+    counts: list[int] = []
+
+    async def count() -> None:
+        counts.append(_tracked())
+
+    steps = [AsyncPythonTask(f"s{i}", _step, returns=["x"]) for i in range(length)]
+    pipeline = AsyncPipeline(
+        [AsyncPythonTask("before", count), *steps, AsyncPythonTask("after", count)]
+    )
+    return pipeline, counts
+
+
+async def test_a_chain_step_leaves_only_its_records() -> None:
+    left = []
+    for length in SIZES:
+        pipeline, counts = _chain_of(length)
+        await run(pipeline, parameters={"x": 0}, store=MemoryRunLogStore())
+        before, after = counts
+        left.append(after - before)
+    per_step = _slope(left)
+    assert round(per_step) <= CHAIN_STEP_LEAVES, f"a chain step leaves {per_step:.2f} objects"
