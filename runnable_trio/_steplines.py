@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from ._convert import converter
-from ._jsoncodec import dumps, loads
+from ._jsoncodec import dumps, encoded, loads
 from ._runlog import (
     Attempt,
     BranchLog,
@@ -327,12 +327,95 @@ def _definition(definition: dict[str, Any]) -> str:
         found = _definitions.get(id(definition))
     if found is not None and found[0] is definition:
         return found[1]
-    text = dumps(definition)
+    try:
+        text = _described(definition, {})
+    except (_NotPlain, RecursionError):
+        text = dumps(definition)  # the encoder's own rules (and its markers)
     with _definitions_guard:
         if len(_definitions) >= _DEFINITIONS_KEPT:
             del _definitions[next(iter(_definitions))]
         _definitions[id(definition)] = definition, text  # held: its id is not reused meanwhile
     return text
+
+
+class _NotPlain(Exception):
+    """A value :func:`_described` does not write as the encoder would (left to it)."""
+
+
+def _described(value: Any, texts: dict[int, str]) -> str:
+    """The text ``dumps(value)`` of a definition, each dict met again (by identity) written
+    once: its text kept in ``texts``.
+
+    A definition shares the description of a step or pipeline met in several places (a
+    Parallel of 1,000 copies of one task: ``_definition``'s ``_Context``), which the encoder
+    writes again at each (33,000 instructions a branch, the dearest part of such a run's
+    start). Walked here are only the dicts that may hold such descriptions (a pipeline's,
+    with its ``steps``; a composite step's, with its ``branches`` or ``branch``) and the
+    lists and dicts of ``branches`` in them; any other dict (a task step's) is the
+    encoder's, whole, once: walking every value here would cost twice the encoder's time.
+    Raises :class:`_NotPlain` where the text could differ from ``dumps``' (a key that is not
+    a str, a value the encoder refuses).
+    """
+    if type(value) is list:
+        for item in value:
+            # _holds inline: a call per step of a chain otherwise.
+            if type(item) is dict and ("steps" in item or "branches" in item or "branch" in item):
+                return "[" + ",".join([_described(item, texts) for item in value]) + "]"
+        return _plain(value)  # a chain's steps, none composite: the encoder's, whole
+    if type(value) is not dict:
+        return _plain(value)
+    key = id(value)
+    text = texts.get(key)
+    if text is not None:
+        return text
+    if _holds(value):
+        parts = []
+        for name, item in value.items():
+            if type(name) is not str:
+                raise _NotPlain
+            kind = type(item)
+            if kind is str:  # the usual value inline: a call per value otherwise
+                part = _quote(item)
+            elif kind is dict and name == "branches":
+                part = _branches(item, texts)
+            elif kind is dict or kind is list:
+                part = _described(item, texts)
+            else:
+                part = _plain(item)
+            parts.append(f"{_quote(name)}:{part}")
+        text = "{" + ",".join(parts) + "}"
+    else:
+        try:
+            text = encoded(value)
+        except (TypeError, ValueError, RecursionError):
+            raise _NotPlain from None
+    texts[key] = text
+    return text
+
+
+def _holds(described: dict[Any, Any]) -> bool:
+    """Whether a description may hold others (a pipeline's, a composite step's)."""
+    return "steps" in described or "branches" in described or "branch" in described
+
+
+def _branches(branches: dict[Any, Any], texts: dict[int, str]) -> str:
+    parts = []
+    for name, branch in branches.items():
+        if type(name) is not str:
+            raise _NotPlain
+        parts.append(f"{_quote(name)}:{_described(branch, texts)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain(value: object) -> str:
+    """The encoder's text of ``value`` (:class:`_NotPlain` where ``dumps`` would rewrite it)."""
+    text = _value(value)
+    if text is not None:
+        return text
+    try:
+        return encoded(value)
+    except (TypeError, ValueError, RecursionError):
+        raise _NotPlain from None
 
 
 def run_record(run_log: RunLog, writer: str | None, texts: StepTexts | None = None) -> str:
