@@ -373,8 +373,9 @@ def _described(value: Any, texts: dict[int, str]) -> str:
     """
     if type(value) is list:
         for item in value:
-            # _holds inline: a call per step of a chain otherwise.
-            if type(item) is dict and ("steps" in item or "branches" in item or "branch" in item):
+            # A composite step (a list holds steps, not pipelines), looked for inline: a
+            # call per step of a chain otherwise.
+            if type(item) is dict and ("branches" in item or "branch" in item):
                 return "[" + ",".join([_described(item, texts) for item in value]) + "]"
         return _plain(value)  # a chain's steps, none composite: the encoder's, whole
     if type(value) is not dict:
