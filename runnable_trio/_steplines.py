@@ -7,9 +7,10 @@ A chain writes one journal line per step, so the line's cost is the store's per-
 and the run's final record holds every step again. :func:`step_line` writes the JSON text of
 ``{"step": step_log_to_dict(step)}`` directly, :func:`run_record` that of the whole record
 after its summary: the record's own fields (names, statuses, times) go through the C string
-escaper, only the user's values (parameters, metrics, assigned, the definition) through
-``_jsoncodec.dumps`` where they are not plain, so no intermediate dicts are built and the
-generic converter is not walked (through it, the record of a run took 13 us per step).
+escaper, only the user's values (parameters, metrics, assigned) through ``_jsoncodec.dumps``
+where they are not plain, and the definition through the encoder a shared description at a
+time (:func:`_described`), so no intermediate dicts are built and the generic converter is
+not walked (through it, the record of a run took 13 us per step).
 
 Reading a big run back (a Map of 100,000 items is 100,000 step records) through cattrs costs
 about as much as running it. :func:`read_step` and :func:`read_run` build the records from the
