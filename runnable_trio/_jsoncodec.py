@@ -25,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["REPR_KEY", "REPR_LIMIT", "dumps", "has_repr_marker", "loads"]
+__all__ = ["REPR_KEY", "REPR_LIMIT", "dumps", "encoded", "has_repr_marker", "loads"]
 
 REPR_KEY = "$repr"
 REPR_LIMIT = 1000
@@ -77,6 +78,31 @@ def dumps(data: Any, *, ascii: bool = True) -> str:
         return encoder.encode(data)
     except (TypeError, ValueError, RecursionError):
         return encoder.encode(_jsonable(data, set()))
+
+
+def encoded(data: Any) -> str:
+    """The encoder's own text of ``data`` (what :func:`dumps` writes where it does not
+    rewrite the data).
+
+    Raises:
+        TypeError, ValueError, RecursionError: the encoder refuses the data (odd keys, a
+            cycle): :func:`dumps` rewrites it.
+    """
+    if _one_shot is None:
+        return _encoder.encode(data)
+    return "".join(_one_shot(data, 0))
+
+
+#: The C encoder ``_encoder.encode`` makes on each call, made once (no cycle check: a cycle
+#: is a RecursionError instead of a ValueError).
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_one_shot: Callable[[Any, int], Iterable[str]] | None = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        None, _default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+)
 
 
 def loads(text: str | bytes) -> Any:

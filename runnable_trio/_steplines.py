@@ -7,9 +7,10 @@ A chain writes one journal line per step, so the line's cost is the store's per-
 and the run's final record holds every step again. :func:`step_line` writes the JSON text of
 ``{"step": step_log_to_dict(step)}`` directly, :func:`run_record` that of the whole record
 after its summary: the record's own fields (names, statuses, times) go through the C string
-escaper, only the user's values (parameters, metrics, assigned, the definition) through
-``_jsoncodec.dumps`` where they are not plain, so no intermediate dicts are built and the
-generic converter is not walked (through it, the record of a run took 13 us per step).
+escaper, only the user's values (parameters, metrics, assigned) through ``_jsoncodec.dumps``
+where they are not plain, and the definition through the encoder a shared description at a
+time (:func:`_described`), so no intermediate dicts are built and the generic converter is
+not walked (through it, the record of a run took 13 us per step).
 
 Reading a big run back (a Map of 100,000 items is 100,000 step records) through cattrs costs
 about as much as running it. :func:`read_step` and :func:`read_run` build the records from the
@@ -31,7 +32,7 @@ from typing import Any
 import attrs
 
 from ._convert import converter
-from ._jsoncodec import dumps, loads
+from ._jsoncodec import dumps, encoded, loads
 from ._runlog import (
     Attempt,
     BranchLog,
@@ -183,7 +184,7 @@ def _entry(entry: CatalogEntry) -> str:
 
 def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
     records = branch.steps
-    if not records or texts is _ENDS_ONLY:
+    if not records:
         steps = ""
     elif len(records) == 1:  # a Map item's, usually: no generator made and run per item
         [(name, step)] = records.items()
@@ -195,13 +196,28 @@ def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
     return f'{{"name":{_quote(branch.name)},"status":{_quote(branch.status)},"steps":{{{steps}}}}}'
 
 
+def _ends(branches: dict[str, BranchLog]) -> str:
+    """The branches of a composite step's own journal line: :func:`_branch`'s text of each
+    without its steps (in the journal already). In one comprehension: a Parallel of n
+    branches writes n, which through a generator and a call each cost 12,000 instructions."""
+    return ",".join(
+        [
+            f'{_quote(name)}:{{"name":{_quote(b.name)},"status":{_quote(b.status)},"steps":{{}}}}'
+            for name, b in branches.items()
+        ]
+    )
+
+
 def _step(step: StepLog, texts: StepTexts | None = None) -> str:
     attempts = ",".join(map(_attempt, step.attempts))
-    branches = (
-        ",".join(f"{_quote(name)}:{_branch(b, texts)}" for name, b in step.branches.items())
-        if step.branches
-        else ""
-    )
+    if not step.branches:
+        branches = ""
+    elif texts is _ENDS_ONLY:
+        branches = _ends(step.branches)
+    else:
+        branches = ",".join(
+            f"{_quote(name)}:{_branch(b, texts)}" for name, b in step.branches.items()
+        )
     catalog = ",".join(map(_entry, step.catalog)) if step.catalog else ""
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
@@ -327,12 +343,96 @@ def _definition(definition: dict[str, Any]) -> str:
         found = _definitions.get(id(definition))
     if found is not None and found[0] is definition:
         return found[1]
-    text = dumps(definition)
+    try:
+        text = _described(definition, {})
+    except (_NotPlain, RecursionError):
+        text = dumps(definition)  # the encoder's own rules (and its markers)
     with _definitions_guard:
         if len(_definitions) >= _DEFINITIONS_KEPT:
             del _definitions[next(iter(_definitions))]
         _definitions[id(definition)] = definition, text  # held: its id is not reused meanwhile
     return text
+
+
+class _NotPlain(Exception):
+    """A value :func:`_described` does not write as the encoder would (left to it)."""
+
+
+def _described(value: Any, texts: dict[int, str]) -> str:
+    """The text ``dumps(value)`` of a definition, each dict met again (by identity) written
+    once: its text kept in ``texts``.
+
+    A definition shares the description of a step or pipeline met in several places (a
+    Parallel of 1,000 copies of one task: ``_definition``'s ``_Context``), which the encoder
+    writes again at each (33,000 instructions a branch, the dearest part of such a run's
+    start). Walked here are only the dicts that may hold such descriptions (a pipeline's,
+    with its ``steps``; a composite step's, with its ``branches`` or ``branch``) and the
+    lists and dicts of ``branches`` in them; any other dict (a task step's) is the
+    encoder's, whole, once: walking every value here would cost twice the encoder's time.
+    Raises :class:`_NotPlain` where the text could differ from ``dumps``' (a key that is not
+    a str, a value the encoder refuses).
+    """
+    if type(value) is list:
+        for item in value:
+            # A composite step (a list holds steps, not pipelines), looked for inline: a
+            # call per step of a chain otherwise.
+            if type(item) is dict and ("branches" in item or "branch" in item):
+                return "[" + ",".join([_described(item, texts) for item in value]) + "]"
+        return _plain(value)  # a chain's steps, none composite: the encoder's, whole
+    if type(value) is not dict:
+        return _plain(value)
+    key = id(value)
+    text = texts.get(key)
+    if text is not None:
+        return text
+    if _holds(value):
+        parts = []
+        for name, item in value.items():
+            if type(name) is not str:
+                raise _NotPlain
+            kind = type(item)
+            if kind is str:  # the usual value inline: a call per value otherwise
+                part = _quote(item)
+            elif kind is dict and name == "branches":
+                part = _branches(item, texts)
+            elif kind is dict or kind is list:
+                part = _described(item, texts)
+            else:
+                part = _plain(item)
+            parts.append(f"{_quote(name)}:{part}")
+        text = "{" + ",".join(parts) + "}"
+    else:
+        try:
+            text = encoded(value)
+        except (TypeError, ValueError, RecursionError):
+            raise _NotPlain from None
+    texts[key] = text
+    return text
+
+
+def _holds(described: dict[Any, Any]) -> bool:
+    """Whether a description may hold others (a pipeline's, a composite step's)."""
+    return "steps" in described or "branches" in described or "branch" in described
+
+
+def _branches(branches: dict[Any, Any], texts: dict[int, str]) -> str:
+    parts = []
+    for name, branch in branches.items():
+        if type(name) is not str:
+            raise _NotPlain
+        parts.append(f"{_quote(name)}:{_described(branch, texts)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain(value: object) -> str:
+    """The encoder's text of ``value`` (:class:`_NotPlain` where ``dumps`` would rewrite it)."""
+    text = _value(value)
+    if text is not None:
+        return text
+    try:
+        return encoded(value)
+    except (TypeError, ValueError, RecursionError):
+        raise _NotPlain from None
 
 
 def run_record(run_log: RunLog, writer: str | None, texts: StepTexts | None = None) -> str:
