@@ -76,6 +76,7 @@ from ._files import (
 )
 from ._jsoncodec import loads
 from ._offloop import run_blocking
+from ._recordread import read_run
 from ._runid import claim_new
 from ._runlog import (
     RunLog,
@@ -87,7 +88,6 @@ from ._steplines import (
     StepTexts,
     journal_lines,
     place_journal,
-    read_run,
     run_record,
 )
 from ._store import RunSummary

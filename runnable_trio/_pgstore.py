@@ -37,8 +37,9 @@ from ._jsoncodec import loads
 from ._offloop import run_blocking
 from ._pgdb import HELD, Database, database, lock_key
 from ._pgevents import PgEventLog, PgReplay
+from ._recordread import read_run
 from ._runlog import RunLog, Status, StepLog
-from ._steplines import journal_lines, place_journal, read_run, run_record
+from ._steplines import journal_lines, place_journal, run_record
 from ._store import RunSummary
 
 __all__ = ["PostgresRunLogStore", "postgres_store"]

@@ -15,10 +15,10 @@ import pytest
 from runnable_trio import ExecutionFailedError, RunLog, Status, read_run_log
 from runnable_trio._eventlog import EventLogEnd, decode_line, events_path
 from runnable_trio._jsoncodec import dumps, loads
+from runnable_trio._recordread import read_run
 from runnable_trio._replay import replay
 from runnable_trio._runlog import run_log_from_dict, run_log_to_dict
 from runnable_trio._sse import error_event
-from runnable_trio._steplines import read_run
 from tests.helpers import collect, task
 
 

@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runnable_trio import _recordread as recordread
 from runnable_trio import _steplines as steplines
 from runnable_trio._filestore import FileRunLogStore, _encode
 from runnable_trio._jsoncodec import REPR_KEY, dumps, loads
+from runnable_trio._recordread import read_run, read_step
 from runnable_trio._runlog import (
     Attempt,
     BranchLog,
@@ -29,7 +31,7 @@ from runnable_trio._runlog import (
     step_log_from_dict,
     step_log_to_dict,
 )
-from runnable_trio._steplines import read_run, read_step, step_line
+from runnable_trio._steplines import step_line
 
 
 def _task(path: str, *, failed: bool = False) -> StepLog:
@@ -243,12 +245,12 @@ def test_the_direct_reader_refuses_what_the_generic_one_refuses(bad: Any) -> Non
 @pytest.mark.parametrize(
     ("cls", "table"),
     [
-        (steplines.RunLog, steplines._RUN),
-        (steplines.StepLog, steplines._STEP),
-        (steplines.BranchLog, steplines._BRANCH),
-        (steplines.Attempt, steplines._ATTEMPT),
-        (steplines.CatalogEntry, steplines._ENTRY),
-        (steplines.CodeIdentity, steplines._CODE),
+        (recordread.RunLog, recordread._RUN),
+        (recordread.StepLog, recordread._STEP),
+        (recordread.BranchLog, recordread._BRANCH),
+        (recordread.Attempt, recordread._ATTEMPT),
+        (recordread.CatalogEntry, recordread._ENTRY),
+        (recordread.CodeIdentity, recordread._CODE),
     ],
     ids=lambda value: getattr(value, "__name__", ""),
 )
