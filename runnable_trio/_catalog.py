@@ -170,10 +170,16 @@ class RunCatalog:
             # its way: a folder is then resolved from it, one look at each of its own parts
             # rather than at every part from the root (on the way to a process's first event,
             # ~160k instructions and a system call per part of the working folder fewer).
+            names = (folder, *also_excluded)
+            excluded: tuple[Path, ...] | None = None
             if workdir is None or workdir == os.getcwd():
-                excluded = tuple(_resolved_here(name, working) for name in (folder, *also_excluded))
-            else:
-                excluded = tuple((working / name).resolve() for name in (folder, *also_excluded))
+                excluded = tuple(_resolved_here(name, working) for name in names)
+                # Looked at from the process's working folder of the moment: if another
+                # thread changed it meanwhile, what was seen may not be working's.
+                if os.getcwd() != key[0]:
+                    excluded = None
+            if excluded is None:
+                excluded = tuple((working / name).resolve() for name in names)
             if len(_roots) >= _ROOTS_KEPT:
                 _roots.clear()
             roots = _roots[key] = (working, excluded)
