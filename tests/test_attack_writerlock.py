@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ _SPARE_HEX = "b2" * 4
 
 
 @pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def drawn(monkeypatch: pytest.MonkeyPatch) -> str:
     """The writer lock's token and its first spare's name drawn as a hostile user guessed
     them (every other draw is random)."""
     real = os.urandom
@@ -41,7 +40,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         return real(size)
 
     monkeypatch.setattr(os, "urandom", guessed)
-    yield f"{os.getpid()}-{_TOKEN_HEX}"
+    return f"{os.getpid()}-{_TOKEN_HEX}"
 
 
 async def test_a_link_planted_at_the_spares_name_is_not_written_through(
@@ -57,7 +56,7 @@ async def test_a_link_planted_at_the_spares_name_is_not_written_through(
     await store.create(RunLog("r"))
     journal = folder / "r.journal.jsonl"
     assert not journal.is_symlink()
-    assert not os.path.samefile(journal, victim)
+    assert not journal.samefile(victim)
     await store.finish(RunLog("r"))
     assert victim.read_text() == "not the store's\n"
     assert store.exists("r")
@@ -77,7 +76,7 @@ async def test_a_file_planted_at_the_spares_name_is_not_truncated(
     store = FileRunLogStore(folder)
     await store.create(RunLog("r"))
     journal = folder / "r.journal.jsonl"
-    assert not os.path.samefile(journal, kept)
+    assert not journal.samefile(kept)
     lines = journal.read_text().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["run_id"] == "r"  # the run's own record, alone
