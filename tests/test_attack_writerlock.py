@@ -112,11 +112,20 @@ _FORKED = textwrap.dedent(
 
     folder = Path(sys.argv[1])
     store = FileRunLogStore(folder)
-    trio.run(store.create, RunLog("parent"))  # the parent's lock and token, made first
+
+    async def ended(run_id):
+        await store.create(RunLog(run_id))
+        await store.finish(RunLog(run_id))
+
+    trio.run(ended, "p1")  # the parent's lock and token, and the spare it made ahead
+    trio.run(store.create, RunLog("parent"))  # live in the parent
+
+    def journal(run_id):
+        path = folder / f"{run_id}.journal.jsonl"
+        return path.stat().st_ino, path.read_text().splitlines()
 
     def writer(run_id):
-        line = (folder / f"{run_id}.journal.jsonl").read_text().splitlines()[0]
-        return json.loads(line)["_summary"]["writer"]
+        return json.loads(journal(run_id)[1][0])["_summary"]["writer"]
 
     read, write = os.pipe()
     child = os.fork()
@@ -130,18 +139,22 @@ _FORKED = textwrap.dedent(
     with os.fdopen(read) as pipe:
         report = json.loads(pipe.read())
     os.waitpid(child, 0)
+    trio.run(store.create, RunLog("p2"))  # from the parent's spare, which the child left it
     report["parent_pid"] = os.getpid()
     report["parent_writer"] = writer("parent")
+    report["p2_writer"] = writer("p2")
     report["child_alive_after_exit"] = store.alive("child")
     report["parent_alive"] = store.alive("parent")
+    report["journals"] = {run_id: journal(run_id) for run_id in ("parent", "child", "p2")}
     print(json.dumps(report))
     """
 )
 
 
 def test_a_forked_child_writes_under_a_token_of_its_own_pid(tmp_path: Path) -> None:
-    # The pid in the token is cached at import and set again at the fork: the child's
-    # first run takes a lock of its own, named by its own pid, which goes with it.
+    # The pid in the token (and in the pool's keys) is cached at import and set again at the
+    # fork: the child's first run takes a lock of its own, named by its own pid, which goes
+    # with it, and never the spare its parent made ahead (a file of the parent's token).
     script = tmp_path / "forked.py"
     script.write_text(_FORKED)
     done = subprocess.run(
@@ -155,6 +168,11 @@ def test_a_forked_child_writes_under_a_token_of_its_own_pid(tmp_path: Path) -> N
     assert report["writer"].startswith(f"{report['pid']}-")
     assert report["parent_writer"].startswith(f"{report['parent_pid']}-")
     assert report["writer"] != report["parent_writer"]
+    assert report["p2_writer"] == report["parent_writer"]
     assert report["alive"] is True
     assert report["child_alive_after_exit"] is False
     assert report["parent_alive"] is True
+    journals = report["journals"]
+    assert len({inode for inode, _ in journals.values()}) == 3  # three files, none shared
+    for run_id, (_, lines) in journals.items():
+        assert [json.loads(line)["run_id"] for line in lines] == [run_id]
