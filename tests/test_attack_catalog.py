@@ -53,23 +53,6 @@ def test_a_hostile_folder_name_is_resolved_as_path_resolve_does(
             _resolved_here(name, Path.cwd())
 
 
-def test_a_working_folder_reached_through_a_link_gives_the_real_folders(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # os.getcwd() has no link on its way whatever path the process went in by: the folders
-    # are the real folder's children, as resolve() makes them.
-    monkeypatch.setattr(_catalog, "_roots", {})
-    (tmp_path / "real" / "cat").mkdir(parents=True)
-    (tmp_path / "via").symlink_to(tmp_path / "real")
-    monkeypatch.chdir(tmp_path / "via")
-    catalog = RunCatalog.for_run("r", "cat", "logs")
-    assert catalog.folder == tmp_path / "real" / "cat"
-    assert catalog.excluded == (
-        (tmp_path / "via" / "cat").resolve(),
-        (tmp_path / "via" / "logs").resolve(),
-    )
-
-
 def test_a_link_planted_where_the_folder_was_is_followed_by_a_new_working_folder_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
