@@ -22,6 +22,7 @@ from runnable_trio import (
     Map,
     Retry,
     Status,
+    _task,
     retry_streaming,
 )
 from runnable_trio._filestore import FileRunLogStore
@@ -67,6 +68,13 @@ _FAULTS: dict[str, Any] = {
     "guarded": Hang(),
 }
 _PARAMETERS = {"items": [1, 2, 3]}
+
+
+@pytest.fixture(autouse=True)
+def _no_fault_hook_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plan's first use installs the hook for the process: put back as it was, so the tests
+    # that count a step's calls see the run without faults they measure.
+    monkeypatch.setattr(_task, "fault_hook", _task.fault_hook)
 
 
 async def test_a_run_with_retries_left_at_every_event_every_way_leaves_records_final(
