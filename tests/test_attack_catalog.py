@@ -75,12 +75,6 @@ def test_a_link_planted_where_the_folder_was_is_followed_by_a_new_working_folder
     assert RunCatalog.for_run("r3", "cat").folder == tmp_path / "elsewhere"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_resolved_here lstats the name relative to the process's working folder at the "
-    "time of the lstat, not relative to the working folder read by os.getcwd() just before: "
-    "a chdir by another thread in between caches an unresolved link for that folder",
-)
 def test_a_chdir_by_another_thread_during_the_look_does_not_change_what_is_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
