@@ -92,7 +92,10 @@ def describe_os_error(exc: OSError, what: str) -> OSError:
             f" (the process's open-file limit RLIMIT_NOFILE is {soft}, hard {hard}; "
             "raise it with `ulimit -n` or close descriptors)"
         )
-    return DescribedOSError(exc.errno, f"{what}: {exc.strerror or exc}", limit)
+    detail = exc.strerror or str(exc)
+    if exc.filename is not None:  # which file: the message would not say otherwise
+        detail = f"{detail}: {os.fsdecode(exc.filename)!r}"
+    return DescribedOSError(exc.errno, f"{what}: {detail}", limit)
 
 
 def open_file(

@@ -266,3 +266,22 @@ def test_the_sweep_deletes_the_spares_of_dead_writers_only(tmp_path: Path) -> No
     finally:
         os.close(fd)
     assert spares(tmp_path) == [mine]
+
+
+def test_a_described_os_error_names_the_file_the_os_named(tmp_path: Path) -> None:
+    import errno
+
+    from runnable_trio._files import describe_os_error
+
+    planted = tmp_path / "1234-abcd.lock"
+    planted.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError) as caught:
+        os.open(planted, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    error = describe_os_error(caught.value, "run 'r' cannot start")
+    assert error.errno == errno.EEXIST
+    assert (
+        str(error) == f"[Errno {errno.EEXIST}] run 'r' cannot start: File exists: {str(planted)!r}"
+    )
+    # Named once, however many times it is described on the way up.
+    again = describe_os_error(error, "retrying")
+    assert str(again).count(str(planted)) == 1
