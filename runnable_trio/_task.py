@@ -33,8 +33,17 @@ from ._params import Binder
 from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
-from ._runlog import Attempt, BranchLog, Status, StepLog, utc_now
-from ._runner import STEP_FRAMES, run_branch
+from ._runlog import (
+    Attempt,
+    BranchLog,
+    Status,
+    StepLog,
+    init_attempt,
+    init_step_log,
+    new_record,
+    utc_now,
+)
+from ._runner import STEP_FRAMES, checkpoint_if_cancelled, run_branch
 from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
@@ -65,10 +74,14 @@ def _records(
     kwargs: dict[str, Any] | None,
 ) -> tuple[StepLog, Attempt]:
     """The records of a task's first attempt, in ``branch``, as ``run_step`` makes them."""
-    log = StepLog(name, kind, path)
+    log = new_record(StepLog)  # StepLog(name, kind, path), cheaper (see _runlog)
+    init_step_log(log, name, kind, path)
     branch.steps[name] = log
-    # The arguments' dict, not a copy: the call unpacked it, and nothing else holds it.
-    attempt = Attempt(1, started) if kwargs is None else Attempt(1, started, parameters_in=kwargs)
+    attempt = new_record(Attempt)
+    if kwargs is None:
+        init_attempt(attempt, 1, started)
+    else:  # the arguments' dict, not a copy: the call unpacked it, and nothing else holds it
+        init_attempt(attempt, 1, started, parameters_in=kwargs)
     log.attempts.append(attempt)
     return log, attempt
 
@@ -331,7 +344,7 @@ class AsyncPythonTask(BaseStep):
             return
         # Cancelled here, before the step's record exists: the sweep marks the branch, as
         # run_step's checkpoint leaves it.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         name = self.name
         path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
         running = ctx.running

@@ -40,9 +40,9 @@ FILE_STORE_CALLS = 23
 #: the memory store's step_finished (1).
 MEMORY_STORE_CALLS = 13
 #: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
-#: (the branch's genexpr, Scope.branch and its __init__: 3) and its arguments (bound over
-#: the parent's values: 2), and the fan-out asking what runs it (_runner_of: 1).
-PARALLEL_BRANCH_CALLS = 25
+#: (Scope.branches resumed: 1, not a generator expression's and two calls) and its
+#: arguments (bound over the parent's values: 2). The fan-out asks what runs it inline.
+PARALLEL_BRANCH_CALLS = 22
 
 
 async def _item(item: int) -> None:
