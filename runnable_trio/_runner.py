@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from itertools import repeat
 from types import CodeType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -158,12 +159,10 @@ class Scope:
     def with_items(self, name: str, items: Iterable[Any]) -> Iterator[Scope]:
         """:meth:`with_item` for each of ``items``, in order, each made as it is asked for.
 
-        One generator for a Map's items: the values are read once, not once per item (a
-        property, a call), and no call of ``with_item`` per item.
+        The values are read once, not once per item (a property, a call), and the scopes
+        made by a ``map`` in C: no call of ``with_item``, nor a generator resumed, per item.
         """
-        parent = self.values
-        for item in items:
-            yield _ItemScope(parent, name, item)
+        return map(_ItemScope, repeat(self.values), repeat(name), items)
 
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
         """A step's keyword arguments, bound from the values visible in this scope.
