@@ -27,7 +27,7 @@ import trio
 
 from ._groups import first_if_all_cancelled, leaves, raise_without_context, single_member
 from ._pipeline import AsyncPipeline, BaseStep
-from ._runlog import BranchLog
+from ._runlog import BranchLog, init_branch_log, new_record
 from ._runner import cut_short_branches, run_branch
 from ._validators import definition_error
 
@@ -200,6 +200,7 @@ async def fan_out(
     )
     runner: Runner = run_branch
     last: AsyncPipeline | None = None  # a Map's items share one pipeline: looked at once
+    records = log.branches
 
     async def run_wrapped(
         index: int,
@@ -226,12 +227,20 @@ async def fan_out(
                     # Waiting here, not in the branch, keeps at most max_concurrency tasks
                     # alive and starts items in input order.
                     await limiter.acquire_on_behalf_of(index)
-                record = log.branches[key] = BranchLog(key)
+                record = new_record(BranchLog)  # BranchLog(key), cheaper (see _runlog)
+                init_branch_log(record, key)
+                records[key] = record
                 prefix = f"{path}.{key}" if path else key  # join_path, inline: one per branch
                 assigned.append(scope.assigned)
                 if pipeline is not last:
+                    # What runs a branch of this pipeline: its one step's run_alone where the
+                    # step has one and may (runs_alone, a plain task's), else run_branch.
+                    # Inline: a Parallel's branches are pipelines of their own, one each.
                     last = pipeline
-                    runner = _runner_of(pipeline) if alone_here else run_branch
+                    runner = run_branch
+                    steps = pipeline.steps
+                    if alone_here and len(steps) == 1 and getattr(steps[0], "runs_alone", False):
+                        runner = steps[0].run_alone  # type: ignore[attr-defined]
                 if wrapped:
                     nursery.start_soon(
                         run_wrapped, index, pipeline, scope, prefix, record, runner, name=prefix
@@ -255,16 +264,6 @@ async def fan_out(
 
 
 Runner = Callable[["RunContext", AsyncPipeline, "Scope", str, BranchLog], Coroutine[Any, Any, None]]
-
-
-def _runner_of(pipeline: AsyncPipeline) -> Runner:
-    """What runs a branch of ``pipeline``: its one step's ``run_alone`` where the step has
-    one and may (``runs_alone``, a plain task's), else :func:`run_branch`."""
-    steps = pipeline.steps
-    if len(steps) == 1 and getattr(steps[0], "runs_alone", False):
-        alone: Runner = steps[0].run_alone  # type: ignore[attr-defined]
-        return alone
-    return run_branch
 
 
 def _branch_failure(group: BaseExceptionGroup[BaseException], path: str) -> BaseException:

@@ -100,7 +100,7 @@ class Map(CompositeStep):
         is given back.
         """
         items = self._items(scope, path)
-        # Built of iterators in C but for the scopes': one frame resumed per item, not two.
+        # Built of iterators in C, the scopes' included: no frame resumed per item for them.
         branches = zip(
             map(str, range(len(items))),
             repeat(self.branch),

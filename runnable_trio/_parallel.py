@@ -64,12 +64,15 @@ class Parallel(CompositeStep):
 
         Cancellation: every branch is cancelled; nothing is merged.
         """
-        keys = list(self.branches)
+        branches = self.branches
+        keys = list(branches)
+        # Built of iterators in C but for the scopes': one frame resumed per branch, not a
+        # generator expression's and two calls.
         results = await fan_out(
             ctx,
             log,
             path,
-            ((key, pipeline, scope.branch()) for key, pipeline in self.branches.items()),
+            zip(keys, branches.values(), scope.branches(), strict=False),  # scopes never end
             fail_fast=self.fail_fast,
         )
         merged: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from itertools import repeat
 from types import CodeType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,17 @@ from ._catalog import RunCatalog
 from ._errors import StepTimeoutError, TerminatedWithFailure
 from ._events import EventSink, Lifecycle
 from ._retry import NO_RETRY, Retry
-from ._runlog import Attempt, BranchLog, RunLog, Status, StepLog, utc_now
+from ._runlog import (
+    Attempt,
+    BranchLog,
+    RunLog,
+    Status,
+    StepLog,
+    init_attempt,
+    init_step_log,
+    new_record,
+    utc_now,
+)
 from ._store import RunLogStore
 
 if TYPE_CHECKING:
@@ -38,6 +49,7 @@ __all__ = [
     "STEP_FRAMES",
     "RunContext",
     "Scope",
+    "checkpoint_if_cancelled",
     "close_abandoned",
     "cut_short",
     "cut_short_branches",
@@ -61,14 +73,8 @@ _CANCELLED = Status.CANCELLED
 _STEP_STARTED = Lifecycle.STEP_STARTED
 _STEP_COMPLETED = Lifecycle.STEP_COMPLETED
 #: Read once: ``trio.lowlevel`` is an attribute lookup the interpreter does not specialise,
-#: made on every step otherwise.
-_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
-#: What calling a record's class does (``object.__new__``, then the ``__init__`` attrs wrote),
-#: as two calls the interpreter makes cheaply: a call of a class goes through ``type_call``
-#: and a new run of the eval loop for its Python ``__init__`` (CPython 3.11), twice per step.
-_new = object.__new__
-_init_step_log = StepLog.__init__
-_init_attempt = Attempt.__init__
+#: made on every step (and Map item: ``AsyncPythonTask.run_alone``) otherwise.
+checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 
 def join_path(prefix: str, name: str) -> str:
@@ -132,6 +138,20 @@ class Scope:
         """
         return Scope(self._values, shared=True)
 
+    def branches(self) -> Iterator[Scope]:
+        """:meth:`branch`, again and again, each made as it is asked for (never ends).
+
+        One generator for a Parallel's branches: a generator resumed per branch, not the
+        calls of ``branch`` and ``__init__``.
+        """
+        values = self._values
+        while True:
+            scope = new_record(Scope)  # Scope(values, shared=True), inline
+            scope._values = values
+            scope._shared = True
+            scope.assigned = {}
+            yield scope
+
     def with_item(self, name: str, item: Any) -> Scope:
         """A scope for a branch that sees ``name`` bound to ``item`` over these values."""
         return _ItemScope(self.values, name, item)
@@ -139,12 +159,10 @@ class Scope:
     def with_items(self, name: str, items: Iterable[Any]) -> Iterator[Scope]:
         """:meth:`with_item` for each of ``items``, in order, each made as it is asked for.
 
-        One generator for a Map's items: the values are read once, not once per item (a
-        property, a call), and no call of ``with_item`` per item.
+        The values are read once, not once per item (a property, a call), and the scopes
+        made by a ``map`` in C: no call of ``with_item``, nor a generator resumed, per item.
         """
-        parent = self.values
-        for item in items:
-            yield _ItemScope(parent, name, item)
+        return map(_ItemScope, repeat(self.values), repeat(name), items)
 
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
         """A step's keyword arguments, bound from the values visible in this scope.
@@ -212,6 +230,10 @@ class _ItemScope(Scope):
         if self._shared:  # the branch sees the item too, still without a copy
             return _ItemScope(self._parent, self._name, self._item)
         return Scope(self._values, shared=True)
+
+    def branches(self) -> Iterator[Scope]:
+        while True:
+            yield self.branch()
 
     def arguments(self, binder: Binder, step: str) -> dict[str, Any]:
         if self._shared:  # without the view values would make
@@ -438,7 +460,7 @@ async def run_step(
     """
     # Steps whose functions never wait would otherwise run a whole pipeline without one
     # chance to notice a cancellation.
-    await _checkpoint_if_cancelled()
+    await checkpoint_if_cancelled()
     name = step.name
     path = f"{prefix}.{name}" if prefix else name  # join_path, inline: a call per step
     # The earlier attempt's records exist only in a retry of a run: no lookup in an empty
@@ -450,8 +472,8 @@ async def run_step(
     else:
         log = ctx.resume.get(path) if ctx.resume else None
         if log is None:
-            log = _new(StepLog)  # StepLog(name, step.kind, path), cheaper (see _new)
-            _init_step_log(log, name, step.kind, path)
+            log = new_record(StepLog)  # StepLog(name, step.kind, path), cheaper (_runlog)
+            init_step_log(log, name, step.kind, path)
         else:
             log.status = Status.PROCESSING
             log.assigned.clear()
@@ -478,8 +500,8 @@ async def run_step(
             while True:
                 number += 1
                 attempts = log.attempts  # log.new_attempt(), inline
-                attempt = _new(Attempt)  # Attempt(len(attempts) + 1), cheaper (see _new)
-                _init_attempt(attempt, len(attempts) + 1)
+                attempt = new_record(Attempt)  # Attempt(len(attempts) + 1), cheaper
+                init_attempt(attempt, len(attempts) + 1)
                 attempts.append(attempt)
                 span = None
                 if telemetry is not None:

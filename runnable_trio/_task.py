@@ -33,8 +33,17 @@ from ._params import Binder
 from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
-from ._runlog import Attempt, BranchLog, Status, StepLog, utc_now
-from ._runner import STEP_FRAMES, run_branch
+from ._runlog import (
+    Attempt,
+    BranchLog,
+    Status,
+    StepLog,
+    init_attempt,
+    init_step_log,
+    new_record,
+    utc_now,
+)
+from ._runner import STEP_FRAMES, checkpoint_if_cancelled, run_branch
 from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
@@ -65,10 +74,14 @@ def _records(
     kwargs: dict[str, Any] | None,
 ) -> tuple[StepLog, Attempt]:
     """The records of a task's first attempt, in ``branch``, as ``run_step`` makes them."""
-    log = StepLog(name, kind, path)
+    log = new_record(StepLog)  # StepLog(name, kind, path), cheaper (see _runlog)
+    init_step_log(log, name, kind, path)
     branch.steps[name] = log
-    # The arguments' dict, not a copy: the call unpacked it, and nothing else holds it.
-    attempt = Attempt(1, started) if kwargs is None else Attempt(1, started, parameters_in=kwargs)
+    attempt = new_record(Attempt)
+    if kwargs is None:
+        init_attempt(attempt, 1, started)
+    else:  # the arguments' dict, not a copy: the call unpacked it, and nothing else holds it
+        init_attempt(attempt, 1, started, parameters_in=kwargs)
     log.attempts.append(attempt)
     return log, attempt
 
@@ -197,6 +210,9 @@ class AsyncPythonTask(BaseStep):
     _metrics: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     #: Whether a branch of this task alone may run as :meth:`run_alone` (see there).
     runs_alone: bool = attrs.field(init=False, repr=False, eq=False)
+    #: Whether a coroutine function is called as it is (no subclass drives it its own way,
+    #: :meth:`_call_coroutine`): the call inline, not a method's frame per step.
+    _calls_directly: bool = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -225,6 +241,8 @@ class AsyncPythonTask(BaseStep):
             and cls.run_alone is AsyncPythonTask.run_alone
         )
         object.__setattr__(self, "runs_alone", alone)
+        direct = cls._call_coroutine is AsyncPythonTask._call_coroutine
+        object.__setattr__(self, "_calls_directly", direct)
 
     def assigned_names(self) -> tuple[str, ...]:
         """The names of the task's ``returns``."""
@@ -274,7 +292,11 @@ class AsyncPythonTask(BaseStep):
             values = self._end_event_values(end, path)
         else:
             if self._kind is _COROUTINE:
-                call = self._call_coroutine(kwargs)
+                call = (
+                    self.function(**kwargs)
+                    if self._calls_directly
+                    else self._call_coroutine(kwargs)
+                )
             else:
                 call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
             if faults is not None:
@@ -331,7 +353,7 @@ class AsyncPythonTask(BaseStep):
             return
         # Cancelled here, before the step's record exists: the sweep marks the branch, as
         # run_step's checkpoint leaves it.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         name = self.name
         path = f"{prefix}.{name}"  # join_path: a branch's prefix is never empty
         running = ctx.running
@@ -357,7 +379,10 @@ class AsyncPythonTask(BaseStep):
                 values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
             else:
                 if self._kind is _COROUTINE:
-                    call = self._call_coroutine(kwargs)
+                    if self._calls_directly:
+                        call = self.function(**kwargs)
+                    else:
+                        call = self._call_coroutine(kwargs)
                 else:
                     call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
                 if self._guard_call is not None:
@@ -407,7 +432,8 @@ class AsyncPythonTask(BaseStep):
             attempt.parameters_out.update(values)
         for key in self._metrics:
             attempt.metrics[key] = values[key]
-        attempt.end(_SUCCESS)
+        attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline: every item comes here
+        attempt.status = _SUCCESS
         running.discard(path)
         log.status = _SUCCESS
         try:

@@ -24,10 +24,10 @@ LENGTHS = (20, 60)
 _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
 
 #: The library's calls per step of a chain of plain tasks, on the memory store: run_step (1),
-#: its two records' attrs __init__ (2), _execute and the call of the function (2), the
-#: arguments bound (Scope.arguments, Binder.bind: 2) and the results published (1). The
-#: attempt's end and what follows a success (a reused step's too) are inline in run_step.
-MEMORY_STORE_CALLS = 8
+#: its two records' attrs __init__ (2), _execute (1), the arguments bound (Scope.arguments,
+#: Binder.bind: 2) and the results published (1). The attempt's end and what follows a
+#: success (a reused step's too) are inline in run_step, the call of the function in _execute.
+MEMORY_STORE_CALLS = 7
 #: The builtins' calls per step of that chain (any caller's): the step's path added to and
 #: taken from the running steps (2), the attempt numbered and added (2), and the two
 #: records' ``object.__new__`` (2: their classes are not called, see ``_runner._new``).
@@ -37,7 +37,7 @@ MEMORY_STORE_CALLS = 8
 MEMORY_STORE_BUILTIN_CALLS = 6
 #: The same, on the file store, with the step's journal line and what is kept of it for the
 #: final record (11).
-FILE_STORE_CALLS = 19
+FILE_STORE_CALLS = 18
 
 
 async def _step(x: int) -> int:

@@ -30,19 +30,21 @@ SIZES = (100, 300)
 _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
 
 #: The library's calls per item of a Map of one plain task returning nothing, on the file
-#: store: run_alone (started and resumed: 2), the item's scope made and its arguments bound
-#: (4), its three records (_records and their three attrs __init__: 4), the attempt's end
-#: (1), the call of the function (1), the journal line (step_finished, journal_lines, _leaf,
-#: two times, the arguments' values, the append: 7), the text kept for the final record and
-#: its state (2), and the item's part of the final record (its branch, the Map's join: 2).
-FILE_STORE_CALLS = 23
+#: store: run_alone (started and resumed: 2), the item's scope made (its __init__, called by
+#: a map in C) and its arguments bound (3), its three records (_records and their three
+#: attrs __init__: 4), the journal line (step_finished, journal_lines, _leaf, two times, the
+#: arguments' values, the append: 7), the text kept for the final record and its state (2),
+#: and the item's part of the final record (its branch, the Map's join: 2). The attempt's
+#: end is inline in run_alone, and the function is called there as it is (no
+#: _call_coroutine).
+FILE_STORE_CALLS = 20
 #: The same without the journal line, the kept text and the final record (11 of them), with
 #: the memory store's step_finished (1).
-MEMORY_STORE_CALLS = 13
+MEMORY_STORE_CALLS = 10
 #: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
-#: (the branch's genexpr, Scope.branch and its __init__: 3) and its arguments (bound over
-#: the parent's values: 2), and the fan-out asking what runs it (_runner_of: 1).
-PARALLEL_BRANCH_CALLS = 25
+#: (Scope.branches resumed: 1, not a generator expression's and two calls) and its
+#: arguments (bound over the parent's values: 2). The fan-out asks what runs it inline.
+PARALLEL_BRANCH_CALLS = 20
 
 
 async def _item(item: int) -> None:
