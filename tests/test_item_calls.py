@@ -31,18 +31,20 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 
 #: The library's calls per item of a Map of one plain task returning nothing, on the file
 #: store: run_alone (started and resumed: 2), the item's scope made and its arguments bound
-#: (4), its three records (_records and their three attrs __init__: 4), the attempt's end
-#: (1), the call of the function (1), the journal line (step_finished, journal_lines, _leaf,
-#: two times, the arguments' values, the append: 7), the text kept for the final record and
-#: its state (2), and the item's part of the final record (its branch, the Map's join: 2).
-FILE_STORE_CALLS = 23
-#: The same without the journal line, the kept text and the final record (11 of them), with
-#: the memory store's step_finished (1).
+#: (with_items, bind_item, arguments, _call_coroutine: 4), its three records (_records and
+#: their three attrs __init__: 4), the attempt's end (1), the journal line (step_finished,
+#: journal_lines, _leaf, its two times in one call, the arguments' values, the append: 6)
+#: and the text kept for the final record (1). (The final record is written in a worker
+#: thread: not counted.)
+FILE_STORE_CALLS = 19
+#: The same without the journal line and the kept text (7 of them), with the memory store's
+#: step_finished (1).
 MEMORY_STORE_CALLS = 13
 #: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
-#: (the branch's genexpr, Scope.branch and its __init__: 3) and its arguments (bound over
-#: the parent's values: 2), and the fan-out asking what runs it (_runner_of: 1).
-PARALLEL_BRANCH_CALLS = 25
+#: (the branch's genexpr, Scope.branch, bind, arguments, _call_coroutine: 5, against 4) and
+#: the fan-out asking what runs it (_runner_of: 1), less the arguments' values in its
+#: journal line (it has none: written inline).
+PARALLEL_BRANCH_CALLS = 20
 
 
 async def _item(item: int) -> None:
