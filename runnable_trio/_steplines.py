@@ -310,7 +310,12 @@ class StepTexts:
         path = step.path
         if self._steps.get(path) is not step or step.branches:
             return None
-        if self._states[path] != _state(step):
+        attempts = step.attempts
+        if len(attempts) == 1 and not step.catalog:  # as journal_lines: a call otherwise
+            state = _LEAF_STATES.get(step.status)
+        else:
+            state = _state(step)
+        if self._states[path] != state:
             return None
         return self._texts[path]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from runnable_trio import _steplines as steplines
 from runnable_trio._jsoncodec import dumps
-from runnable_trio._runlog import Status, StepLog
+from runnable_trio._runlog import RunLog, Status, StepLog
 
 _UTC_TIMES = st.datetimes(
     min_value=dt.datetime(1, 1, 1),
@@ -103,3 +103,27 @@ def test_a_leaf_steps_state_is_looked_up_as_computed(status: Status) -> None:
     step = StepLog("a", "task", "a", status=status)
     step.new_attempt()
     assert steplines._LEAF_STATES[status] == steplines._state(step)
+
+
+def test_a_leaf_steps_kept_text_is_served_without_computing_its_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The final record asks for every step's kept text: a leaf's state is looked up there
+    # as in its journal line, no call of _state per step.
+    texts = steplines.StepTexts()
+    step = StepLog("a", "task", "a", status=Status.SUCCESS)
+    step.new_attempt().end(Status.SUCCESS)
+    [line] = steplines.journal_lines(RunLog("r"), step, set(), texts)
+    calls: list[StepLog] = []
+    state = steplines._state
+
+    def counted(record: StepLog) -> int | None:
+        calls.append(record)
+        return state(record)
+
+    monkeypatch.setattr(steplines, "_state", counted)
+    assert line == f'{{"step":{texts.get(step)}}}'
+    assert calls == []
+    step.new_attempt()  # no longer a leaf: its state computed, and the text not served
+    assert texts.get(step) is None
+    assert calls == [step]
