@@ -369,7 +369,7 @@ class FileRunLogStore:
         except BaseException as exc:
             release_writer(writer)
             _raise_described(exc, f"run {run_id!r} cannot be retried")
-        return _Journal(journal, made, writer)
+        return _Journal(str(journal), made, writer)  # as text: see AppendPool.append
 
     def _finish_files(self, run_log: RunLog, journal: _Journal) -> None:
         path = self.snapshot_path(run_log.run_id)
@@ -441,7 +441,7 @@ class _Journal:
     lock its record names, the composite records written in it, and the texts of the steps
     written (encoded once: its final record reuses them)."""
 
-    path: Path | str
+    path: str
     made: tuple[int, int] | None
     writer: WriterLock
     parents_written: set[str] = attrs.field(factory=set)

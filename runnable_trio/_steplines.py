@@ -81,6 +81,36 @@ def _time(value: dt.datetime | None) -> str:
     return f'{prefix}{_TWO[value.second]}+00:00"'
 
 
+def _period(started: dt.datetime, ended: dt.datetime | None) -> str:
+    """The ``"started_at"`` and ``"ended_at"`` members of an attempt (or a run), as
+    :func:`_time` writes them: in one call where both are UTC times in the kept minute (a
+    step's start and end are mostly microseconds apart), their seconds and fractions written
+    inline (a call of :func:`_time` a time otherwise: a step's journal line has two)."""
+    start, end, prefix = _minute
+    if (
+        type(started) is _DATETIME
+        and type(ended) is _DATETIME
+        and started.tzinfo is _UTC
+        and ended.tzinfo is _UTC
+        and start <= started < end
+        and start <= ended < end
+    ):
+        micro, second = started.microsecond, started.second
+        begun = (
+            f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}"
+            if micro
+            else _TWO[second]
+        )
+        micro, second = ended.microsecond, ended.second
+        done = (
+            f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}"
+            if micro
+            else _TWO[second]
+        )
+        return f'"started_at":{prefix}{begun}+00:00","ended_at":{prefix}{done}+00:00"'
+    return f'"started_at":{_time(started)},"ended_at":{_time(ended)}'
+
+
 _DATETIME = dt.datetime
 _UTC = dt.UTC
 _A_MINUTE = dt.timedelta(minutes=1)
@@ -123,6 +153,14 @@ def _values(values: Mapping[str, Any]) -> str:
     """A mapping of the user's values; all plain (the usual case) without the encoder."""
     if not values:
         return "{}"
+    if len(values) == 1:  # the usual: one value (a chain's ``x``), no list made and joined
+        [(name, value)] = values.items()
+        if type(name) is str:
+            kind = type(value)
+            if kind is str:
+                return f"{{{_quote(name)}:{_quote(value)}}}"
+            if kind is int and _DIGITS_SAFE_BELOW < value < _DIGITS_SAFE:
+                return f"{{{_quote(name)}:{value}}}"  # as in the loop below
     parts = []
     for name, value in values.items():
         # The usual values (str, int) inline: a call of _value per value otherwise.
@@ -130,13 +168,11 @@ def _values(values: Mapping[str, Any]) -> str:
         if kind is str:
             text: str | None = _quote(value)
         elif kind is int and _DIGITS_SAFE_BELOW < value < _DIGITS_SAFE:
-            text = int.__repr__(value)
+            text = f"{value}"  # an exact int's text, without int.__repr__ looked up and called
         else:
             text = _value(value)
         if text is None or type(name) is not str:
             return dumps(values)  # the encoder's own rules for everything else
-        if len(values) == 1:
-            return f"{{{_quote(name)}:{text}}}"
         parts.append(f"{_quote(name)}:{text}")
     return "{" + ",".join(parts) + "}"
 
@@ -157,8 +193,8 @@ _STATUSES: dict[str, str] = {status: _quote(status) for status in Status}
 
 def _attempt(attempt: Attempt) -> str:
     return (
-        f'{{"number":{int(attempt.number)},"started_at":{_time(attempt.started_at)},'
-        f'"ended_at":{_time(attempt.ended_at)},"status":{_status(attempt.status)},'
+        f'{{"number":{int(attempt.number)},{_period(attempt.started_at, attempt.ended_at)},'
+        f'"status":{_status(attempt.status)},'
         f'"error_type":{_text(attempt.error_type)},'
         f'"error_message":{_text(attempt.error_message)},'
         f'"parameters_in":{_values(attempt.parameters_in)},'
@@ -223,18 +259,19 @@ def _leaf(step: StepLog, attempt: Attempt) -> str:
     every step, a Map's every item), written in one piece: the same text, with fewer calls
     and joins (the file store's cost per step is mostly this text)."""
     error_type, error_message, metrics = attempt.error_type, attempt.error_message, attempt.metrics
-    out, assigned, statuses = attempt.parameters_out, step.assigned, _STATUSES
+    given, out, assigned = attempt.parameters_in, attempt.parameters_out, step.assigned
+    statuses = _STATUSES
     # Empty mappings and known statuses inline: a call each otherwise (a Map item that
-    # assigns nothing has three empty mappings).
+    # assigns nothing has three empty mappings, a Parallel branch's task four).
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
         f'"status":{statuses.get(step.status) or _status(step.status)},'
         f'"attempts":[{{"number":{int(attempt.number)},'
-        f'"started_at":{_time(attempt.started_at)},"ended_at":{_time(attempt.ended_at)},'
+        f"{_period(attempt.started_at, attempt.ended_at)},"
         f'"status":{statuses.get(attempt.status) or _status(attempt.status)},'
         f'"error_type":{"null" if error_type is None else _quote(error_type)},'
         f'"error_message":{"null" if error_message is None else _quote(error_message)},'
-        f'"parameters_in":{_values(attempt.parameters_in)},'
+        f'"parameters_in":{_values(given) if given else "{}"},'
         f'"parameters_out":{_values(out) if out else "{}"},'
         f'"metrics":{_values(metrics) if metrics else "{}"}}}],"branches":{{}},"catalog":[],'
         f'"assigned":{_values(assigned) if assigned else "{}"}}}'
@@ -261,8 +298,8 @@ class StepTexts:
         self._states: dict[str, int] = {}
         self._texts: dict[str, str] = {}
 
-    def keep(self, step: StepLog, text: str) -> None:
-        state = _state(step)
+    def keep(self, step: StepLog, text: str, state: int | None) -> None:
+        """Keep ``text`` for ``step``, whose :func:`_state` is ``state``."""
         if state is not None:
             path = step.path
             self._steps[path] = step
@@ -273,7 +310,12 @@ class StepTexts:
         path = step.path
         if self._steps.get(path) is not step or step.branches:
             return None
-        if self._states[path] != _state(step):
+        attempts = step.attempts
+        if len(attempts) == 1 and not step.catalog:  # as journal_lines: a call otherwise
+            state = _LEAF_STATES.get(step.status)
+        else:
+            state = _state(step)
+        if self._states[path] != state:
             return None
         return self._texts[path]
 
@@ -299,6 +341,9 @@ def _state(step: StepLog) -> int | None:
 
 _STATUS_NUMBERS = {status: number for number, status in enumerate(Status)}
 _STATUS_BITS = len(Status).bit_length()
+#: :func:`_state` of a step with one attempt and no catalog entry, by status (looked up for
+#: each such step's line: a call otherwise).
+_LEAF_STATES = {status: 1 << _STATUS_BITS | number for status, number in _STATUS_NUMBERS.items()}
 
 
 def _step_of(step: StepLog, texts: StepTexts | None) -> str:
@@ -445,7 +490,7 @@ def record_parts(
         f'"run_id":{_quote(run_log.run_id)},"status":{_quote(run_log.status)},'
         f'"tag":{_quote(run_log.tag)},"pipeline_name":{_quote(run_log.pipeline_name)},'
     )
-    times = f'"started_at":{_time(run_log.started_at)},"ended_at":{_time(run_log.ended_at)}'
+    times = _period(run_log.started_at, run_log.ended_at)
     yield (
         f'{{"_summary":{{{names}{times},"writer":{_text(writer)}}},'
         f'"run_id":{_quote(run_log.run_id)},"tag":{_quote(run_log.tag)},'
@@ -501,9 +546,12 @@ def journal_lines(
         lines.append(f'{{"step":{_step(step, _ENDS_ONLY)}}}')
         return lines
     attempts = step.attempts
-    text = _leaf(step, attempts[0]) if len(attempts) == 1 and not step.catalog else _step(step)
+    if len(attempts) == 1 and not step.catalog:
+        text, state = _leaf(step, attempts[0]), _LEAF_STATES.get(step.status)
+    else:
+        text, state = _step(step), _state(step)
     if texts is not None:
-        texts.keep(step, text)
+        texts.keep(step, text, state)
     lines.append(f'{{"step":{text}}}')
     return lines
 

@@ -86,15 +86,17 @@ class AppendPool:
         # descriptors held do not grow with the folders a process writes to.
         self._open_spare: tuple[str, int] | None = None
 
-    def append(self, path: Path | str, data: bytes) -> None:
-        """Append ``data`` to the existing file ``path`` (never created, never followed)."""
-        key = str(path)
+    def append(self, path: str, data: bytes) -> None:
+        """Append ``data`` to the existing file ``path`` (never created, never followed).
+
+        The path as text, the pool's key itself: a ``str()`` of it per journal line cost a
+        call."""
         with self._lock:
-            fd = self._fds.get(key)
+            fd = self._fds.get(path)
             if fd is None:
                 fd = self._open(path)
             else:
-                self._fds.move_to_end(key)
+                self._fds.move_to_end(path)
             try:
                 # One write, as a journal line's usually is; write_all only for what a
                 # partial write left (its view and slices cost a line ~1,500 instructions).
@@ -102,7 +104,7 @@ class AppendPool:
                 if written < len(data):
                     write_all(fd, data[written:])
             except BaseException:
-                self._close(key)
+                self._close(path)
                 raise
 
     def create(self, path: Path | str, data: bytes) -> tuple[int, int]:

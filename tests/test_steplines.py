@@ -295,7 +295,7 @@ def test_other_times_are_written_as_their_isoformat(time: dt.datetime) -> None:
 def test_a_kept_text_serves_only_its_step_as_it_was() -> None:
     texts = steplines.StepTexts()
     step = _task("ok")
-    texts.keep(step, "text")
+    texts.keep(step, "text", steplines._state(step))
     assert texts.get(step) == "text"
     assert texts.get(_task("ok")) is None  # another record at that path
     step.status = Status.FAIL
@@ -308,7 +308,7 @@ def test_a_kept_text_serves_only_its_step_as_it_was() -> None:
     assert texts.get(step) is None
     odd = _task("odd")
     odd.status = "DONE"  # type: ignore[assignment]  # not a Status: never kept
-    texts.keep(odd, "odd text")
+    texts.keep(odd, "odd text", steplines._state(odd))
     assert texts.get(odd) is None
 
 
