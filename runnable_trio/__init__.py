@@ -10,7 +10,7 @@ list and fails on an upward import, on a module missing from it, and on an impor
     run         _rerun, _streaming, _stream, _prepare, _run
     steps       _task, _stub, _parallel, _map, _conditional, _loop
     fanout      _fanout
-    runner      _runner
+    runner      _runner, _scope
     graph       _pipeline, _mermaid
     services    _events, _store, _filestore, _snapshot, _steplines, _stores, _config, _catalog,
                 _params, _codeid, _eventlog, _retry, _reader, _replay, _sse, _pgstore,
@@ -32,7 +32,7 @@ options, validators, returns, ids, the run log) and the file primitives every st
 catalog writes through; ``services``, events, stores (``_stores``: the store a configuration
 names; ``_pg*``, the PostgreSQL store and event log, imported only when a configuration names
 it), configuration, parameters, catalog, event log, readers, replay, SSE; ``graph``, the step
-base, ``AsyncPipeline`` and its Mermaid flowchart; ``runner``, the shared policy around a step;
+base, ``AsyncPipeline`` and its Mermaid flowchart; ``runner``, the shared policy around a step and the scopes of parameters it runs in;
 ``fanout``, the base of composite steps; ``steps``, each kind of step; ``run``, preparing,
 executing and consuming a run (``_stream``, ``_streaming``) and retries; ``facade``, the public
 names and ``hosting``, the extension surface for hosts (compat); ``cli``, the command line

@@ -33,7 +33,8 @@ from ._validators import definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
-    from ._runner import RunContext, Scope
+    from ._runner import RunContext
+    from ._scope import Scope
 
 __all__ = [
     "CompositeStep",

@@ -37,7 +37,8 @@ from ._validators import check_bool, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
-    from ._runner import RunContext, Scope
+    from ._runner import RunContext
+    from ._scope import Scope
 
 __all__ = ["Map"]
 

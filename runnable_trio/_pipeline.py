@@ -31,7 +31,8 @@ from ._validators import check_bool, check_seconds, checked_init, definition_err
 if TYPE_CHECKING:
     from ._run import PreparedRun
     from ._runlog import StepLog
-    from ._runner import RunContext, Scope
+    from ._runner import RunContext
+    from ._scope import Scope
     from ._store import RunLogStore
     from ._stream import EventStream
     from ._streaming import StreamingRun

@@ -25,12 +25,12 @@ from ._groups import only_cancelled
 from ._runlog import RunLog, Status, StepLog, describe_error
 from ._runner import (
     RunContext,
-    Scope,
     close_abandoned,
     cut_short,
     live_steps,
     run_pipeline,
 )
+from ._scope import Scope
 from ._store import RunLogStore
 from ._telemetry import run_telemetry
 

@@ -11,7 +11,8 @@ from ._validators import checked_init
 
 if TYPE_CHECKING:
     from ._runlog import StepLog
-    from ._runner import RunContext, Scope
+    from ._runner import RunContext
+    from ._scope import Scope
 
 __all__ = ["Stub"]
 

@@ -48,7 +48,8 @@ from ._validators import check_seconds, checked_init, definition_error
 
 if TYPE_CHECKING:
     from ._pipeline import AsyncPipeline
-    from ._runner import RunContext, Scope
+    from ._runner import RunContext
+    from ._scope import Scope
 
 __all__ = ["AsyncPythonTask", "TaskKind"]
 

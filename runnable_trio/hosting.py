@@ -33,7 +33,7 @@ from ._prepare import prepare_run as prepare_run
 from ._rerun import prepare_retry as prepare_retry
 from ._run import PreparedRun as PreparedRun
 from ._runner import RunContext as RunContext
-from ._runner import Scope as Scope
+from ._scope import Scope as Scope
 from ._stream import EventStream as EventStream
 from ._stream import open_stream as open_stream
 from ._streaming import start_streaming as start_streaming

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from runnable_trio._runner import Scope
+from runnable_trio._scope import Scope
 
 
 def test_each_branch_reads_its_parents_values_and_assigns_on_its_own() -> None:

@@ -30,7 +30,7 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 MEMORY_STORE_CALLS = 7
 #: The builtins' calls per step of that chain (any caller's): the step's path added to and
 #: taken from the running steps (2), the attempt numbered and added (2), and the two
-#: records' ``object.__new__`` (2: their classes are not called, see ``_runner._new``).
+#: records' ``object.__new__`` (2: their classes are not called, see ``_runlog.new_record``).
 #: Not a ``getattr`` of the retry policy (read once an attempt failed), nor a lookup of the
 #: earlier attempt's records outside a retry of a run, nor ``dict.update`` as the results
 #: reach the scope and the records (``|=``; the attempt takes the arguments' dict itself).

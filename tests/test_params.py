@@ -240,7 +240,7 @@ def _binder_cases() -> list[Any]:
 def test_an_items_arguments_are_bound_as_over_the_view_of_parent_and_item(
     function: Any, parent: dict[str, Any]
 ) -> None:
-    from runnable_trio._runner import _WithItem
+    from runnable_trio._scope import _WithItem
 
     binder = Binder.of(function)
     view = _WithItem(parent, "item", 3)
@@ -258,18 +258,18 @@ def test_an_items_arguments_are_bound_as_over_the_view_of_parent_and_item(
 async def test_a_map_items_arguments_are_bound_without_a_view(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, _runner
+    from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, _scope
     from tests.helpers import run
 
     views = 0
-    real = _runner._WithItem
+    real = _scope._WithItem
 
     def counted(*args: Any) -> Any:
         nonlocal views
         views += 1
         return real(*args)
 
-    monkeypatch.setattr(_runner, "_WithItem", counted)
+    monkeypatch.setattr(_scope, "_WithItem", counted)
     seen: list[tuple[int, str]] = []
 
     async def work(item: int, other: str) -> None:

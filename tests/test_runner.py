@@ -327,7 +327,7 @@ async def test_records_a_dead_writer_left_processing_are_closed_by_a_retry() -> 
 
 async def test_branches_read_their_parents_values_and_copy_them_only_to_assign() -> None:
     from runnable_trio import Map
-    from runnable_trio._runner import Scope
+    from runnable_trio._scope import Scope
 
     seen: list[dict[str, Any]] = []
 
