@@ -32,8 +32,9 @@ options, validators, returns, ids, the run log) and the file primitives every st
 catalog writes through; ``services``, events, stores (``_stores``: the store a configuration
 names; ``_pg*``, the PostgreSQL store and event log, imported only when a configuration names
 it), configuration, parameters, catalog, event log, readers, replay, SSE; ``graph``, the step
-base, ``AsyncPipeline`` and its Mermaid flowchart; ``runner``, the shared policy around a step and the scopes of parameters it runs in;
-``fanout``, the base of composite steps; ``steps``, each kind of step; ``run``, preparing,
+base, ``AsyncPipeline`` and its Mermaid flowchart; ``runner``, the shared policy around a step
+and the parameters' scopes it runs in; ``fanout``, the base of composite steps; ``steps``, each
+kind of step; ``run``, preparing,
 executing and consuming a run (``_stream``, ``_streaming``) and retries; ``facade``, the public
 names and ``hosting``, the extension surface for hosts (compat); ``cli``, the command line
 (``python -m runnable_trio``, ``runnable-trio``; its optional libraries imported when run);
