@@ -380,10 +380,11 @@ class AsyncPythonTask(BaseStep):
                 values = self._end_event_values(await self._stream(ctx, kwargs, path), path)
             else:
                 if self._kind is _COROUTINE:
-                    if self._calls_directly:
-                        call = self.function(**kwargs)
-                    else:
-                        call = self._call_coroutine(kwargs)
+                    call = (
+                        self.function(**kwargs)
+                        if self._calls_directly
+                        else self._call_coroutine(kwargs)
+                    )
                 else:
                     call = trio.to_thread.run_sync(functools.partial(self.function, **kwargs))
                 if self._guard_call is not None:
