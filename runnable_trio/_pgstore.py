@@ -9,6 +9,8 @@ protocol over them, laid out as the file store's files are:
   the first snapshot; the primary key claims the id, across processes and hosts;
 - ``step_finished`` inserts the step's journal row(s) in one statement, committed before the
   run goes on, so a finished step survives the process dying (a retry does not run it again);
+  the steps that concurrent runs finish while a commit is on its way share the next one
+  (``_pgjournal``);
 - ``finish`` (shielded by the runner) writes the final snapshot and status and drops the
   journal rows in one transaction, then releases the lock;
 - ``load`` reads the snapshot, and while the run is ``PROCESSING`` places its journal's steps;
@@ -37,6 +39,7 @@ from ._jsoncodec import loads
 from ._offloop import run_blocking
 from ._pgdb import HELD, Database, database, lock_key
 from ._pgevents import PgEventLog, PgReplay
+from ._pgjournal import journal_writer
 from ._recordread import read_run
 from ._runlog import RunLog, Status, StepLog
 from ._steplines import journal_lines, place_journal, run_record
@@ -205,14 +208,8 @@ class PostgresRunLogStore:
         written = self._parents_written.get(run_log.run_id)
         if written is None:
             return  # not a run this store started
-        entries = journal_lines(run_log, step, written)
-        run_id = run_log.run_id
-        await self.db.call(
-            lambda conn: conn.execute(
-                "INSERT INTO runnable_trio_journal (run_id, entry) SELECT %s, unnest(%s::text[])",
-                (run_id, entries),
-            )
-        )
+        # Committed with the steps other runs finish meanwhile, if any (see _pgjournal).
+        await journal_writer(self.db).commit(run_log.run_id, journal_lines(run_log, step, written))
 
     async def finish(self, run_log: RunLog) -> None:
         """Write the final snapshot and status, drop the journal, release the run's lock."""
