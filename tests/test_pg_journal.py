@@ -19,6 +19,7 @@ import trio
 from runnable_trio import (
     AsyncPipeline,
     AsyncPythonTask,
+    RunConfigurationError,
     Status,
     _pgjournal,
     read_run_log,
@@ -275,3 +276,45 @@ async def test_a_run_left_while_its_rows_wait_for_a_batch_still_commits_them(
     assert "s1" not in record.steps
     for run_id in kept:
         assert read_run_log(run_id, configuration_file=pg_config).status is Status.SUCCESS
+
+
+async def test_a_batch_the_database_fails_fails_each_of_its_steps_with_an_error_of_its_own(
+    pg_config: str, held: HeldCommits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run(chain(1), parameters={"value": 0}, run_id="warm", configuration_file=pg_config)
+    held.arm()
+    writer = writer_of(pg_config)
+    real = held._real
+
+    def lost(run_ids: list[str], entries: list[str], conn: Any) -> None:
+        if set(run_ids) & {"x0", "x1", "x2"}:
+            raise psycopg.OperationalError("the server is gone")  # as a dropped link is
+        real(run_ids, entries, conn)
+
+    held._real = lost
+    outcomes: dict[str, tuple[BaseException, Any]] = {}
+
+    async def failing(run_id: str) -> None:
+        outcomes[run_id] = await run_failing(
+            chain(2), parameters={"value": 1}, run_id=run_id, configuration_file=pg_config
+        )
+
+    held_runs = [f"h{i}" for i in range(COMMITS_IN_FLIGHT)]
+    async with trio.open_nursery() as nursery:
+        for run_id in held_runs:
+            one = functools.partial(run, chain(1), parameters={"value": 1}, run_id=run_id)
+            nursery.start_soon(functools.partial(one, configuration_file=pg_config))
+        await held.wait_all_held()
+        for run_id in ("x0", "x1", "x2"):
+            nursery.start_soon(failing, run_id)
+        await steps_waiting(writer, 3)
+        held.release.set()
+    # One statement for the batch: a lost database is not tried again step by step.
+    assert sum(1 for statement in held.later() if {"x0", "x1", "x2"} & set(statement)) == 1
+    causes = [outcomes[run_id][0] for run_id in ("x0", "x1", "x2")]
+    for cause in causes:
+        assert isinstance(cause, RunConfigurationError)
+        assert "the server is gone" in str(cause)
+    assert len({id(cause) for cause in causes}) == 3  # each run's own error object
+    for run_id in ("x0", "x1", "x2"):
+        assert outcomes[run_id][1].status is Status.FAIL
