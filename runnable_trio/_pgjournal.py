@@ -122,7 +122,7 @@ class JournalWriter:
                 return
             if leads:
                 raise error
-            raise _own_copy(error) from error
+            raise self._own_copy(error) from error
 
     async def _write(self, batch: _Batch) -> None:
         slots = self._in_flight
@@ -149,17 +149,19 @@ class JournalWriter:
         finally:
             batch.done.set()
 
+    def _own_copy(self, error: Exception) -> Exception:
+        """A copy of ``error`` to raise in one more task (or, where it cannot be copied,
+        the library's error naming it)."""
+        try:
+            return copy.copy(error)
+        except Exception:
+            return RunConfigurationError(
+                f"the commit of journal rows to {self.db!r} failed: {type(error).__name__}: {error}"
+            )
+
 
 def _insert(run_ids: list[str], entries: list[str], conn: psycopg.Connection[Any]) -> None:
     conn.execute(_INSERT, (run_ids, entries))
-
-
-def _own_copy(error: Exception) -> Exception:
-    """A copy of ``error`` to raise in one more task (the original where it cannot copy)."""
-    try:
-        return copy.copy(error)
-    except Exception:
-        return error
 
 
 def _refused_rows(error: Exception) -> bool:

@@ -318,3 +318,23 @@ async def test_a_batch_the_database_fails_fails_each_of_its_steps_with_an_error_
     assert len({id(cause) for cause in causes}) == 3  # each run's own error object
     for run_id in ("x0", "x1", "x2"):
         assert outcomes[run_id][1].status is Status.FAIL
+
+
+class _TwoArguments(Exception):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} {second}")  # args no longer fit __init__: no copy
+
+
+def test_an_error_that_cannot_be_copied_reaches_the_other_steps_as_the_library_s() -> None:
+    class Db:
+        def __repr__(self) -> str:
+            return "PostgreSQL 'x'"
+
+    writer = JournalWriter(Db())  # type: ignore[arg-type]
+    copied = writer._own_copy(RunConfigurationError("down"))
+    assert type(copied) is RunConfigurationError
+    assert str(copied) == "down"
+    fallback = writer._own_copy(_TwoArguments("a", "b"))
+    assert isinstance(fallback, RunConfigurationError)
+    expected = "the commit of journal rows to PostgreSQL 'x' failed: _TwoArguments: a b"
+    assert str(fallback) == expected
