@@ -416,8 +416,10 @@ class AsyncPythonTask(BaseStep):
             scope.assigned.update(values)
             log.assigned.update(values)
             attempt.parameters_out.update(values)
-        for key in self._metrics:
-            attempt.metrics[key] = values[key]
+            # Inside: a metric is a return, and a task without returns gives back nothing
+            # (no iterator over an empty tuple per Map item).
+            for key in self._metrics:
+                attempt.metrics[key] = values[key]
         attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline: every item comes here
         attempt.status = _SUCCESS
         running.discard(path)

@@ -1,6 +1,8 @@
-"""Records made per Map item or Parallel branch with their fields set inline, not by the
-``__init__`` attrs wrote (``_runlog.first_attempt_records``, ``fan_out``'s ``BranchLog``): every
-field set, as the class sets it; a field added to a record class and not set there fails here.
+"""What a Map item and a Parallel branch do with fewer calls is what they did: records made
+with their fields set inline, not by the ``__init__`` attrs wrote (``first_attempt_records``,
+``fan_out``'s ``BranchLog``), have every field set as the class sets it (a field added to a
+record class and not set there fails here); a task taking no parameter is not bound from its
+scope; a Map's fan-in skips comparing an item's names where it assigned none.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 import trio
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore, Parallel
+from runnable_trio._pipeline import BaseStep
 from runnable_trio._runlog import (
     NO_ENTRIES,
     Attempt,
@@ -21,6 +24,8 @@ from runnable_trio._runlog import (
     StepLog,
     first_attempt_records,
 )
+from runnable_trio._runner import RunContext
+from runnable_trio._scope import Scope
 from runnable_trio.testing import run_to_end
 
 _STARTED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -126,3 +131,31 @@ async def test_a_task_without_parameters_is_called_with_none_and_records_none() 
         steps["chain_bare"].attempts[0].parameters_in
         is not branches["bare"].steps["bare"].attempts[0].parameters_in
     )
+
+
+@attrs.frozen(kw_only=True)
+class _Unforeseen(BaseStep):
+    """A step kind assigning a name it does not declare (``assigned_names`` is empty)."""
+
+    kind = "unforeseen"
+
+    async def _execute(self, ctx: RunContext, scope: Scope, path: str, log: StepLog) -> None:
+        item = scope.values["item"]
+        if item % 2:
+            scope.publish({"odd": item}, log)
+
+
+async def test_a_map_gives_a_list_of_a_name_no_step_declared_where_some_items_assigned_it() -> None:
+    pipeline = AsyncPipeline(
+        [
+            Map(
+                "each",
+                iterate_on="items",
+                iterate_as="item",
+                branch=AsyncPipeline([_Unforeseen(name="maybe")]),
+            )
+        ]
+    )
+    result = await run_to_end(pipeline, parameters={"items": [0, 1, 2, 3]})
+    assert result.cause is None
+    assert result.run_log.steps["each"].assigned == {"odd": [None, 1, None, 3]}
