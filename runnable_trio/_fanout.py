@@ -27,7 +27,7 @@ import trio
 
 from ._groups import first_if_all_cancelled, leaves, raise_without_context, single_member
 from ._pipeline import AsyncPipeline, BaseStep
-from ._runlog import BranchLog, init_branch_log, new_record
+from ._runlog import BranchLog, Status, new_record
 from ._runner import cut_short_branches, run_branch
 from ._validators import definition_error
 
@@ -149,6 +149,8 @@ def check_positive_int(instance: BaseStep, attribute: attrs.Attribute[Any], valu
 #: (W8: Parallel of 1,000 sleeping branches under asyncio.run).
 SPAWN_CHUNK = 32
 
+_PROCESSING = Status.PROCESSING
+
 
 async def fan_out(
     ctx: RunContext,
@@ -228,8 +230,12 @@ async def fan_out(
                     # Waiting here, not in the branch, keeps at most max_concurrency tasks
                     # alive and starts items in input order.
                     await limiter.acquire_on_behalf_of(index)
-                record = new_record(BranchLog)  # BranchLog(key), cheaper (see _runlog)
-                init_branch_log(record, key)
+                # BranchLog(key), its fields set here: the __init__ attrs wrote is a frame
+                # per branch (see _runlog; tests/test_inline_records.py checks them).
+                record = new_record(BranchLog)
+                record.name = key
+                record.status = _PROCESSING
+                record.steps = {}
                 records[key] = record
                 prefix = f"{path}.{key}" if path else key  # join_path, inline: one per branch
                 assigned.append(scope.assigned)

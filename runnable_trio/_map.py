@@ -118,7 +118,8 @@ class Map(CompositeStep):
         names = dict.fromkeys(self._names)
         for assigned in results:
             # A step kind this module does not know may assign names it could not foresee.
-            if not names.keys() >= assigned.keys():
+            # An item that assigned nothing (often) is not compared: two views per item.
+            if assigned and not names.keys() >= assigned.keys():
                 names.update(dict.fromkeys(assigned))
         reducer = self.reducer
         collected: dict[str, Any] = {}

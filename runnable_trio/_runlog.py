@@ -35,8 +35,8 @@ __all__ = [
     "RunLog",
     "Status",
     "StepLog",
+    "first_attempt_records",
     "init_attempt",
-    "init_branch_log",
     "init_step_log",
     "new_record",
     "place_step",
@@ -186,11 +186,53 @@ class BranchLog:
 #: What calling a record's class does (``object.__new__``, then the ``__init__`` attrs wrote),
 #: as two calls the interpreter makes cheaply: a call of a class goes through ``type_call`` and
 #: a new run of the eval loop for its Python ``__init__`` (CPython 3.11). The runner makes its
-#: records this way: a step's two, and a branch's one, per step or Map item.
+#: records this way (a chain step's two), or sets their fields itself where it makes them per
+#: Map item or Parallel branch (:func:`first_attempt_records`, ``fan_out``'s ``BranchLog``).
 new_record = object.__new__
 init_step_log = StepLog.__init__
 init_attempt = Attempt.__init__
-init_branch_log = BranchLog.__init__
+
+_PROCESSING = Status.PROCESSING
+
+
+def first_attempt_records(
+    steps: dict[str, StepLog],
+    name: str,
+    kind: str,
+    path: str,
+    started: dt.datetime,
+    parameters_in: dict[str, Any] | None,
+) -> tuple[StepLog, Attempt]:
+    """``StepLog(name, kind, path)`` holding ``Attempt(1, started, parameters_in=...)``, put in
+    ``steps``: the records of a step's first attempt (a Map item's, one per item).
+    ``parameters_in`` is kept, not copied: a task's arguments' dict, which its call unpacked
+    and nothing else holds.
+
+    Their fields are set here, not by the ``__init__`` attrs wrote: its frame and its
+    defaults' calls cost each record a few thousand instructions more.
+    ``tests/test_inline_records.py`` checks that every field is set, as the class would.
+    """
+    attempt = new_record(Attempt)
+    attempt.number = 1
+    attempt.started_at = started
+    attempt.ended_at = None
+    attempt.status = _PROCESSING
+    attempt.error_type = None
+    attempt.error_message = None
+    attempt.parameters_in = {} if parameters_in is None else parameters_in
+    attempt.parameters_out = {}
+    attempt.metrics = {}
+    log = new_record(StepLog)
+    log.name = name
+    log.kind = kind
+    log.path = path
+    log.status = _PROCESSING
+    log.attempts = [attempt]
+    log.branches = {}
+    log.catalog = NO_ENTRIES
+    log.assigned = {}
+    steps[name] = log
+    return log, attempt
 
 
 @attrs.frozen

@@ -13,7 +13,6 @@ yields; time spent waiting for a slow consumer does not count against it.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import functools
 import inspect
@@ -34,13 +33,10 @@ from ._pipeline import BaseStep
 from ._retry import Retry
 from ._returns import ReturnKind, TaskReturns
 from ._runlog import (
-    Attempt,
     BranchLog,
     Status,
     StepLog,
-    init_attempt,
-    init_step_log,
-    new_record,
+    first_attempt_records,
     utc_now,
 )
 from ._runner import STEP_FRAMES, checkpoint_if_cancelled, run_branch
@@ -64,27 +60,6 @@ _FAIL = Status.FAIL
 _CANCELLED = Status.CANCELLED
 #: What a task that returns nothing gives back (never written to: ``if values`` guards).
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
-
-
-def _records(
-    branch: BranchLog,
-    name: str,
-    kind: str,
-    path: str,
-    started: dt.datetime,
-    kwargs: dict[str, Any] | None,
-) -> tuple[StepLog, Attempt]:
-    """The records of a task's first attempt, in ``branch``, as ``run_step`` makes them."""
-    log = new_record(StepLog)  # StepLog(name, kind, path), cheaper (see _runlog)
-    init_step_log(log, name, kind, path)
-    branch.steps[name] = log
-    attempt = new_record(Attempt)
-    if kwargs is None:
-        init_attempt(attempt, 1, started)
-    else:  # the arguments' dict, not a copy: the call unpacked it, and nothing else holds it
-        init_attempt(attempt, 1, started, parameters_in=kwargs)
-    log.attempts.append(attempt)
-    return log, attempt
 
 
 class TaskKind(enum.Enum):
@@ -214,13 +189,18 @@ class AsyncPythonTask(BaseStep):
     #: Whether a coroutine function is called as it is (no subclass drives it its own way,
     #: :meth:`_call_coroutine`): the call inline, not a method's frame per step.
     _calls_directly: bool = attrs.field(init=False, repr=False, eq=False)
+    #: Whether the function takes no parameter at all (no argument, no ``**kwargs``): its
+    #: arguments are an empty dict, not bound from the scope (two calls per step).
+    _takes_nothing: bool = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         kind = _function_kind(self.function)
         assert kind is not None  # the validator rejected sync generators
         object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_binder", self._make_binder())
+        binder = self._make_binder()
+        object.__setattr__(self, "_binder", binder)
+        object.__setattr__(self, "_takes_nothing", not binder.arguments and not binder.takes_rest)
         returns = self.returns
         object.__setattr__(self, "_single", returns[0].name if len(returns) == 1 else None)
         pickled = tuple(r.name for r in returns if r.kind is ReturnKind.PICKLED)
@@ -282,7 +262,7 @@ class AsyncPythonTask(BaseStep):
         catalog = self.catalog
         if catalog is not None and catalog.get:
             log.add_catalog(await ctx.catalog.get(catalog.get, path))
-        kwargs = scope.arguments(self._binder, path)
+        kwargs = {} if self._takes_nothing else scope.arguments(self._binder, path)
         attempt = log.attempts[-1]
         if attempt.parameters_in:
             attempt.parameters_in.update(kwargs)
@@ -368,11 +348,11 @@ class AsyncPythonTask(BaseStep):
         # are then in place for the sweep.
         log = attempt = None
         if ctx.live_records or self._kind is _GENERATOR:
-            log, attempt = _records(branch, name, self.kind, path, started, None)
+            log, attempt = first_attempt_records(branch.steps, name, self.kind, path, started, None)
         # One ``try`` for the step and its branch: each handler an exception enters costs it
         # a few thousand instructions, and leaving a run unwinds every live branch at once.
         try:
-            kwargs = scope.arguments(self._binder, path)
+            kwargs = {} if self._takes_nothing else scope.arguments(self._binder, path)
             if attempt is not None:
                 attempt.parameters_in.update(kwargs)
             values: Mapping[str, Any]
@@ -399,7 +379,9 @@ class AsyncPythonTask(BaseStep):
                     values = _NOTHING
         except Exception as exc:
             if log is None or attempt is None:
-                log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+                log, attempt = first_attempt_records(
+                    branch.steps, name, self.kind, path, started, kwargs
+                )
             attempt.end(_FAIL, exc)
             try:  # run_step's handler, without the events attribution would send
                 log.status = _FAIL
@@ -418,7 +400,7 @@ class AsyncPythonTask(BaseStep):
             if log is None:
                 # Left PROCESSING, as run_step leaves it, for the sweep to mark (cut_short):
                 # not here, while the branches after this one wait to unwind.
-                _records(branch, name, self.kind, path, started, kwargs)
+                first_attempt_records(branch.steps, name, self.kind, path, started, kwargs)
             if type(exc) is trio.Cancelled:
                 # The function's own cleanup has run (its ``finally``): let every other
                 # branch cut short with it run its cleanup too before this one unwinds our
@@ -427,13 +409,17 @@ class AsyncPythonTask(BaseStep):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             raise
         if log is None or attempt is None:
-            log, attempt = _records(branch, name, self.kind, path, started, kwargs)
+            log, attempt = first_attempt_records(
+                branch.steps, name, self.kind, path, started, kwargs
+            )
         if values:  # Scope.publish, without the copy nobody reads (see above)
             scope.assigned.update(values)
             log.assigned.update(values)
             attempt.parameters_out.update(values)
-        for key in self._metrics:
-            attempt.metrics[key] = values[key]
+            # Inside: a metric is a return, and a task without returns gives back nothing
+            # (no iterator over an empty tuple per Map item).
+            for key in self._metrics:
+                attempt.metrics[key] = values[key]
         attempt.ended_at = utc_now()  # attempt.end(_SUCCESS), inline: every item comes here
         attempt.status = _SUCCESS
         running.discard(path)

@@ -31,21 +31,21 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 
 #: The library's calls per item of a Map of one plain task returning nothing, on the file
 #: store: run_alone (started and resumed: 2), the item's scope made (its __init__, called by
-#: a map in C) and its arguments bound (3), its three records (_records and their three
-#: attrs __init__: 4), the journal line (step_finished, journal_lines, _leaf, the two times
-#: in one _period call, the append: about 5), the text kept for the final record (1). The
-#: attempt's end is inline in run_alone, the function is called there as it is (no
-#: _call_coroutine), and the final record is written in a worker thread (not counted).
-#: Measured: 15.6.
-FILE_STORE_CALLS = 16
+#: a map in C) and its arguments bound (3), its two records (first_attempt_records, their
+#: fields set there, no attrs __init__: 1), the journal line (step_finished, journal_lines,
+#: _leaf, the two times in one _period call, the append: about 5), the text kept for the final
+#: record (1). The branch's record is made without its class's __init__ too, the attempt's
+#: end is inline in run_alone, the function is called there as it is (no _call_coroutine),
+#: and the final record is written in a worker thread (not counted). Measured: 12.6.
+FILE_STORE_CALLS = 13
 #: The same without the journal line and the kept text (the memory store's step_finished is
-#: not called). Measured: 8.8.
-MEMORY_STORE_CALLS = 9
+#: not called). Measured: 5.9.
+MEMORY_STORE_CALLS = 6
 #: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
 #: (Scope.branches resumed: 1, not a generator expression's and two calls) and its
-#: arguments (bound over the parent's values), less the arguments' values in its journal
-#: line (it has none). The fan-out asks what runs it inline. Measured: 15.2.
-PARALLEL_BRANCH_CALLS = 15
+#: arguments (none bound: the function takes no parameter), less the arguments' values in
+#: its journal line (it has none). The fan-out asks what runs it inline. Measured: 10.2.
+PARALLEL_BRANCH_CALLS = 10
 
 
 async def _item(item: int) -> None:
