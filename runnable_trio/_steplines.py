@@ -210,24 +210,11 @@ def _entry(entry: CatalogEntry) -> str:
     )
 
 
-def _branch(branch: BranchLog, texts: StepTexts | None) -> str:
-    records = branch.steps
-    if not records:
-        steps = ""
-    elif len(records) == 1:  # a Map item's, usually: no generator made and run per item
-        [(name, step)] = records.items()
-        steps = f"{_quote(name)}:{_step_of(step, texts)}"
-    else:
-        steps = ",".join(
-            f"{_quote(name)}:{_step_of(step, texts)}" for name, step in records.items()
-        )
-    return f'{{"name":{_quote(branch.name)},"status":{_quote(branch.status)},"steps":{{{steps}}}}}'
-
-
 def _ends(branches: dict[str, BranchLog]) -> str:
-    """The branches of a composite step's own journal line: :func:`_branch`'s text of each
-    without its steps (in the journal already). In one comprehension: a Parallel of n
-    branches writes n, which through a generator and a call each cost 12,000 instructions."""
+    """The branches of a composite step's own journal line: each as the record writes it
+    (:func:`_branch_parts`), without its steps (in the journal already). In one
+    comprehension: a Parallel of n branches writes n, which through a generator and a call
+    each cost 12,000 instructions."""
     return ",".join(
         [
             f'{_quote(name)}:{{"name":{_quote(b.name)},"status":{_quote(b.status)},"steps":{{}}}}'
@@ -237,21 +224,84 @@ def _ends(branches: dict[str, BranchLog]) -> str:
 
 
 def _step(step: StepLog, texts: StepTexts | None = None) -> str:
-    attempts = ",".join(map(_attempt, step.attempts))
+    head, tail = _around(step)
     if not step.branches:
-        branches = ""
-    elif texts is _ENDS_ONLY:
-        branches = _ends(step.branches)
-    else:
-        branches = ",".join(
-            f"{_quote(name)}:{_branch(b, texts)}" for name, b in step.branches.items()
-        )
+        return head + tail
+    if texts is _ENDS_ONLY:
+        return f"{head}{_ends(step.branches)}{tail}"
+    return "".join([head, *_branch_parts(step.branches, texts), tail])
+
+
+def _around(step: StepLog) -> tuple[str, str]:
+    """A step's text before the entries of its branches, and after them."""
+    attempts = ",".join(map(_attempt, step.attempts))
     catalog = ",".join(map(_entry, step.catalog)) if step.catalog else ""
     return (
         f'{{"name":{_quote(step.name)},"kind":{_quote(step.kind)},"path":{_quote(step.path)},'
-        f'"status":{_status(step.status)},"attempts":[{attempts}],"branches":{{{branches}}},'
-        f'"catalog":[{catalog}],"assigned":{_values(step.assigned)}}}'
+        f'"status":{_status(step.status)},"attempts":[{attempts}],"branches":{{',
+        f'}},"catalog":[{catalog}],"assigned":{_values(step.assigned)}}}',
     )
+
+
+def _step_parts(step: StepLog, texts: StepTexts | None) -> Iterator[str]:
+    """The text of a step with branches in pieces, in order (:func:`_branch_parts`)."""
+    head, tail = _around(step)
+    yield head
+    yield from _branch_parts(step.branches, texts)
+    yield tail
+
+
+def _branch_parts(branches: dict[str, BranchLog], texts: StepTexts | None) -> Iterator[str]:
+    """The entries of a composite step's branches, comma-separated, in pieces: the entries
+    of :data:`_BATCH` branches of one step each (a Map's items) joined, any other branch in
+    parts of its own, a composite inside it in its parts (:func:`_step_parts`).
+
+    A Map of n items has a record of n entries (100,000 items: 43 MB): in pieces, it is not
+    made whole (and copied again by each text around it) before it is written. A Map item's
+    entry is one f-string around its step's kept text: no call per item but the look-up.
+    """
+    batch: list[str] = []
+    separator = ""
+    for name, branch in branches.items():
+        steps = branch.steps
+        if len(steps) == 1:
+            [(inner, step)] = steps.items()
+            if not step.branches:
+                text = texts.get(step) if texts is not None else None
+                if text is None:
+                    text = _step(step, texts)
+                batch.append(
+                    f'{_quote(name)}:{{"name":{_quote(branch.name)},'
+                    f'"status":{_quote(branch.status)},"steps":{{{_quote(inner)}:{text}}}}}'
+                )
+                if len(batch) == _BATCH:
+                    yield separator + ",".join(batch)
+                    batch, separator = [], ","
+                continue
+        if batch:
+            yield separator + ",".join(batch)
+            batch, separator = [], ","
+        yield (
+            f'{separator}{_quote(name)}:{{"name":{_quote(branch.name)},'
+            f'"status":{_quote(branch.status)},"steps":{{'
+        )
+        separator = ","
+        between = ""
+        for inner, step in steps.items():
+            if step.branches:
+                yield f"{between}{_quote(inner)}:"
+                yield from _step_parts(step, texts)
+            else:
+                yield f"{between}{_quote(inner)}:{_step_of(step, texts)}"
+            between = ","
+        yield "}}"
+    if batch:
+        yield separator + ",".join(batch)
+
+
+#: Branches of one step whose entries make one piece of :func:`_branch_parts` (a Map item's:
+#: about 400 bytes).
+_BATCH = 64
 
 
 def _leaf(step: StepLog, attempt: Attempt) -> str:
@@ -501,7 +551,11 @@ def record_parts(
     )
     separator = ""
     for name, step in run_log.steps.items():
-        yield f"{separator}{_quote(name)}:{_step_of(step, texts)}"
+        if step.branches:  # a Map's: in pieces (see _branch_parts)
+            yield f"{separator}{_quote(name)}:"
+            yield from _step_parts(step, texts)
+        else:
+            yield f"{separator}{_quote(name)}:{_step_of(step, texts)}"
         separator = ","
     yield (
         f'}},"step":{_text(run_log.step)},"error_type":{_text(run_log.error_type)},'
