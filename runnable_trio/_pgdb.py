@@ -32,7 +32,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 import psycopg_pool
@@ -56,8 +56,10 @@ _POOL_SIZE = 8
 
 _databases: dict[tuple[str, float, bool], Database] = {}
 _databases_lock = threading.Lock()
-_limiters: trio.lowlevel.RunVar[dict[int, trio.CapacityLimiter]] = trio.lowlevel.RunVar(
-    "runnable_trio_pg_limiters"
+# What a database keeps per Trio run (its limiter, its journal writer), by its id and a name,
+# beside the database itself: a database made later at a reused id is told apart.
+_per_run: trio.lowlevel.RunVar[dict[tuple[int, str], tuple[Database, Any]]] = trio.lowlevel.RunVar(
+    "runnable_trio_pg_per_run"
 )
 
 
@@ -95,6 +97,10 @@ def _lost_session(exc: psycopg.Error) -> bool:
     """Whether the server ended the session (shut down, restarted, connection lost)."""
     state = exc.sqlstate or ""
     return state.startswith(("08", "57P"))
+
+
+def _pool_limiter(_: Database) -> trio.CapacityLimiter:
+    return trio.CapacityLimiter(_POOL_SIZE)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -199,17 +205,21 @@ class Database:
             return str(exc).strip()
         return ""
 
+    def in_this_run(self, name: str, make: Callable[[Database], _T]) -> _T:
+        """This database's ``name`` in the current Trio run: ``make(self)`` on first use."""
+        try:
+            kept = _per_run.get()
+        except LookupError:
+            kept = {}
+            _per_run.set(kept)
+        found = kept.get((id(self), name))
+        if found is None or found[0] is not self:
+            found = kept[(id(self), name)] = (self, make(self))
+        return cast(_T, found[1])
+
     def limiter(self) -> trio.CapacityLimiter:
         """The threads of this Trio run that may wait on this database at once."""
-        try:
-            limiters = _limiters.get()
-        except LookupError:
-            limiters = {}
-            _limiters.set(limiters)
-        found = limiters.get(id(self))
-        if found is None:
-            found = limiters[id(self)] = trio.CapacityLimiter(_POOL_SIZE)
-        return found
+        return self.in_this_run("limiter", _pool_limiter)
 
     async def call(
         self,

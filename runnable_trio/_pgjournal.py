@@ -50,22 +50,10 @@ _INSERT = (
     "WITH ORDINALITY AS rows (run_id, entry, n) ORDER BY n"
 )
 
-_writers: trio.lowlevel.RunVar[dict[int, JournalWriter]] = trio.lowlevel.RunVar(
-    "runnable_trio_pg_journal_writers"
-)
-
 
 def journal_writer(db: Database) -> JournalWriter:
     """The journal writer of ``db`` in this Trio run (one per database, per run)."""
-    try:
-        writers = _writers.get()
-    except LookupError:
-        writers = {}
-        _writers.set(writers)
-    found = writers.get(id(db))
-    if found is None or found.db is not db:
-        found = writers[id(db)] = JournalWriter(db)
-    return found
+    return db.in_this_run("journal writer", JournalWriter)
 
 
 @final

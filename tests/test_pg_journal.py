@@ -338,3 +338,18 @@ def test_an_error_that_cannot_be_copied_reaches_the_other_steps_as_the_library_s
     assert isinstance(fallback, RunConfigurationError)
     expected = "the commit of journal rows to PostgreSQL 'x' failed: _TwoArguments: a b"
     assert str(fallback) == expected
+
+
+def test_each_database_has_one_journal_writer_per_trio_run() -> None:
+    from runnable_trio._pgdb import Database
+
+    first, second = Database("host=/nowhere dbname=a", 1.0), Database("host=/nowhere dbname=b", 1.0)
+
+    async def writers() -> tuple[JournalWriter, ...]:
+        return (journal_writer(first), journal_writer(first), journal_writer(second))
+
+    one, again, other = trio.run(writers)
+    assert one is again
+    assert one.db is first
+    assert other.db is second
+    assert trio.run(writers)[0] is not one  # a new Trio run, a writer of its own
