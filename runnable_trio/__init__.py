@@ -17,8 +17,8 @@ list and fails on an upward import, on a module missing from it, and on an impor
                 _pgjournal, _pgevents, _pgdb, _pgschema
     values      _convert, _returns, _runid, _validators, _runlog, _recordread, _files, _writers,
                 _writerlock, _options
-    core        _errors, _groups, _jsoncodec, _offloop, _telemetry, _definition,
-                _construct
+    core        _errors, _groups, _jsoncodec, _jsontext, _deftext, _offloop, _telemetry,
+                _definition, _construct
 
 Allowed upward imports, each inside a function, with its reason:
 

@@ -1,4 +1,4 @@
-"""Attacks on a record's definition text (``_steplines._described``: the dicts that may hold
+"""Attacks on a record's definition text (``_deftext._described``: the dicts that may hold
 descriptions walked, each met again written once, everything else the encoder's, whole): for
 any definition, the text must be ``dumps``' byte for byte (one schema), or fail as ``dumps``
 fails. Hostile definitions: random trees of the keys it walks (``steps``, ``branches``,
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel, _steplines
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel, _deftext
 from runnable_trio._definition import definition_of, hash_definition
 from runnable_trio._jsoncodec import dumps
 
@@ -88,8 +88,8 @@ def _tree(chooser: random.Random, depth: int, pool: list[dict[str, Any]]) -> Any
 
 
 def _text(definition: Any) -> str:
-    _steplines._definitions.clear()  # encoded now, not found
-    return _steplines._definition(definition)
+    _deftext._definitions.clear()  # encoded now, not found
+    return _deftext.definition_text(definition)
 
 
 @pytest.mark.parametrize("seed", range(40))

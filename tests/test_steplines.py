@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runnable_trio import _jsontext as jsontext
 from runnable_trio import _recordread as recordread
 from runnable_trio import _steplines as steplines
 from runnable_trio._filestore import FileRunLogStore, _encode
@@ -274,7 +275,7 @@ def test_a_time_is_written_as_its_isoformat(times: list[dt.datetime]) -> None:
     # One after another, as a run writes them: the minute kept from the time before is
     # used only for times within it.
     for time in times:
-        assert steplines._time(time) == json.dumps(time.isoformat())
+        assert jsontext.time_text(time) == json.dumps(time.isoformat())
 
 
 @pytest.mark.parametrize(
@@ -288,8 +289,8 @@ def test_a_time_is_written_as_its_isoformat(times: list[dt.datetime]) -> None:
     ],
 )
 def test_other_times_are_written_as_their_isoformat(time: dt.datetime) -> None:
-    steplines._time(dt.datetime(2026, 1, 2, 3, 4, 30, tzinfo=dt.UTC))  # that minute kept
-    assert steplines._time(time) == json.dumps(time.isoformat())
+    jsontext.time_text(dt.datetime(2026, 1, 2, 3, 4, 30, tzinfo=dt.UTC))  # that minute kept
+    assert jsontext.time_text(time) == json.dumps(time.isoformat())
 
 
 def test_a_kept_text_serves_only_its_step_as_it_was() -> None:

@@ -1,5 +1,5 @@
 """A record's definition is the text ``dumps`` writes, a description shared by many branches
-encoded once (``_steplines._described``)."""
+encoded once (``_deftext._described``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel, _steplines
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, Parallel, _deftext
 from runnable_trio._definition import definition_of
 from runnable_trio._jsoncodec import dumps
 
@@ -56,8 +56,8 @@ def _pipelines() -> list[AsyncPipeline]:
 
 
 def _text(definition: dict[str, Any]) -> str:
-    _steplines._definitions.clear()  # encoded now, not found
-    return _steplines._definition(definition)
+    _deftext._definitions.clear()  # encoded now, not found
+    return _deftext.definition_text(definition)
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -92,14 +92,14 @@ def test_a_cycle_is_left_to_dumps() -> None:
 
 def test_a_shared_branch_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     encoded: list[int] = []
-    encode = _steplines.encoded
+    encode = _deftext.encoded
 
     def counted(value: Any) -> str:
         text = encode(value)
         encoded.append(len(text))
         return text
 
-    monkeypatch.setattr(_steplines, "encoded", counted)
+    monkeypatch.setattr(_deftext, "encoded", counted)
     task = AsyncPythonTask("t", work, returns=["x"])
     pipeline = AsyncPipeline(
         [Parallel("fan", {f"b{i}": task.as_async_pipeline() for i in range(200)})]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runnable_trio import _jsontext as jsontext
 from runnable_trio import _steplines as steplines
 from runnable_trio._jsoncodec import dumps
 from runnable_trio._runlog import RunLog, Status, StepLog
@@ -41,7 +42,7 @@ def test_an_attempts_times_are_written_as_their_isoformat(
     # One after another, as a run writes them: the minute kept from the time before is used
     # only for times within it.
     for started, ended in pairs:
-        assert steplines._period(started, ended) == _pair(started, ended)
+        assert jsontext.period(started, ended) == _pair(started, ended)
 
 
 @given(_UTC_TIMES, st.integers(0, 120_000_000))
@@ -49,18 +50,18 @@ def test_times_in_the_kept_minute_and_past_it_are_written_as_their_isoformat(
     started: dt.datetime, micros: int
 ) -> None:
     # The second time close to the first: in its minute (the inline path) or just past it.
-    steplines._time(started)  # its minute kept
+    jsontext.time_text(started)  # its minute kept
     try:
         ended = started + dt.timedelta(microseconds=micros)
     except OverflowError:
         return
-    assert steplines._period(started, ended) == _pair(started, ended)
-    assert steplines._period(ended, started) == _pair(ended, started)
+    assert jsontext.period(started, ended) == _pair(started, ended)
+    assert jsontext.period(ended, started) == _pair(ended, started)
 
 
 def test_the_edges_of_the_kept_minute() -> None:
     base = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)
-    steplines._time(base)
+    jsontext.time_text(base)
     last = base + dt.timedelta(seconds=59, microseconds=999_999)
     for started, ended in [
         (base, base),
@@ -70,8 +71,8 @@ def test_the_edges_of_the_kept_minute() -> None:
         (base.replace(microsecond=5), base.replace(second=7, microsecond=120_000)),
         (base, None),
     ]:
-        steplines._time(base)  # that minute kept again
-        assert steplines._period(started, ended) == _pair(started, ended)
+        jsontext.time_text(base)  # that minute kept again
+        assert jsontext.period(started, ended) == _pair(started, ended)
 
 
 _VALUES = st.one_of(
@@ -90,12 +91,12 @@ _VALUES = st.one_of(
 @given(st.one_of(st.text(), st.integers(), st.none()), _VALUES)
 def test_a_single_value_is_written_as_the_encoder_writes_it(name: object, value: object) -> None:
     values = {name: value}
-    assert steplines._values(values) == dumps(values)  # type: ignore[arg-type]
+    assert jsontext.values_text(values) == dumps(values)  # type: ignore[arg-type]
 
 
 @given(st.dictionaries(st.text(), _VALUES, min_size=2, max_size=4))
 def test_several_values_are_written_as_the_encoder_writes_them(values: dict[str, object]) -> None:
-    assert steplines._values(values) == dumps(values)
+    assert jsontext.values_text(values) == dumps(values)
 
 
 @pytest.mark.parametrize("status", list(Status))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from runnable_trio import _steplines
+from runnable_trio import _jsontext
 
 
 def test_times_around_the_kept_minute_are_written_as_isoformat() -> None:
@@ -19,4 +19,4 @@ def test_times_around_the_kept_minute_are_written_as_isoformat() -> None:
         base.replace(tzinfo=None),  # naive: through isoformat()
     ]
     for value in times:
-        assert _steplines._time(value) == f'"{value.isoformat()}"'
+        assert _jsontext.time_text(value) == f'"{value.isoformat()}"'
