@@ -6,8 +6,10 @@ Only ``_pgstore`` and ``_pgevents`` import this module, and only once a configur
 
 Driver and concurrency. psycopg 3's async API is asyncio-only, so on Trio its blocking API is
 used, in worker threads (``trio.to_thread.run_sync``) bounded by a ``trio.CapacityLimiter``
-as large as the pool (a run never has more threads waiting than there are connections). A
-thread cannot be interrupted, so every call is bounded instead: with ``timeout`` seconds
+as large as the pool (a run never has more threads waiting than there are connections). The
+journal's commits, on the path of every step, go from the loop instead, on connections of
+their own (``_pgloop``, ``_pgjournal``). A thread cannot be interrupted, so every call is
+bounded instead: with ``timeout`` seconds
 (configuration ``run_log_store.timeout``, default 10) as
 
 - the wait for a free connection of the pool,
@@ -42,7 +44,7 @@ from ._errors import RunConfigurationError
 from ._offloop import run_blocking
 from ._pgschema import ensure_schema
 
-__all__ = ["HELD", "Database", "database", "lock_key"]
+__all__ = ["HELD", "Database", "database", "lock_key", "lost_session"]
 
 #: SQL: whether some session holds the advisory lock of the bigint key ``{key}`` in this
 #: database (``pg_locks`` shows every database's; advisory locks are per database).
@@ -93,7 +95,7 @@ def lock_key(run_id: str, kind: str = "run") -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
 
 
-def _lost_session(exc: psycopg.Error) -> bool:
+def lost_session(exc: psycopg.Error) -> bool:
     """Whether the server ended the session (shut down, restarted, connection lost)."""
     state = exc.sqlstate or ""
     return state.startswith(("08", "57P"))
@@ -124,12 +126,14 @@ class Database:
         options = f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
         if not synchronous_commit:
             options += " -c synchronous_commit=off"  # see _pgstore's docstring: durability
-        self._kwargs: dict[str, Any] = {
+        libpq: dict[str, Any] = {
             "connect_timeout": max(1, round(timeout)),
             "tcp_user_timeout": milliseconds,
             "options": options,
-            "autocommit": True,
         }
+        #: libpq's connection string for a connection of this database's (``_pgloop``).
+        self.conninfo = psycopg.conninfo.make_conninfo(dsn, **libpq)
+        self._kwargs: dict[str, Any] = {**libpq, "autocommit": True}
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._schema_ready = False
@@ -251,7 +255,7 @@ class Database:
                 # A pooled connection the server dropped (it restarted) is found out here,
                 # not by a check per checkout (a round trip per call): the pool's idle
                 # connections are checked, and the call is made once more.
-                if attempt or not (conn.broken or _lost_session(exc)):
+                if attempt or not (conn.broken or lost_session(exc)):
                     raise self.error(exc) from exc
                 with self._pool_lock:
                     pool = self._pool

@@ -15,22 +15,29 @@ steps alone just as well) is tried again one step at a time, so only the step wh
 refused fails. A failure that reaches several steps is raised in each as a copy of its own
 (one exception object raised in several tasks would collect all their tracebacks).
 
+The commits go from the Trio loop (``_pgloop``), each on a connection of this writer's own:
+no worker thread per step. Each connection is opened at first need, up to one per commit in
+flight, kept while the Trio run lasts and closed when it ends. A connection that fails is
+dropped; where the server ended its session (it restarted), the commit is tried once more on
+a new one, as ``_pgdb`` does for its pooled connections.
+
 Cancellation: checked before the step's rows join a batch. Once they have, the step waits for
-that batch's commit, shielded, as a call running in a worker thread cannot be abandoned
-either: no longer than one of the commits on their way and its own, each bounded as ``_pgdb``
+that batch's commit, shielded, as a statement on its way to the server cannot be taken back:
+no longer than one of the commits on their way and its own, each bounded as ``_pgloop``
 says.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, final
 
 import psycopg
 import trio
 
 from ._errors import RunConfigurationError
+from ._pgdb import lost_session
+from ._pgloop import LoopConnection, text_array
 
 if TYPE_CHECKING:
     from ._pgdb import Database
@@ -46,7 +53,7 @@ COMMITS_IN_FLIGHT = 4
 # which orders a run's journal, follows that order).
 _INSERT = (
     "INSERT INTO runnable_trio_journal (run_id, entry) "
-    "SELECT run_id, entry FROM unnest(%s::text[], %s::text[]) "
+    "SELECT run_id, entry FROM unnest($1::text[], $2::text[]) "
     "WITH ORDINALITY AS rows (run_id, entry, n) ORDER BY n"
 )
 
@@ -74,12 +81,15 @@ class _Batch:
 class JournalWriter:
     """Commits journal rows, batching the steps of concurrent runs (module docstring)."""
 
-    __slots__ = ("_in_flight", "_open", "db")
+    __slots__ = ("_ended", "_idle", "_in_flight", "_kept", "_open", "db")
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._open: _Batch | None = None  # the batch rows join now, until its commit starts
         self._in_flight = trio.Semaphore(COMMITS_IN_FLIGHT)
+        self._idle: list[LoopConnection] = []  # connections no commit uses now
+        self._kept = False  # a system task closes the connections when the Trio run ends
+        self._ended = False  # the Trio run is ending: connections are closed, not kept
 
     async def commit(self, run_id: str, entries: list[str]) -> None:
         """Commit ``entries`` as ``run_id``'s journal rows; return once they are committed.
@@ -106,7 +116,7 @@ class JournalWriter:
                 return
             if batch.steps > 1 and _refused_rows(error):
                 # Another step's rows may be what the server refused: this step's alone.
-                await self.db.call(functools.partial(_insert, [run_id] * len(entries), entries))
+                await self._insert([run_id] * len(entries), entries)
                 return
             if leads:
                 raise error
@@ -122,7 +132,7 @@ class JournalWriter:
             try:
                 if self._open is batch:
                     self._open = None  # rows from now on go in the next batch
-                await self.db.call(functools.partial(_insert, batch.run_ids, batch.entries))
+                await self._insert(batch.run_ids, batch.entries)
             finally:
                 slots.release()
         except Exception as exc:
@@ -137,6 +147,60 @@ class JournalWriter:
         finally:
             batch.done.set()
 
+    async def _insert(self, run_ids: list[str], entries: list[str]) -> None:
+        """Insert the rows on a connection of this writer's (once more on a new one if the
+        server had ended its session).
+
+        Raises:
+            RunConfigurationError: the database is unreachable or the call timed out.
+            psycopg.Error: the server refused these rows.
+        """
+        for attempt in range(2):
+            connection = self._idle.pop() if self._idle else None
+            try:
+                if connection is None:
+                    connection = await self._connect()
+                await _insert(connection, run_ids, entries)
+            except psycopg.OperationalError as exc:
+                # Tried once more where the server had ended the session (a connection kept
+                # from before it restarted), as _pgdb does for its pooled connections.
+                lost = connection is not None and (connection.lost or lost_session(exc))
+                if attempt or not lost:
+                    raise self.db.error(exc) from exc
+                self._close_idle()  # they went with the server too: the retry opens a new one
+                continue
+            finally:
+                if connection is not None and not connection.closed:
+                    self._keep(connection)
+            return
+
+    async def _connect(self) -> LoopConnection:
+        if not self._kept:
+            trio.lowlevel.spawn_system_task(
+                self._close_at_the_end, name=f"runnable_trio journal connections to {self.db!r}"
+            )
+            self._kept = True
+        # Twice the timeout: the server's statement_timeout, then the way back.
+        return await LoopConnection.open(self.db.conninfo, _INSERT, 2 * self.db.timeout)
+
+    def _keep(self, connection: LoopConnection) -> None:
+        if self._ended:
+            connection.close()
+        else:
+            self._idle.append(connection)
+
+    def _close_idle(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+
+    async def _close_at_the_end(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            self._ended = True
+            self._close_idle()
+
     def _own_copy(self, error: Exception) -> Exception:
         """A copy of ``error`` to raise in one more task (or, where it cannot be copied,
         the library's error naming it)."""
@@ -148,8 +212,8 @@ class JournalWriter:
             )
 
 
-def _insert(run_ids: list[str], entries: list[str], conn: psycopg.Connection[Any]) -> None:
-    conn.execute(_INSERT, (run_ids, entries))
+async def _insert(connection: LoopConnection, run_ids: list[str], entries: list[str]) -> None:
+    await connection.execute([text_array(run_ids), text_array(entries)])
 
 
 def _refused_rows(error: Exception) -> bool:

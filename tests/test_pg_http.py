@@ -174,7 +174,7 @@ async def test_a_killed_worker_s_run_is_dead_and_the_other_worker_completes_it(
         async with client.stream("POST", f"/runs/{run_id}/retry") as retried:
             assert retried.status_code == 200
             rest = [m async for m in messages(retried)]
-    assert rest[-1]["data"]["type"] == "done"
+    assert rest[-1]["data"]["type"] == "done", rest[-3:]
     numbers = [int(m["id"]) for m in rest]  # on from the last event the log recorded
     assert numbers == list(range(numbers[0], numbers[0] + len(rest)))
     assert numbers[0] > int(first[-1]["id"])

@@ -1,15 +1,13 @@
 """Group commit of the PostgreSQL store's journal rows (``_pgjournal``), against a real server.
 
-Each test holds every commit that may be on its way at once in its worker thread until the
-other runs' steps have joined the next batch (no timing): then it is known which rows share a
-statement.
+Each test holds every commit that may be on its way at once until the other runs' steps have
+joined the next batch (no timing): then it is known which rows share a statement.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -40,35 +38,34 @@ class HeldCommits:
     def __init__(self) -> None:
         self.statements: list[list[str]] = []
         self.armed = False
-        self.lock = threading.Lock()
-        self.all_held = threading.Event()
-        self.release = threading.Event()
-        self._real: Callable[..., None] = _pgjournal._insert
+        self.all_held = trio.Event()
+        self.release = trio.Event()
+        self._real: Callable[..., Awaitable[None]] = _pgjournal._insert
 
     def arm(self) -> None:
         self.armed = True
 
-    def __call__(self, run_ids: list[str], entries: list[str], conn: Any) -> None:
+    async def __call__(self, connection: Any, run_ids: list[str], entries: list[str]) -> None:
         if self.armed:
-            with self.lock:
-                self.statements.append(list(run_ids))
-                number = len(self.statements)
+            self.statements.append(list(run_ids))
+            number = len(self.statements)
             if number <= COMMITS_IN_FLIGHT:
                 if number == COMMITS_IN_FLIGHT:
                     self.all_held.set()
-                assert self.release.wait(60), "the test never released the held commits"
-        self._real(run_ids, entries, conn)
+                with trio.fail_after(60):  # the test never released the held commits
+                    await self.release.wait()
+        await self._real(connection, run_ids, entries)
 
     async def wait_all_held(self) -> None:
-        assert await trio.to_thread.run_sync(self.all_held.wait, 60)
+        with trio.fail_after(60):
+            await self.all_held.wait()
 
     def later(self) -> list[list[str]]:
         """The statements after the held ones."""
         return self.statements[COMMITS_IN_FLIGHT:]
 
     def holding(self, run_ids: set[str]) -> list[list[str]]:
-        """The statements after the held ones with a row of each of ``run_ids`` (in the order
-        their threads ran, which need not be the order their batches closed)."""
+        """The statements after the held ones with a row of each of ``run_ids``."""
         return [statement for statement in self.later() if run_ids <= set(statement)]
 
 
@@ -79,7 +76,7 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldCommits]:
     try:
         yield insert
     finally:
-        insert.release.set()  # a failing test must not leave worker threads waiting
+        insert.release.set()
 
 
 def writer_of(config: str) -> JournalWriter:
@@ -292,10 +289,10 @@ async def test_a_batch_the_database_fails_fails_each_of_its_steps_with_an_error_
     writer = writer_of(pg_config)
     real = held._real
 
-    def lost(run_ids: list[str], entries: list[str], conn: Any) -> None:
+    async def lost(connection: Any, run_ids: list[str], entries: list[str]) -> None:
         if set(run_ids) & {"x0", "x1", "x2"}:
             raise psycopg.OperationalError("the server is gone")  # as a dropped link is
-        real(run_ids, entries, conn)
+        await real(connection, run_ids, entries)
 
     held._real = lost
     outcomes: dict[str, tuple[BaseException, Any]] = {}
