@@ -27,22 +27,30 @@ def time_text(value: dt.datetime | None) -> str:
     """The JSON of a time: its ``isoformat()``, quoted.
 
     A record's times are UTC (``utc_now``), two per attempt, and those of a run mostly share
-    their minute: that minute's text is kept (the last one met), and a time within it gets
-    only its seconds and fraction written, from tables. ``isoformat()`` formats each field
-    through ``sprintf`` (~12,000 instructions a time: the dearest part of a step's journal
-    line). Any other time (naive, another zone, a subclass) goes through ``isoformat()``.
+    their minute: that minute's text is kept (the last one met), and the one before it, and a
+    time within either gets only its seconds and fraction written, from tables.
+    ``isoformat()`` formats each field through ``sprintf`` (~12,000 instructions a time: the
+    dearest part of a step's journal line). The minute before is kept for the steps that
+    started in it and end in the next: a Map's items started before a minute's end and
+    ended after it would otherwise make each new minute kept in turn, two ``isoformat()``
+    each. Any other time (naive, another zone, a subclass) goes through ``isoformat()``.
     """
     if value is None:
         return "null"
     if type(value) is not _DATETIME or value.tzinfo is not _UTC:
         return f'"{value.isoformat()}"'
-    global _minute
-    start, end, prefix = _minute  # one read: a worker thread writing a record may replace it
+    global _minute, _before
+    # Each read once, whole: a worker thread writing a record may replace them meanwhile
+    # (each tuple's text is its own range's, whichever is read).
+    start, end, prefix = _minute
     # Compared, not subtracted: a timedelta made per time cost more than the rest.
     if not start <= value < end:
-        start = value.replace(second=0, microsecond=0)
-        prefix = f'"{start.isoformat()[:_MINUTE_DIGITS]}'  # '"YYYY-MM-DDTHH:MM:'
-        _minute = start, start + _A_MINUTE, prefix
+        start, end, prefix = _before
+        if not start <= value < end:
+            start = value.replace(second=0, microsecond=0)
+            end = start + _A_MINUTE
+            prefix = f'"{start.isoformat()[:_MINUTE_DIGITS]}'  # '"YYYY-MM-DDTHH:MM:'
+            _before, _minute = _minute, (start, end, prefix)
     micro = value.microsecond
     if micro:
         return f'{prefix}{_TWO[value.second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}+00:00"'
@@ -89,6 +97,8 @@ _minute = (
     dt.datetime(2000, 1, 1, 0, 1, tzinfo=_UTC),
     '"2000-01-01T00:00:',
 )
+#: The minute kept before it, the same way.
+_before = _minute
 _TWO = [f"{number:02d}" for number in range(60)]
 _THREE = [f"{number:03d}" for number in range(1000)]
 #: A fraction's dot and first three digits (its last three are in ``_THREE``).

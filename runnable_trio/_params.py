@@ -153,6 +153,15 @@ class Binder:
     #: Required positional-only arguments: no parameter can reach them, as parameters bind
     #: by name (the task refuses such a function when built). Optional ones keep defaults.
     unbindable: tuple[str, ...] = ()
+    #: The function's one argument, where it takes exactly one and no ``**kwargs`` (else
+    #: None): a Map item's function mostly takes its item alone, bound then without a loop
+    #: or a call (``_ItemScope.arguments``).
+    single: _Argument | None = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        arguments = self.arguments
+        single = arguments[0] if len(arguments) == 1 and not self.takes_rest else None
+        object.__setattr__(self, "single", single)
 
     @classmethod
     def of(cls, function: Callable[..., Any]) -> Binder:

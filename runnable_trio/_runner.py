@@ -15,7 +15,7 @@ Cancellation and ``KeyboardInterrupt`` are recorded as ``CANCELLED`` and never s
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import CodeType
 from typing import TYPE_CHECKING
 
@@ -121,6 +121,14 @@ class RunContext:
     step_reports: bool = attrs.field(
         default=attrs.Factory(
             lambda self: getattr(self.store, "wants_step_finished", True), takes_self=True
+        )
+    )
+    #: The store's ``step_finished`` as a plain call, where it has one that never waits
+    #: (``step_finished_now``, the file store's), else None: a step that succeeded is then
+    #: reported without a coroutine made and awaited for it.
+    finish_step_now: Callable[[RunLog, StepLog], None] | None = attrs.field(
+        default=attrs.Factory(
+            lambda self: getattr(self.store, "step_finished_now", None), takes_self=True
         )
     )
 
@@ -370,7 +378,10 @@ async def run_step(
         if ctx.sink.attribution:
             await ctx.sink.lifecycle(_STEP_COMPLETED, path, kind=step.kind)
         if ctx.step_reports:
-            await ctx.store.step_finished(ctx.run_log, log)
+            if ctx.finish_step_now is None:
+                await ctx.store.step_finished(ctx.run_log, log)
+            else:
+                ctx.finish_step_now(ctx.run_log, log)
     # What follows a success, a reused one's too: inline, not a call per step.
     if step.terminate_with_failure:
         raise TerminatedWithFailure(path)

@@ -47,18 +47,23 @@ __all__ = [
 ]
 
 
-def _status(status: str) -> str:
-    return _STATUSES.get(status) or quote(status)
+class _Quoted(dict[str, str]):
+    """Each status's JSON, looked up (a subscript, not the escaper: several per step); any
+    other text is quoted as it is asked for, and not kept."""
+
+    __slots__ = ()
+
+    def __missing__(self, status: str) -> str:
+        return quote(status)
 
 
-#: Each status's JSON (a look-up rather than the escaper: three per step).
-_STATUSES: dict[str, str] = {status: quote(status) for status in Status}
+_STATUSES = _Quoted({status: quote(status) for status in Status})
 
 
 def _attempt(attempt: Attempt) -> str:
     return (
         f'{{"number":{int(attempt.number)},{period(attempt.started_at, attempt.ended_at)},'
-        f'"status":{_status(attempt.status)},'
+        f'"status":{_STATUSES[attempt.status]},'
         f'"error_type":{text_or_null(attempt.error_type)},'
         f'"error_message":{text_or_null(attempt.error_message)},'
         f'"parameters_in":{values_text(attempt.parameters_in)},'
@@ -79,9 +84,13 @@ def _ends(branches: dict[str, BranchLog]) -> str:
     (:func:`_branch_parts`), without its steps (in the journal already). In one
     comprehension: a Parallel of n branches writes n, which through a generator and a call
     each cost 12,000 instructions."""
+    statuses = _STATUSES
     return ",".join(
         [
-            f'{quote(name)}:{{"name":{quote(b.name)},"status":{quote(b.status)},"steps":{{}}}}'
+            # A branch's name is mostly its key itself (fan_out's), quoted once; its status
+            # looked up: one quoting of three per branch.
+            f'{(key := quote(name))}:{{"name":{key if b.name is name else quote(b.name)},'
+            f'"status":{statuses[b.status]},"steps":{{}}}}'
             for name, b in branches.items()
         ]
     )
@@ -102,7 +111,7 @@ def _around(step: StepLog) -> tuple[str, str]:
     catalog = ",".join(map(_entry, step.catalog)) if step.catalog else ""
     return (
         f'{{"name":{quote(step.name)},"kind":{quote(step.kind)},"path":{quote(step.path)},'
-        f'"status":{_status(step.status)},"attempts":[{attempts}],"branches":{{',
+        f'"status":{_STATUSES[step.status]},"attempts":[{attempts}],"branches":{{',
         f'}},"catalog":[{catalog}],"assigned":{values_text(step.assigned)}}}',
     )
 
@@ -126,6 +135,9 @@ def _branch_parts(branches: dict[str, BranchLog], texts: StepTexts | None) -> It
     """
     batch: list[str] = []
     separator = ""
+    statuses = _STATUSES
+    # The name of a Map item's step is every item's: quoted once (the last one met).
+    inner_name, inner_text = "", '""'
     for name, branch in branches.items():
         steps = branch.steps
         if len(steps) == 1:
@@ -134,9 +146,14 @@ def _branch_parts(branches: dict[str, BranchLog], texts: StepTexts | None) -> It
                 text = texts.get(step) if texts is not None else None
                 if text is None:
                     text = _step(step, texts)
+                if inner is not inner_name:
+                    inner_name, inner_text = inner, quote(inner)
+                # The branch's name quoted once where it is its key (as in _ends).
+                key = quote(name)
                 batch.append(
-                    f'{quote(name)}:{{"name":{quote(branch.name)},'
-                    f'"status":{quote(branch.status)},"steps":{{{quote(inner)}:{text}}}}}'
+                    f'{key}:{{"name":{key if branch.name is name else quote(branch.name)},'
+                    f'"status":{statuses[branch.status]},'
+                    f'"steps":{{{inner_text}:{text}}}}}'
                 )
                 if len(batch) == _BATCH:
                     yield separator + ",".join(batch)
@@ -147,7 +164,7 @@ def _branch_parts(branches: dict[str, BranchLog], texts: StepTexts | None) -> It
             batch, separator = [], ","
         yield (
             f'{separator}{quote(name)}:{{"name":{quote(branch.name)},'
-            f'"status":{quote(branch.status)},"steps":{{'
+            f'"status":{statuses[branch.status]},"steps":{{'
         )
         separator = ","
         between = ""
@@ -179,10 +196,10 @@ def _leaf(step: StepLog, attempt: Attempt) -> str:
     # assigns nothing has three empty mappings, a Parallel branch's task four).
     return (
         f'{{"name":{quote(step.name)},"kind":{quote(step.kind)},"path":{quote(step.path)},'
-        f'"status":{statuses.get(step.status) or _status(step.status)},'
+        f'"status":{statuses[step.status]},'
         f'"attempts":[{{"number":{int(attempt.number)},'
         f"{period(attempt.started_at, attempt.ended_at)},"
-        f'"status":{statuses.get(attempt.status) or _status(attempt.status)},'
+        f'"status":{statuses[attempt.status]},'
         f'"error_type":{"null" if error_type is None else quote(error_type)},'
         f'"error_message":{"null" if error_message is None else quote(error_message)},'
         f'"parameters_in":{values_text(given) if given else "{}"},'

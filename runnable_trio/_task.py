@@ -426,7 +426,10 @@ class AsyncPythonTask(BaseStep):
         log.status = _SUCCESS
         try:
             if ctx.step_reports:
-                await ctx.store.step_finished(ctx.run_log, log)
+                if ctx.finish_step_now is None:
+                    await ctx.store.step_finished(ctx.run_log, log)
+                else:
+                    ctx.finish_step_now(ctx.run_log, log)
         except Exception:
             branch.status = _FAIL  # the step succeeded, its record was not written
             raise
