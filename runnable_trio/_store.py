@@ -66,7 +66,10 @@ class RunLogStore(Protocol):
         """A step (at any depth) has ended; ``run_log`` already contains it.
 
         Not called where the store says ``wants_step_finished`` is false (an attribute it
-        may have: the memory store's is, whose record is the live one).
+        may have: the memory store's is, whose record is the live one). For a step that
+        succeeded, a store may offer the same as a plain call, ``step_finished_now`` (an
+        attribute: the callable, or None), which the runner then makes instead of awaiting
+        this (the file store's, which never waits).
         """
         ...
 
