@@ -12,9 +12,10 @@ the consumer makes room, first come first, and its ``send`` then returns: the it
 buffer from that moment, so a cancellation arriving later does not take it back, and a
 ``send`` cancelled before that moment sent nothing. ``receive_nowait`` raises
 ``trio.WouldBlock`` on an empty buffer and ``trio.EndOfChannel`` once the channel is closed
-and drained; an awaited ``receive`` waits while it is empty. The item that wakes a waiting
-consumer stays in the buffer until the consumer takes it, so a consumer whose wait is
-cancelled loses nothing. ``send`` and ``receive`` are checkpoints, whether they wait or not.
+and drained; an awaited ``receive`` waits while it is empty. An item sent while the consumer
+waits goes straight to it, not counted against the capacity: it is the consumer's from that
+moment, whatever cancellation comes next, and a wait cancelled before it took none.
+``send`` and ``receive`` are checkpoints, whether they wait or not.
 The methods are protected from ``KeyboardInterrupt`` as Trio's are: an interrupt never leaves
 the buffer and its waiting tasks out of step.
 """
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar, final
 
 import trio
-from outcome import Error
+from outcome import Error, Value
 from trio.lowlevel import Abort, RaiseCancelT, Task, enable_ki_protection
 
 __all__ = ["EventChannel"]
@@ -69,14 +70,15 @@ class EventChannel(Generic[T]):
         """Buffer ``item``; ``trio.WouldBlock`` if the buffer is full."""
         if self.closed:
             raise trio.ClosedResourceError
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            trio.lowlevel.reschedule(receiver, Value(item))
+            return
         buffer = self._buffer
         if len(buffer) >= self._capacity:
             raise trio.WouldBlock
         buffer.append(item)
-        receiver = self._receiver
-        if receiver is not None:
-            self._receiver = None
-            trio.lowlevel.reschedule(receiver)
 
     @enable_ki_protection
     async def send(self, item: T) -> None:
@@ -152,9 +154,9 @@ class EventChannel(Generic[T]):
         if self._receiver is not None:
             raise trio.BusyResourceError("another task is already receiving from this channel")
         self._receiver = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
-        # Woken by an item, which is still buffered, or by close().
-        return self.receive_nowait()
+        # The item sent, or close()'s EndOfChannel.
+        sent: T = await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
+        return sent
 
     def _abort_receive(self, _: RaiseCancelT) -> Abort:
         self._receiver = None
@@ -176,6 +178,6 @@ class EventChannel(Generic[T]):
         senders.clear()
         self.take = self._buffer.popleft
         receiver = self._receiver
-        if receiver is not None:
+        if receiver is not None:  # it has taken every item
             self._receiver = None
-            trio.lowlevel.reschedule(receiver)
+            trio.lowlevel.reschedule(receiver, Error(trio.EndOfChannel()))

@@ -123,9 +123,9 @@ class EventStream(metaclass=NoPublicConstructor):
                 except IndexError:
                     event = await self._wait()
             except trio.EndOfChannel as end:
-                # Its tracebacks (its own, its context's) hold these frames, and so this
-                # stream, the run and its whole record: the exception raised next keeps it as
-                # its context, for as long as the caller keeps that one.
+                # Trio keeps the wakeup that raised it until this task next waits; its
+                # tracebacks (its own, its context's) hold these frames, and so this stream,
+                # the run and its whole record, which would then be freed in the next run.
                 end.__traceback__ = end.__context__ = None
                 await self._finish()
                 self._end()

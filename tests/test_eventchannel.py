@@ -80,18 +80,11 @@ async def test_send_and_receive_are_checkpoints_even_when_they_need_not_wait() -
         await channel.receive()
     assert scope.cancelled_caught
     assert len(channel) == 1
-    ran: list[str] = []
-
-    async def other() -> None:
-        ran.append("other")
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(other)
+    with trio.testing.assert_checkpoints():  # a schedule point too
         assert await channel.receive() == "a"
-        assert ran == ["other"]  # a schedule point too
-        nursery.start_soon(other)
+    with trio.testing.assert_checkpoints():
         await channel.send("b")
-        assert ran == ["other", "other"]
+    assert channel.take() == "b"
 
 
 async def test_a_waiting_sender_cancelled_sends_nothing_and_the_next_one_goes_on() -> None:
@@ -224,8 +217,28 @@ async def test_close_ends_a_waiting_receive() -> None:
     assert not channel.receiver_waiting
 
 
+async def test_an_item_sent_to_a_waiting_receiver_does_not_count_against_the_capacity() -> None:
+    # As with a Trio memory channel: the item goes to the receiver, the buffer stays empty.
+    channel = _channel(1)
+    got: list[object] = []
+
+    async def receiver() -> None:
+        got.append(await channel.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        channel.send_nowait("a")
+        assert len(channel) == 0
+        channel.send_nowait("b")
+        with pytest.raises(trio.WouldBlock):
+            channel.send_nowait("c")
+    assert got == ["a"]
+    assert channel.take() == "b"
+
+
 async def test_items_sent_after_a_receiver_was_woken_and_before_close_all_arrive() -> None:
-    channel = _channel(2)
+    channel = _channel(1)
     got: list[object] = []
 
     async def receiver() -> None:
