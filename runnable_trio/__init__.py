@@ -18,7 +18,7 @@ list and fails on an upward import, on a module missing from it, and on an impor
     values      _convert, _returns, _runid, _validators, _runlog, _recordread, _files, _writers,
                 _writerlock, _options
     core        _errors, _groups, _jsoncodec, _jsontext, _deftext, _offloop, _telemetry,
-                _definition, _construct, _eventchannel
+                _definition, _construct
 
 Allowed upward imports, each inside a function, with its reason:
 

@@ -4,12 +4,12 @@
 nursery body, so leaving the block cancels the run and waits for it to end.
 
 Events reach the consumer through :class:`EventStream`, one hop from the producing task through
-the run's bounded event channel (``_events.open_event_channel``). While events are buffered,
-``__anext__`` takes one with the channel's ``take`` after a cancellation check only: no trip
-through the scheduler, and no frame of the channel's while no producer waits for room. Only
-an empty channel makes it await ``receive`` (a checkpoint). That is the hot path of a fast
-stream, paid once per event: the check is looked up once per process, and a *plain* stream
-(no sequence numbers to stamp, no event log to append to, the usual case) returns the event as
+the run's bounded memory channel (``_events.open_event_channel``). While events are buffered,
+``__anext__`` takes one with ``receive_nowait`` after a cancellation check only: no trip
+through the scheduler. Only an empty channel makes it await ``receive`` (a checkpoint). That
+is the hot path of a fast stream, paid once per event: the channel's ``receive_nowait`` is
+bound once per stream and the check looked up once per process, and a *plain* stream (no
+sequence numbers to stamp, no event log to append to, the usual case) returns the event as
 soon as it has it.
 
 Every way a consumer is done with a run goes through :meth:`EventStream._finish`, the one place
@@ -65,6 +65,7 @@ class EventStream(metaclass=NoPublicConstructor):
         "_log",
         "_plain",
         "_receive",
+        "_receive_nowait",
         "_receiving",
         "_run",
         "_stamp",
@@ -81,6 +82,7 @@ class EventStream(metaclass=NoPublicConstructor):
         task_done: trio.Event | None = None,
     ) -> None:
         self._receive = receive
+        self._receive_nowait = receive.receive_nowait
         self._run = run
         self._cancel_scope = cancel_scope  # the scope the run's task runs in
         self._finished = False
@@ -114,13 +116,13 @@ class EventStream(metaclass=NoPublicConstructor):
             # Not a reason to end the run: the first consumer is still iterating.
             raise self._busy_error()
         try:
-            # A cancelled consumer is told so even while events are buffered (take alone
-            # would not check), as from any Trio receive.
+            # A cancelled consumer is told so even while events are buffered (receive_nowait
+            # alone would not check), as from any Trio receive.
             await _checkpoint_if_cancelled()
             try:
                 try:
-                    event = self._receive.take()
-                except IndexError:
+                    event = self._receive_nowait()
+                except trio.WouldBlock:
                     event = await self._wait()
             except trio.EndOfChannel as end:
                 # Trio keeps the wakeup that raised it until this task next waits; its
@@ -149,13 +151,7 @@ class EventStream(metaclass=NoPublicConstructor):
             raise
 
     async def _wait(self) -> Event:
-        """The next event of an empty channel, waiting for it (a checkpoint).
-
-        Raises:
-            trio.EndOfChannel: the run has sent its last event (no checkpoint then).
-        """
-        if self._receive.closed:
-            raise trio.EndOfChannel
+        """The next event of an empty channel, waiting for it (a checkpoint)."""
         self._receiving = True
         try:
             if self.last_seq != self._first_seq:
