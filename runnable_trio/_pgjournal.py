@@ -116,7 +116,7 @@ class JournalWriter:
                 return
             if batch.steps > 1 and _refused_rows(error):
                 # Another step's rows may be what the server refused: this step's alone.
-                await self._insert([run_id] * len(entries), entries)
+                await self._commit_rows([run_id] * len(entries), entries)
                 return
             if leads:
                 raise error
@@ -132,7 +132,7 @@ class JournalWriter:
             try:
                 if self._open is batch:
                     self._open = None  # rows from now on go in the next batch
-                await self._insert(batch.run_ids, batch.entries)
+                await self._commit_rows(batch.run_ids, batch.entries)
             finally:
                 slots.release()
         except Exception as exc:
@@ -147,7 +147,7 @@ class JournalWriter:
         finally:
             batch.done.set()
 
-    async def _insert(self, run_ids: list[str], entries: list[str]) -> None:
+    async def _commit_rows(self, run_ids: list[str], entries: list[str]) -> None:
         """Insert the rows on a connection of this writer's (once more on a new one if the
         server had ended its session).
 
