@@ -165,9 +165,14 @@ class JournalWriter:
                 # Tried once more where the server had ended the session (a connection kept
                 # from before it restarted), as _pgdb does for its pooled connections.
                 lost = connection is not None and (connection.lost or lost_session(exc))
+                if lost:
+                    # The session is over even where libpq has not seen its socket close yet
+                    # (the server's FATAL came first): not kept, nor the others, which went
+                    # with the server too. The retry opens a new one.
+                    connection.close()
+                    self._close_idle()
                 if attempt or not lost:
                     raise self.db.error(exc) from exc
-                self._close_idle()  # they went with the server too: the retry opens a new one
                 continue
             finally:
                 if connection is not None and not connection.closed:

@@ -145,6 +145,36 @@ async def test_every_kept_connection_is_replaced_after_the_server_restarts(
     assert len(writer._idle) == 1  # the dead ones closed, the new one kept
 
 
+async def test_a_session_the_server_ended_is_not_kept_though_its_socket_is_still_open(
+    pg_config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runnable_trio import _pgjournal
+
+    store: Any = store_from_configuration(load_configuration(pg_config))
+    writer = journal_writer(store.db)
+    await run(chain(1), parameters={"value": 0}, run_id="first", configuration_file=pg_config)
+    [kept] = writer._idle
+    real = _pgjournal._insert
+    refused: list[LoopConnection] = []
+
+    async def ended(connection: LoopConnection, run_ids: list[str], entries: list[str]) -> None:
+        if not refused:
+            # As the server's FATAL 57P01 reads before libpq notices the socket close.
+            refused.append(connection)
+            raise psycopg.errors.AdminShutdown("terminating connection due to administrator")
+        await real(connection, run_ids, entries)
+
+    monkeypatch.setattr(_pgjournal, "_insert", ended)
+    record = await run(
+        chain(1), parameters={"value": 0}, run_id="after", configuration_file=pg_config
+    )
+    assert record.status is Status.SUCCESS
+    assert refused == [kept]
+    assert kept.closed
+    assert kept not in writer._idle
+    assert len(writer._idle) == 1  # the retry's new connection
+
+
 def test_a_trio_run_s_journal_connections_end_with_it(pg_config: str, pg_dsn: str) -> None:
     store: Any = store_from_configuration(load_configuration(pg_config))
 
