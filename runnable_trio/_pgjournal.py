@@ -164,14 +164,14 @@ class JournalWriter:
             except psycopg.OperationalError as exc:
                 # Tried once more where the server had ended the session (a connection kept
                 # from before it restarted), as _pgdb does for its pooled connections.
-                lost = connection is not None and (connection.lost or lost_session(exc))
-                if lost:
-                    # The session is over even where libpq has not seen its socket close yet
-                    # (the server's FATAL came first): not kept, nor the others, which went
-                    # with the server too. The retry opens a new one.
-                    connection.close()
-                    self._close_idle()
-                if attempt or not lost:
+                if connection is None or not (connection.lost or lost_session(exc)):
+                    raise self.db.error(exc) from exc
+                # The session is over, even where libpq has not seen its socket close yet (the
+                # server's FATAL came first): neither it nor the kept ones (which went with the
+                # server too) are kept. The retry opens a new one.
+                connection.close()
+                self._close_idle()
+                if attempt:
                     raise self.db.error(exc) from exc
                 continue
             finally:
