@@ -190,8 +190,10 @@ class FileRunLogStore:
         if journal is None:
             return  # not a run this store started
         lines = journal_lines(run_log, step, journal.parents_written, journal.texts)
+        # Mostly the step's own line alone (a Map item's, a chain step's): no join for it.
+        text = lines[0] + "\n" if len(lines) == 1 else "\n".join(lines) + "\n"
         try:
-            APPENDS.append(journal.path, ("\n".join(lines) + "\n").encode())
+            APPENDS.append(journal.path, text.encode())
         except OSError as exc:
             what = f"the run log journal of run {run_log.run_id!r} cannot be written"
             raise describe_os_error(exc, what) from exc

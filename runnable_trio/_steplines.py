@@ -185,30 +185,6 @@ def _branch_parts(branches: dict[str, BranchLog], texts: StepTexts | None) -> It
 _BATCH = 64
 
 
-def _leaf(step: StepLog, attempt: Attempt) -> str:
-    """:func:`_step` of a step with one attempt, no branch and no catalog entry (a chain's
-    every step, a Map's every item), written in one piece: the same text, with fewer calls
-    and joins (the file store's cost per step is mostly this text)."""
-    error_type, error_message, metrics = attempt.error_type, attempt.error_message, attempt.metrics
-    given, out, assigned = attempt.parameters_in, attempt.parameters_out, step.assigned
-    statuses = _STATUSES
-    # Empty mappings and known statuses inline: a call each otherwise (a Map item that
-    # assigns nothing has three empty mappings, a Parallel branch's task four).
-    return (
-        f'{{"name":{quote(step.name)},"kind":{quote(step.kind)},"path":{quote(step.path)},'
-        f'"status":{statuses[step.status]},'
-        f'"attempts":[{{"number":{int(attempt.number)},'
-        f"{period(attempt.started_at, attempt.ended_at)},"
-        f'"status":{statuses[attempt.status]},'
-        f'"error_type":{"null" if error_type is None else quote(error_type)},'
-        f'"error_message":{"null" if error_message is None else quote(error_message)},'
-        f'"parameters_in":{values_text(given) if given else "{}"},'
-        f'"parameters_out":{values_text(out) if out else "{}"},'
-        f'"metrics":{values_text(metrics) if metrics else "{}"}}}],"branches":{{}},"catalog":[],'
-        f'"assigned":{values_text(assigned) if assigned else "{}"}}}'
-    )
-
-
 class StepTexts:
     """The text of finished steps with no branches, by path, as their journal lines wrote
     them (:func:`journal_lines`), for the run's final record (:func:`run_record`): a step's
@@ -377,7 +353,31 @@ def journal_lines(
         return lines
     attempts = step.attempts
     if len(attempts) == 1 and not step.catalog:
-        text, state = _leaf(step, attempts[0]), _LEAF_STATES.get(step.status)
+        # _step's text of a step with one attempt, no branch and no catalog entry (a chain's
+        # every step, a Map's every item), written here in one piece: the same text, with
+        # fewer calls and joins (the file store's cost per step is mostly this text; a
+        # function of its own was a frame per step more). Empty mappings and known statuses
+        # inline: a call each otherwise (a Map item that assigns nothing has three empty
+        # mappings, a Parallel branch's task four).
+        [attempt] = attempts
+        error_type, error_message = attempt.error_type, attempt.error_message
+        given, out = attempt.parameters_in, attempt.parameters_out
+        metrics, assigned = attempt.metrics, step.assigned
+        statuses = _STATUSES
+        text = (
+            f'{{"name":{quote(step.name)},"kind":{quote(step.kind)},"path":{quote(path)},'
+            f'"status":{statuses[step.status]},'
+            f'"attempts":[{{"number":{int(attempt.number)},'
+            f"{period(attempt.started_at, attempt.ended_at)},"
+            f'"status":{statuses[attempt.status]},'
+            f'"error_type":{"null" if error_type is None else quote(error_type)},'
+            f'"error_message":{"null" if error_message is None else quote(error_message)},'
+            f'"parameters_in":{values_text(given) if given else "{}"},'
+            f'"parameters_out":{values_text(out) if out else "{}"},'
+            f'"metrics":{values_text(metrics) if metrics else "{}"}}}],"branches":{{}},'
+            f'"catalog":[],"assigned":{values_text(assigned) if assigned else "{}"}}}'
+        )
+        state = _LEAF_STATES.get(step.status)
     else:
         text, state = _step(step), _state(step)
     if texts is not None:

@@ -33,20 +33,21 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 #: store: run_alone (started and resumed: 2), the item's scope made (its __init__, called by
 #: a map in C) and its arguments bound (2: the item alone, no bind_item), its two records
 #: (first_attempt_records, their fields set there, no attrs __init__: 1), the journal line
-#: (append_step, a plain call, no step_finished coroutine; journal_lines, _leaf, the two
-#: times in one _period call, the append: about 5), the text kept for the final record (1).
+#: (append_step, a plain call, no step_finished coroutine; journal_lines, its text written
+#: there, the two times in one _period call, the append: about 4), the text kept for the
+#: final record (1).
 #: The branch's record is made without its class's __init__ too, the attempt's end is inline
 #: in run_alone, the function is called there as it is (no _call_coroutine), and the final
-#: record is written in a worker thread (not counted). Measured: 11.6.
-FILE_STORE_CALLS = 12
+#: record is written in a worker thread (not counted). Measured: 10.6.
+FILE_STORE_CALLS = 11
 #: The same without the journal line and the kept text (the memory store's step_finished is
 #: not called). Measured: 4.9.
 MEMORY_STORE_CALLS = 5
 #: A Parallel branch of one such task, on the file store: as a Map item's, but for its scope
 #: (Scope.branches resumed: 1, not a generator expression's and two calls) and its
 #: arguments (none bound: the function takes no parameter), less the arguments' values in
-#: its journal line (it has none). The fan-out asks what runs it inline. Measured: 10.2.
-PARALLEL_BRANCH_CALLS = 10
+#: its journal line (it has none). The fan-out asks what runs it inline. Measured: 9.2.
+PARALLEL_BRANCH_CALLS = 9
 
 
 async def _item(item: int) -> None:
