@@ -31,6 +31,7 @@ from runnable import (
     HostRun,
     Map,
     Parallel,
+    _guest,
     replay,
 )
 from runnable._aio import GENERATOR_CAPACITY
@@ -484,6 +485,39 @@ def test_a_slow_consumer_bounds_how_far_the_producer_runs_ahead() -> None:
         await run.aclose()
 
     run_asyncio(main)
+
+
+def test_a_buffered_event_costs_the_consumer_one_call_of_the_bridge() -> None:
+    # W8's hot path: with no event log, __anext__ takes the event from the hand-off itself,
+    # through no wrapper of the bridge's. Counted: the calls of _guest.py's functions (the
+    # stream's Trio task, resumed once per burst, is one of them) while the events are taken.
+    events = 1000
+
+    async def fast() -> AsyncIterator[dict[str, Any]]:
+        for i in range(events):
+            yield {"type": "chunk", "i": i}
+
+    calls = 0
+
+    def profile(frame: Any, what: str, _: Any) -> None:
+        nonlocal calls
+        if what == "call" and frame.f_code.co_filename == _guest.__file__:
+            calls += 1
+
+    async def main() -> int:
+        received = 0
+        run = AsyncPythonTask("fast", fast).as_async_pipeline().execute_streaming()
+        await anext(run)  # started: what follows is the stream's steady state
+        sys.setprofile(profile)
+        try:
+            async for _ in run:
+                received += 1
+        finally:
+            sys.setprofile(None)
+        return received
+
+    assert run_asyncio(main) == events - 1
+    assert calls <= 1.1 * events  # two per event when __anext__ went through the bridge
 
 
 # --- composite steps ---------------------------------------------------------------------
