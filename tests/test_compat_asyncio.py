@@ -10,6 +10,7 @@ in ``test_compat_examples.py``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import inspect
@@ -31,6 +32,8 @@ from runnable import (
     HostRun,
     Map,
     Parallel,
+    _guest,
+    _received,
     replay,
 )
 from runnable._aio import GENERATOR_CAPACITY
@@ -484,6 +487,51 @@ def test_a_slow_consumer_bounds_how_far_the_producer_runs_ahead() -> None:
         await run.aclose()
 
     run_asyncio(main)
+
+
+@pytest.mark.parametrize(
+    ("event_log", "per_event"),
+    [
+        (False, {"HostStream.__anext__"}),
+        # The log's take on the asyncio side; its append (a no-op) and full on the Trio side.
+        (
+            True,
+            {"HostStream.__anext__", "ReceivedLog.take", "ReceivedLog.append", "ReceivedLog.full"},
+        ),
+    ],
+)
+def test_a_buffered_event_calls_no_method_of_the_bridge(
+    event_log: bool, per_event: set[str]
+) -> None:
+    # W8's hot path: __anext__ takes the event from the hand-off itself (no event log), or
+    # through the log that records it, with no wrapper of the bridge's between (one call more
+    # per event). Counted: the calls of the bridge's and the log's functions.
+    events = 1000
+
+    async def fast() -> AsyncIterator[dict[str, Any]]:
+        for i in range(events):
+            yield {"type": "chunk", "i": i}
+
+    files = {_guest.__file__, _received.__file__}
+    calls: collections.Counter[str] = collections.Counter()
+
+    def profile(frame: Any, what: str, _: Any) -> None:
+        if what == "call" and frame.f_code.co_filename in files:
+            calls[frame.f_code.co_qualname] += 1
+
+    async def main() -> int:
+        received = 0
+        pipeline = AsyncPythonTask("fast", fast).as_async_pipeline()
+        sys.setprofile(profile)
+        try:
+            async for _ in pipeline.execute_streaming(event_log=event_log):
+                received += 1
+        finally:
+            sys.setprofile(None)
+        return received
+
+    assert run_asyncio(main) == events
+    assert {name for name, count in calls.items() if count >= events} == per_event
 
 
 # --- composite steps ---------------------------------------------------------------------

@@ -243,18 +243,14 @@ class _Bridge:
         self.end: BaseException | None = None
         self.cancel_scope = trio.CancelScope()
         self.done: asyncio.Future[None] = loop.create_future()
-        # The run's event log, appended as the consumer takes each event (``_received``).
-        self.log: ReceivedLog | None = None
+        # In asyncio: the next event of ``events`` (there must be one). A run's event log is
+        # appended as the consumer takes each event (``_received``); without one, this is the
+        # hand-off's own take: one call per event, not two.
+        self.take: Callable[[], tuple[int, Event]] = self.events.take
         if run is not None and run.event_log is not None:
-            self.log = ReceivedLog(run.event_log, self.events, self.cancel_scope)
-            run.event_log = self.log  # before the run starts: its stream logs through it
-
-    def take(self) -> tuple[int, Event]:
-        """In asyncio: the next event of ``events`` (there must be one), logged as received."""
-        item = self.events.take()
-        if self.log is not None:
-            self.log.taken(*item)
-        return item
+            log = ReceivedLog(run.event_log, self.events, self.cancel_scope)
+            run.event_log = log  # before the run starts: its stream logs through it
+            self.take = log.take
 
     async def serve(self, host: _Guest | _TrioAsyncioHost, source: EventSource) -> None:
         """In Trio: move the source's events into ``events``; record how it ended."""

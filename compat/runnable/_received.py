@@ -8,7 +8,7 @@ that were still in the hand-off when the asyncio consumer left, as if received.
 
 So the log the Trio side sees is :class:`ReceivedLog`, which wraps the run's own. Its
 ``append`` does nothing: the asyncio side appends each event as it takes it from the hand-off
-(:meth:`ReceivedLog.taken`, which only encodes the line, as the run's log does). What needs Trio
+(:meth:`ReceivedLog.take`, which only encodes the line, as the run's log does). What needs Trio
 stays on the Trio side, and waits for the consumer first, so the rule of when lines are written
 holds as on a Trio host: a batch when ``full``; when the stream is idle (the Trio side has
 nothing to receive: it waits until the consumer has taken what the hand-off holds, then
@@ -52,11 +52,13 @@ class ReceivedLog:
         self._handoff = handoff
         self._left = left
 
-    def taken(self, seq: int, event: dict[str, Any]) -> None:
-        """The asyncio consumer took ``event``: log it (encoded now, before the consumer may
-        change the dict).
+    def take(self) -> tuple[int, dict[str, Any]]:
+        """The asyncio consumer's take: the hand-off's next item (there must be one), logged
+        (encoded now, before the consumer may change the dict).
         """
-        self._log.append(seq, event)
+        item = self._handoff.take()
+        self._log.append(*item)
+        return item
 
     @property
     def start_seq(self) -> int:
