@@ -132,3 +132,23 @@ def test_every_field_of_a_run_record_is_known_to_the_template() -> None:
         "definition_hash", "code", "retried_at",
     }  # fmt: skip
     assert {field.name for field in attrs.fields(RunLog)} == known
+
+
+def test_a_template_made_leaves_the_kept_minutes_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its marker's year-1 time once took the current minute's place in _jsontext: until the
+    # next minute, every step's times were written by two time_text calls, not one period
+    # (tests/test_item_calls.py failed in the full suite, every other minute).
+    from runnable_trio import _jsontext
+
+    monkeypatch.setattr(_startrecord, "_templates", {})
+    now = dt.datetime.now(dt.UTC)
+    for value in (now - dt.timedelta(minutes=1), now):  # two minutes kept, as after a minute's end
+        _jsontext.time_text(value)
+    kept = (_jsontext._minute, _jsontext._before)
+    for pipeline in _pipelines():
+        run_log = _record(pipeline, started_at=now)
+        assert start_record(run_log, "w") == run_record(run_log, "w")
+        assert _jsontext._minute is kept[0]
+        assert _jsontext._before is kept[1]
+    assert all(pieces is not None for _, pieces in _startrecord._templates.values())
+    assert len(_startrecord._templates) == len(_pipelines())
