@@ -9,11 +9,27 @@ from typing import Any
 
 import pytest
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, FileRunLogStore, Parallel, _startrecord
+from runnable_trio import (
+    AsyncPipeline,
+    AsyncPythonTask,
+    FileRunLogStore,
+    Parallel,
+    _jsontext,
+    _startrecord,
+)
 from runnable_trio._definition import definition_of
 from runnable_trio._runlog import CodeIdentity, RunLog, Status, StepLog
 from runnable_trio._startrecord import start_record
 from runnable_trio._steplines import run_record
+
+
+@pytest.fixture(autouse=True)
+def _kept_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These records' times (fixed, year 1) take the places of the minutes _jsontext keeps, the
+    # current one's too: put back after each test, or later tests' steps (the calls counted
+    # in tests/test_item_calls.py) would write their times without the kept minute.
+    monkeypatch.setattr(_jsontext, "_minute", _jsontext._minute)
+    monkeypatch.setattr(_jsontext, "_before", _jsontext._before)
 
 
 async def _one() -> AsyncIterator[dict[str, Any]]:
@@ -138,12 +154,12 @@ def test_a_template_made_leaves_the_kept_minutes_alone(monkeypatch: pytest.Monke
     # Its marker's year-1 time once took the current minute's place in _jsontext: until the
     # next minute, every step's times were written by two time_text calls, not one period
     # (tests/test_item_calls.py failed in the full suite, every other minute).
-    from runnable_trio import _jsontext
-
     monkeypatch.setattr(_startrecord, "_templates", {})
     now = dt.datetime.now(dt.UTC)
-    for value in (now - dt.timedelta(minutes=1), now):  # two minutes kept, as after a minute's end
-        _jsontext.time_text(value)
+    # Three minutes in turn: the last two kept, the current one first (as after a minute's end).
+    for minutes in (2, 1, 0):
+        _jsontext.time_text(now - dt.timedelta(minutes=minutes))
+    assert _jsontext._minute[0] == now.replace(second=0, microsecond=0)
     kept = (_jsontext._minute, _jsontext._before)
     for pipeline in _pipelines():
         run_log = _record(pipeline, started_at=now)
