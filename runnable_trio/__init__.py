@@ -14,7 +14,7 @@ list and fails on an upward import, on a module missing from it, and on an impor
     graph       _pipeline, _mermaid
     services    _events, _store, _filestore, _snapshot, _steplines, _stores, _config, _catalog,
                 _params, _codeid, _eventlog, _retry, _reader, _replay, _sse, _pgstore,
-                _pgjournal, _pgevents, _pgdb, _pgloop, _pgschema
+                _pgjournal, _pgevents, _pgdb, _pgloop, _pgschema, _startrecord
     values      _convert, _returns, _runid, _validators, _runlog, _recordread, _files, _writers,
                 _writerlock, _options
     core        _errors, _groups, _jsoncodec, _jsontext, _deftext, _offloop, _telemetry,

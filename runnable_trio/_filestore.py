@@ -84,6 +84,7 @@ from ._runlog import (
     StepLog,
 )
 from ._snapshot import record_chunks, whole, write_whole
+from ._startrecord import start_record
 from ._steplines import (
     StepTexts,
     journal_lines,
@@ -341,7 +342,7 @@ class FileRunLogStore:
         except OSError as exc:
             raise describe_os_error(exc, f"run {run_id!r} cannot start") from exc
         try:
-            record = _encode(run_log, writer.token) + b"\n"
+            record = (start_record(run_log, writer.token) + "\n").encode()
             try:
                 # The claim, atomic. Open in the pool: out of descriptors, the run fails now,
                 # not at a step.

@@ -112,7 +112,6 @@ class RunOptions:
         """
         if (
             type(configuration_file) is type(tag) is type(parameters_file) is str
-            and not (configuration_file or tag or parameters_file)
             and (run_id is None or (type(run_id) is str and not run_id))
             and parameters is None
             and attribution is False
@@ -122,9 +121,20 @@ class RunOptions:
             # As it defaults, else checked (raises if unusable).
             and (log_level == "WARNING" or log_level_number(log_level) == logging.WARNING)
         ):
-            # Every keyword as it defaults (``execute_streaming()``, ``stream()``): the one
-            # frozen instance of those, not ~20k instructions to build it again.
-            return _DEFAULTS
+            # Every keyword as it defaults (``execute_streaming()``, ``stream()``) but the
+            # files and the tag, all three str: the one frozen instance of those, not ~20k
+            # instructions to build it again at every run.
+            if not (configuration_file or tag or parameters_file):
+                return _DEFAULTS
+            key = (configuration_file, tag, parameters_file)
+            options = _by_texts.get(key)
+            if options is None:
+                if len(_by_texts) >= _BY_TEXTS_KEPT:
+                    _by_texts.clear()
+                options = _by_texts[key] = cls(
+                    tag=tag, parameters_file=parameters_file, configuration_file=configuration_file
+                )
+            return options
         _check_text("tag", tag)
         if run_id is None:
             run_id = ""
@@ -145,6 +155,10 @@ class RunOptions:
 
 #: The options of a run given no keyword (immutable: shared by those runs).
 _DEFAULTS = RunOptions()
+#: The options of runs given only a configuration file, a parameters file or a tag, by
+#: those three (immutable: shared by those runs; the files are read when a run is prepared).
+_by_texts: dict[tuple[str, str, str], RunOptions] = {}
+_BY_TEXTS_KEPT = 32
 
 
 def _check_text(keyword: str, value: object) -> None:

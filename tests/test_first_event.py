@@ -441,3 +441,29 @@ async def test_a_generated_id_s_run_looks_for_no_snapshot_a_given_one_does() -> 
             pass
         assert looked[-1] == "given.json"
     assert _filestore.FileRunLogStore().load(first.run_id).status is Status.SUCCESS
+
+
+def test_run_options_given_only_files_or_a_tag_are_made_once_per_value() -> None:
+    from runnable_trio._options import RunOptions
+
+    options = RunOptions.check(configuration_file="c.yaml")
+    assert options == RunOptions(configuration_file="c.yaml")
+    assert RunOptions.check(configuration_file="c.yaml", run_id=None) is options  # stream()'s
+    assert RunOptions.check(configuration_file="c.yaml", log_level="warning") is options
+    tagged = RunOptions.check(configuration_file="c.yaml", tag="t", parameters_file="p.yaml")
+    assert tagged == RunOptions(configuration_file="c.yaml", tag="t", parameters_file="p.yaml")
+    assert tagged is not options
+    assert (
+        RunOptions.check(configuration_file="c.yaml", tag="t", parameters_file="p.yaml") is tagged
+    )
+    # Anything else is made (and checked) for its run.
+    given = RunOptions.check(configuration_file="c.yaml", run_id="r")
+    assert given.run_id == "r"
+    assert given is not RunOptions.check(configuration_file="c.yaml", run_id="r")
+    assert RunOptions.check(configuration_file="c.yaml", log_level="ERROR").log_level == 40
+    parameters = {"x": 1}
+    assert (
+        RunOptions.check(configuration_file="c.yaml", parameters=parameters).parameters
+        is parameters
+    )
+    assert RunOptions.check(configuration_file="c.yaml", attribution=True).attribution is True
