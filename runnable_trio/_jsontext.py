@@ -59,31 +59,37 @@ def time_text(value: dt.datetime | None) -> str:
 
 def period(started: dt.datetime, ended: dt.datetime | None) -> str:
     """The ``"started_at"`` and ``"ended_at"`` members of an attempt (or a run), as
-    :func:`time_text` writes them: in one call where both are UTC times in the kept minute (a
+    :func:`time_text` writes them: in one call where both are UTC times in one kept minute (a
     step's start and end are mostly microseconds apart), their seconds and fractions written
-    inline (a call of :func:`time_text` a time otherwise: a step's journal line has two)."""
-    start, end, prefix = _minute
+    inline (a call of :func:`time_text` a time otherwise: a step's journal line has two).
+
+    Either kept minute will do: the current one may be the one before (a time of an earlier
+    minute written meanwhile, a long run's ``started_at``, takes the newer place, and a time
+    found in the older place does not swap them back), and every step until the minute's
+    end would otherwise pay two calls.
+    """
     if (
-        type(started) is _DATETIME
-        and type(ended) is _DATETIME
-        and started.tzinfo is _UTC
-        and ended.tzinfo is _UTC
-        and start <= started < end
-        and start <= ended < end
+        type(started) is not _DATETIME
+        or type(ended) is not _DATETIME
+        or started.tzinfo is not _UTC
+        or ended.tzinfo is not _UTC
     ):
-        micro, second = started.microsecond, started.second
-        begun = (
-            f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}"
-            if micro
-            else _TWO[second]
-        )
-        micro, second = ended.microsecond, ended.second
-        done = (
-            f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}"
-            if micro
-            else _TWO[second]
-        )
-        return f'"started_at":{prefix}{begun}+00:00","ended_at":{prefix}{done}+00:00"'
+        return _times(started, ended)
+    start, end, prefix = _minute
+    if not (start <= started < end and start <= ended < end):
+        start, end, prefix = _before
+        if not (start <= started < end and start <= ended < end):
+            return _times(started, ended)
+    micro, second = started.microsecond, started.second
+    begun = (
+        f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}" if micro else _TWO[second]
+    )
+    micro, second = ended.microsecond, ended.second
+    done = f"{_TWO[second]}{_MICRO[micro // 1000]}{_THREE[micro % 1000]}" if micro else _TWO[second]
+    return f'"started_at":{prefix}{begun}+00:00","ended_at":{prefix}{done}+00:00"'
+
+
+def _times(started: dt.datetime, ended: dt.datetime | None) -> str:
     return f'"started_at":{time_text(started)},"ended_at":{time_text(ended)}'
 
 

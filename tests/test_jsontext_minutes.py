@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from runnable_trio import _jsontext
 
 
@@ -43,3 +45,37 @@ def test_a_third_minute_takes_the_place_of_the_older() -> None:
     assert _jsontext._minute[0] == base
     assert _jsontext._before[0] == base + dt.timedelta(minutes=2)
     assert _jsontext._minute[2] == '"2026-03-01T12:30:'
+
+
+def test_a_step_in_the_older_kept_minute_is_written_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A time of an earlier minute written meanwhile (a long run's started_at in its final
+    # record) takes the newer place; the current minute, kept before it, still serves.
+    now = dt.datetime(2026, 3, 1, 12, 30, 10, 250_000, tzinfo=dt.UTC)
+    long_ago = now - dt.timedelta(hours=3)
+    assert _jsontext.time_text(now) == _isoformat(now)
+    assert _jsontext.time_text(long_ago) == _isoformat(long_ago)
+    assert _jsontext._before[0] == now.replace(second=0, microsecond=0)
+    calls: list[object] = []
+    real = _jsontext.time_text
+
+    def counted(value: dt.datetime | None) -> str:
+        calls.append(value)
+        return real(value)
+
+    monkeypatch.setattr(_jsontext, "time_text", counted)
+    for step in range(5):
+        started = now + dt.timedelta(milliseconds=step)
+        ended = started + dt.timedelta(microseconds=37)
+        text = _jsontext.period(started, ended)
+        assert text == f'"started_at":{_isoformat(started)},"ended_at":{_isoformat(ended)}'
+    assert calls == []
+    # Times in neither kept minute, or not UTC, still go through time_text.
+    other = now + dt.timedelta(minutes=5)
+    naive = now.replace(tzinfo=None)
+    assert _jsontext.period(other, other) == (
+        f'"started_at":{_isoformat(other)},"ended_at":{_isoformat(other)}'
+    )
+    assert _jsontext.period(naive, None) == f'"started_at":{_isoformat(naive)},"ended_at":null'
+    assert calls == [other, other, naive, None]

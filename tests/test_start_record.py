@@ -23,15 +23,6 @@ from runnable_trio._startrecord import start_record
 from runnable_trio._steplines import run_record
 
 
-@pytest.fixture(autouse=True)
-def _kept_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # These records' times (fixed, year 1) take the places of the minutes _jsontext keeps, the
-    # current one's too: put back after each test, or later tests' steps (the calls counted
-    # in tests/test_item_calls.py) would write their times without the kept minute.
-    monkeypatch.setattr(_jsontext, "_minute", _jsontext._minute)
-    monkeypatch.setattr(_jsontext, "_before", _jsontext._before)
-
-
 async def _one() -> AsyncIterator[dict[str, Any]]:
     yield {"type": "one"}
 
