@@ -186,8 +186,13 @@ class _Context:
             separator = "{"
             for name in sorted(value):
                 # A description's keys are str: json's own quoting, without its encode call.
-                parts.append(f"{separator}{_quote(name)}:")
-                self._canonical(value[name], texts, parts)
+                item = value[name]
+                text = texts.get(id(item))
+                if text is None:
+                    parts.append(f"{separator}{_quote(name)}:")
+                    self._canonical(item, texts, parts)
+                else:  # a shared description met again (a branch of 1,000): no call for it
+                    parts.append(f"{separator}{_quote(name)}:{text}")
                 separator = ","
             parts.append("}" if value else "{}")
         else:
@@ -248,7 +253,14 @@ def _describe_value(value: Any, context: _Context | None) -> Any:
     elif isinstance(value, Described):  # a pipeline (a branch, on_failure) or a step
         return value.describe()
     elif isinstance(value, _MAPPINGS):
-        described = {str(key): _describe_value(item, context) for key, item in value.items()}
+        # A pipeline (a branch of 1,000) described at once, not through a call of this
+        # function: the branches of a Parallel are most of a wide definition.
+        described = {
+            str(key): item.describe()
+            if isinstance(item, Described)
+            else _describe_value(item, context)
+            for key, item in value.items()
+        }
     elif attrs.has(type(value)):
         described = {
             field.name: _describe_value(getattr(value, field.name), context)

@@ -107,7 +107,11 @@ def _branches(branches: dict[Any, Any], texts: dict[int, str]) -> str:
     for name, branch in branches.items():
         if type(name) is not str:
             raise _NotPlain
-        parts.append(f"{quote(name)}:{_described(branch, texts)}")
+        # A shared branch met again (a branch of 1,000 copies) without a call for it.
+        text = texts.get(id(branch))
+        if text is None:
+            text = _described(branch, texts)
+        parts.append(f"{quote(name)}:{text}")
     return "{" + ",".join(parts) + "}"
 
 

@@ -167,10 +167,9 @@ class AsyncPipeline(Described):
     name: str = attrs.field(default="", kw_only=True, validator=_check_text)
     description: str = attrs.field(default="", kw_only=True, validator=_check_text)
 
-    def describe(self) -> dict[str, Any]:
-        """The pipeline's definition as JSON-compatible data: what a run log records and
-        its definition hash covers."""
-        return describe_pipeline(self)
+    #: The pipeline's definition as JSON-compatible data: what a run log records and its
+    #: definition hash covers (the function itself: no frame of its own per branch).
+    describe = describe_pipeline
 
     def execute_streaming(
         self,

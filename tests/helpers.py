@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import runnable_trio
 from runnable_trio import AsyncPipeline, AsyncPythonTask, RunLog
 from runnable_trio.testing import assert_final, run_to_end
 
@@ -90,3 +92,26 @@ def writers_swapped_for_a_symlink(writers: Path, spare: str) -> Path:
     writers.rename(writers.parent.parent / f"moved-{writers.parent.name}")
     writers.symlink_to(elsewhere)
     return victim
+
+
+#: Where the library's frames come from: its modules, and the methods attrs generates for
+#: its classes (an ``__init__`` per record).
+_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
+
+
+@contextmanager
+def library_calls() -> Iterator[list[int]]:
+    """Counts the Python-level calls of runnable_trio's own functions made in the block into
+    the list's one item (``sys.setprofile``): a change that adds a frame per step, item or
+    branch shows in a slope of these."""
+    calls = [0]
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
+            calls[0] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield calls
+    finally:
+        sys.setprofile(None)

@@ -11,23 +11,18 @@ a plain Trio task's too).
 from __future__ import annotations
 
 import functools
-import sys
-import types
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-import runnable_trio
 from runnable_trio import AsyncPipeline, AsyncPythonTask, Map, MemoryRunLogStore, Parallel
 from runnable_trio.testing import RunResult, run_to_end
 
+from .helpers import library_calls
+
 SIZES = (100, 300)
-#: Where the library's frames come from: its modules, and the methods attrs generates for
-#: its classes (an ``__init__`` per record).
-_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
 
 #: The library's calls per item of a Map of one plain task returning nothing, on the file
 #: store: run_alone (started and resumed: 2), the item's scope made (its __init__, called by
@@ -54,21 +49,9 @@ async def _item(item: int) -> None:
     await trio.lowlevel.checkpoint()
 
 
-def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
-    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
-            calls[0] += 1
-
-    return profile
-
-
 async def _calls(run: Callable[[], Awaitable[RunResult]]) -> int:
-    calls = [0]
-    sys.setprofile(_counting(calls))
-    try:
+    with library_calls() as calls:
         result = await run()
-    finally:
-        sys.setprofile(None)
     assert result.cause is None
     return calls[0]
 
