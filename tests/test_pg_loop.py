@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from runnable_trio import AsyncPipeline, AsyncPythonTask, Status, read_run_log
+from runnable_trio import AsyncPipeline, AsyncPythonTask, Status, _pgjournal, read_run_log
 from runnable_trio._config import load_configuration
 from runnable_trio._pgjournal import COMMITS_IN_FLIGHT, journal_writer
 from runnable_trio._pgloop import LoopConnection, text_array
@@ -148,8 +148,6 @@ async def test_every_kept_connection_is_replaced_after_the_server_restarts(
 async def test_a_session_the_server_ended_is_not_kept_though_its_socket_is_still_open(
     pg_config: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runnable_trio import _pgjournal
-
     store: Any = store_from_configuration(load_configuration(pg_config))
     writer = journal_writer(store.db)
     await run(chain(1), parameters={"value": 0}, run_id="first", configuration_file=pg_config)
