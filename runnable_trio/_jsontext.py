@@ -48,6 +48,8 @@ def time_text(value: dt.datetime | None) -> str:
         start, end, prefix = _before
         if not start <= value < end:
             start = value.replace(second=0, microsecond=0)
+            if start == _LAST_MINUTE:  # no time after it to end a kept range with
+                return f'"{value.isoformat()}"'
             end = start + _A_MINUTE
             prefix = f'"{start.isoformat()[:_MINUTE_DIGITS]}'  # '"YYYY-MM-DDTHH:MM:'
             _before, _minute = _minute, (start, end, prefix)
@@ -96,6 +98,7 @@ def _times(started: dt.datetime, ended: dt.datetime | None) -> str:
 _DATETIME = dt.datetime
 _UTC = dt.UTC
 _A_MINUTE = dt.timedelta(minutes=1)
+_LAST_MINUTE = dt.datetime.max.replace(second=0, microsecond=0, tzinfo=_UTC)
 _MINUTE_DIGITS = len("YYYY-MM-DDTHH:MM:")
 #: The minute last written: its start, its end and its text up to the seconds.
 _minute = (
