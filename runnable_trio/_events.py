@@ -16,7 +16,6 @@ lifecycle events (``run.started``, ``step.failed`` ...) are streamed too.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import time
 from collections.abc import Callable
@@ -223,17 +222,30 @@ class EventSink:
         """
         return None if self.attribution else self._send.send_nowait
 
-    async def emit(self, event: Event, step: str) -> None:
-        """Send one user event, waiting while the buffer is full.
+    def emit_nowait(self, event: Event, step: str) -> Event | None:
+        """Send one user event if the buffer has room; ``None`` once it is sent.
 
-        Cancellation: a checkpoint only if the buffer is full.
+        When the buffer is full, nothing is sent and the event is returned as it would have
+        gone (with attribution on, the copy carrying its ``_meta``). A streaming task with
+        attribution on calls it for every event: unlike awaiting :meth:`emit`, it makes no
+        coroutine per event.
         """
         if self.attribution:
             event = {**event, META_KEY: {"run_id": self.run_id, "step": step, "ts": time.time()}}
         try:
             self._send.send_nowait(event)
         except trio.WouldBlock:
-            await self._send.send(event)
+            return event
+        return None
+
+    async def emit(self, event: Event, step: str) -> None:
+        """Send one user event, waiting while the buffer is full.
+
+        Cancellation: a checkpoint only if the buffer is full.
+        """
+        unsent = self.emit_nowait(event, step)
+        if unsent is not None:
+            await self._send.send(unsent)
 
     async def lifecycle(self, type_: Lifecycle, path: str, /, **fields: Any) -> None:
         """Send a framework event from step ``path``; does nothing unless attribution is on."""
@@ -243,7 +255,5 @@ class EventSink:
     def lifecycle_nowait(self, type_: Lifecycle, path: str, /, **fields: Any) -> None:
         """Send a framework event if there is room; for paths that must not wait (cancellation)."""
         if self.attribution:
-            meta = {"run_id": self.run_id, "step": path, "ts": time.time()}
             # Dropped when the buffer is full: nobody may be listening any more.
-            with contextlib.suppress(trio.WouldBlock):
-                self._send.send_nowait({"type": type_.value, **fields, META_KEY: meta})
+            self.emit_nowait({"type": type_.value, **fields}, path)

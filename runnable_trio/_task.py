@@ -494,6 +494,8 @@ class AsyncPythonTask(BaseStep):
                             continue
                         except trio.WouldBlock:
                             pass
+                    elif sink.emit_nowait(event, path) is None:
+                        continue  # attribution on: stamped and sent, no coroutine
                     # Looked up here, not held: a bound method kept for the whole stream is
                     # one more object the cyclic GC walks per live streaming branch.
                     await sink.emit(event, path)

@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from runnable_trio import AsyncPipeline, AsyncPythonTask, Status, _stream
+from runnable_trio._events import EventSink
 
 from .helpers import collector_paused
 
@@ -173,3 +174,33 @@ async def test_a_started_iterator_dropped_is_freed_and_its_run_cancelled() -> No
             while run_log.status is Status.PROCESSING:
                 await trio.lowlevel.checkpoint()
     assert run_log.status is Status.CANCELLED
+
+
+@pytest.mark.parametrize("buffer_size", [1, 4, 256])
+async def test_attributed_events_are_emitted_without_a_coroutine_while_there_is_room(
+    monkeypatch: pytest.MonkeyPatch, buffer_size: int
+) -> None:
+    # With attribution on, a streaming step hands an event over with ``emit_nowait`` (no
+    # coroutine); it awaits ``emit`` only for an event that found the buffer full. Every
+    # event still arrives once, in order, stamped, whatever the buffer's size.
+    awaited: list[str] = []
+    emit = EventSink.emit
+
+    async def counting(self: EventSink, event: dict[str, Any], step: str) -> None:
+        awaited.append(event["type"])
+        await emit(self, event, step)
+
+    monkeypatch.setattr(EventSink, "emit", counting)
+    chunks: list[dict[str, Any]] = []
+    async with _pipeline().stream(attribution=True, buffer_size=buffer_size) as events:
+        async for event in events:
+            if event["type"] == "chunk":
+                chunks.append(event)
+    assert [event["i"] for event in chunks] == list(range(EVENTS))
+    assert {event["_meta"]["step"] for event in chunks} == {"fast"}
+    seqs = [event["_meta"]["seq"] for event in chunks]
+    assert seqs == list(range(seqs[0], seqs[0] + EVENTS))
+    if buffer_size > EVENTS:
+        assert "chunk" not in awaited
+    else:
+        assert 0 < awaited.count("chunk") < EVENTS
