@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,17 +102,29 @@ _OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runn
 
 @contextmanager
 def library_calls() -> Iterator[list[int]]:
-    """Counts the Python-level calls of runnable_trio's own functions made in the block into
-    the list's one item (``sys.setprofile``): a change that adds a frame per step, item or
-    branch shows in a slope of these."""
-    calls = [0]
+    """Counts the calls made in the block (``sys.setprofile``): the Python-level calls of
+    runnable_trio's own functions into the list's first item, the builtins' calls (from any
+    caller) into its second. A change that adds a frame per step, item or branch shows in a
+    slope of these."""
+    calls = [0, 0]
 
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "call" and frame.f_code.co_filename.startswith(_OWN):
             calls[0] += 1
+        elif event == "c_call":
+            calls[1] += 1
 
     sys.setprofile(profile)
     try:
         yield calls
     finally:
         sys.setprofile(None)
+
+
+def in_threads(target: Callable[[int], object], count: int) -> None:
+    """Call ``target(index)`` for each index below ``count``, each in a thread; wait for all."""
+    threads = [threading.Thread(target=target, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

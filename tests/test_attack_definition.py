@@ -12,6 +12,8 @@ from typing import Any
 from runnable_trio import AsyncPipeline, AsyncPythonTask, Parallel
 from runnable_trio._definition import _described, definition_of, hash_definition
 
+from .helpers import in_threads
+
 
 async def work() -> None:
     return None
@@ -102,9 +104,5 @@ def test_threads_describing_pipelines_at_once_each_get_their_own() -> None:
                 problems.append(f"{label}: {got[0]['name']}")
             del pipeline, got  # freed now: its id free for another thread's next one
 
-    threads = [threading.Thread(target=describe, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(describe, 8)
     assert problems == []

@@ -41,6 +41,10 @@ from runnable_trio._runlog import Attempt, RunLog, StepLog
 from runnable_trio._startrecord import start_record
 from runnable_trio._steplines import StepTexts, _step, journal_lines, run_record
 
+from .helpers import in_threads
+from .test_compat_asyncio import run_asyncio
+from .test_review5 import check_log
+
 ID_MARK = "\x00run_id\x00"
 PARAMETERS_MARK = "\x00parameters_in\x00"
 TIME_MARK_TEXT = "0001-01-01T00:00:00.000001+00:00"
@@ -255,11 +259,7 @@ def test_start_records_written_in_threads_are_each_their_runs(
             if text != run_record(run_log, f"writer-{worker % 2}"):
                 failures.append(run_log.run_id)
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(work, 8)
     assert failures == []
     assert len(fresh_templates) <= _startrecord._KEPT + 8
 
@@ -375,11 +375,7 @@ def test_shared_run_options_made_in_threads_are_each_their_tags(
             if options.tag != tag or options.parameters_file != f"p{worker % 3}":
                 failures.append((tag, options.tag))
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(work, 8)
     assert failures == []
     assert len(_options._by_texts) <= _options._BY_TEXTS_KEPT + 8
 
@@ -457,11 +453,7 @@ def test_period_and_time_text_in_threads_across_minutes_are_isoformats() -> None
             if _jsontext.time_text(ended) != _iso(ended):
                 failures.append(str(ended))
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(work, 6)
     assert failures == []
 
 
@@ -707,15 +699,12 @@ def test_a_lost_session_on_a_new_connection_is_not_retried(
 # --- compat: the consumer's take with an event log -------------------------------------------
 
 
-def _run_asyncio(main: Any) -> Any:
-    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-        return runner.run(main())
-
-
-def _logged(run_id: str) -> list[dict[str, Any]]:
-    path = Path(f".run_log_store/{run_id}.events.jsonl")
-    text = path.read_text() if path.exists() else ""
-    return [json.loads(line) for line in text.split("\n")[:-1] if '"writer"' not in line]
+async def _cancel_then_close(consumer: asyncio.Task[Any], run: Any) -> None:
+    """Cancel the ``consumer`` task, wait for it to end, then close the stream ``run``."""
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    await run.aclose()
 
 
 def test_a_consumer_cancelled_in_anext_with_an_event_log_logs_exactly_what_it_took() -> None:
@@ -741,17 +730,11 @@ def test_a_consumer_cancelled_in_anext_with_an_event_log_logs_exactly_what_it_to
             event["added"] = True
         waiting = asyncio.create_task(anext(run))
         await asyncio.sleep(0.01)
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
-        await run.aclose()
+        await _cancel_then_close(waiting, run)
         return received
 
-    received = _run_asyncio(main)
-    logged = _logged("r1")
-    assert [line["event"] for line in logged[:-1]] == received
-    assert [line["seq"] for line in logged[:-1]] == [1, 2, 3, 4, 5]
-    assert logged[-1]["end"]["status"] == "CANCELLED"
+    received = run_asyncio(main)
+    check_log("r1", received, "CANCELLED")
 
 
 def test_a_consumer_cancelled_with_events_waiting_logs_only_those_it_took() -> None:
@@ -777,16 +760,11 @@ def test_a_consumer_cancelled_with_events_waiting_logs_only_those_it_took() -> N
         task = asyncio.create_task(consume())
         while taken < 7:
             await asyncio.sleep(0)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await run.aclose()
+        await _cancel_then_close(task, run)
         return taken
 
-    taken = _run_asyncio(main)
-    logged = _logged("r1")
-    assert [line["event"]["n"] for line in logged[:-1]] == list(range(taken))
-    assert logged[-1]["end"]["status"] == "CANCELLED"
+    taken = run_asyncio(main)
+    check_log("r1", [{"type": "tick", "n": n} for n in range(taken)], "CANCELLED")
 
 
 def test_a_time_in_the_last_representable_minute_is_its_isoformat() -> None:

@@ -8,20 +8,16 @@ at two lengths of chain), so what a run does once does not blur it; only frames 
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import runnable_trio
 from runnable_trio import AsyncPipeline, AsyncPythonTask, MemoryRunLogStore
 from runnable_trio.testing import run_to_end
 
+from .helpers import library_calls
+
 LENGTHS = (20, 60)
-_OWN = (str(Path(runnable_trio.__file__).parent), "<attrs generated methods runnable_trio.")
 
 #: The library's calls per step of a chain of plain tasks, on the memory store: run_step (1),
 #: its two records' attrs __init__ (2), _execute (1), the arguments bound (Scope.arguments,
@@ -44,19 +40,6 @@ async def _step(x: int) -> int:
     return x + 1
 
 
-def _counting(calls: list[int]) -> Callable[[types.FrameType, str, Any], None]:
-    """Counts the library's calls into ``calls[0]``, the builtins' (any caller) into
-    ``calls[1]``."""
-
-    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(_OWN):
-            calls[0] += 1
-        elif event == "c_call":
-            calls[1] += 1
-
-    return profile
-
-
 async def _calls(length: int, store: Any) -> tuple[int, int]:
     """The library's calls, and the builtins' calls, in a run of a chain of ``length`` steps
     (its second run)."""
@@ -65,12 +48,8 @@ async def _calls(length: int, store: Any) -> tuple[int, int]:
     )
     extra = {} if store is None else {"store": store}
     await run_to_end(pipeline, parameters={"x": 0}, **extra)  # described on its first run
-    calls = [0, 0]
-    sys.setprofile(_counting(calls))
-    try:
+    with library_calls() as calls:
         result = await run_to_end(pipeline, parameters={"x": 0}, **extra)
-    finally:
-        sys.setprofile(None)
     assert result.cause is None
     assert result.run_log.parameters_out["x"] == length
     return calls[0], calls[1]

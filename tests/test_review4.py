@@ -41,7 +41,7 @@ from runnable_trio._runlog import (
 from runnable_trio._store import MemoryRunLogStore
 from runnable_trio.hosting import BaseStep
 
-from .helpers import run, task
+from .helpers import in_threads, run, task
 
 # --- isolation --------------------------------------------------------------------------
 
@@ -455,11 +455,7 @@ def test_definitions_built_in_two_threads_at_once_are_each_complete() -> None:
         barrier.wait()
         results[index] = definition_of(pipelines[index])
 
-    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(build, 2)
     for index, (definition, _) in enumerate(results):
         assert definition == describe_pipeline(pipelines[index])
         names = {b["steps"][0]["name"] for b in definition["steps"][0]["branches"].values()}
